@@ -1,0 +1,40 @@
+/**
+ * Metric names and dimensions (DESIGN.md section 9), shared by the code that emits them and the
+ * stack's dashboard and alarms, so that the two cannot drift apart.
+ */
+export const METRICS_NAMESPACE = 'PipelinePromoter';
+
+export const Metric = {
+  PromotionLatency: 'PromotionLatency',
+  PromotionsOpened: 'PromotionsOpened',
+  PromotionsUpdated: 'PromotionsUpdated',
+  PromotionsUpToDate: 'PromotionsUpToDate',
+  PromotionsSuperseded: 'PromotionsSuperseded',
+  PromotionsFailed: 'PromotionsFailed',
+  PromotionsDropped: 'PromotionsDropped',
+  WebhookRequests: 'WebhookRequests',
+  Deployments: 'Deployments',
+} as const;
+
+export const Dimension = {
+  Pipeline: 'Pipeline',
+  Application: 'Application',
+  Environment: 'Environment',
+  Outcome: 'Outcome',
+} as const;
+
+/** `Outcome` values of `WebhookRequests`. */
+export const WebhookOutcome = {
+  Accepted: 'accepted',
+  Ignored: 'ignored',
+  FinalEnvironment: 'final-environment',
+  RejectedSignature: 'rejected-signature',
+  RejectedInvalid: 'rejected-invalid',
+  RejectedReplay: 'rejected-replay',
+  NotFound: 'not-found',
+  MethodNotAllowed: 'method-not-allowed',
+  TooLarge: 'too-large',
+  Unavailable: 'unavailable',
+} as const;
+
+export type WebhookOutcome = (typeof WebhookOutcome)[keyof typeof WebhookOutcome];

@@ -1,0 +1,95 @@
+/**
+ * The internal pipeline model every shell and adapter works with, normalised from the Weave
+ * `Pipeline` shapes in pipeline-manifest.ts. Nothing here knows where a pipeline came from.
+ */
+export interface PipelineRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface AppRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+}
+
+export interface ClusterRef {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+export interface Target {
+  readonly namespace: string;
+  readonly clusterRef?: ClusterRef;
+}
+
+export interface GitHubRepository {
+  /** `https://host/owner/repo.git` (or `http://` on loopback): what git fetches and pushes. */
+  readonly cloneUrl: string;
+  /** `https://api.github.com` or GitHub Enterprise Server's `{scheme}://{host}/api/v3`. */
+  readonly apiBaseUrl: string;
+  readonly owner: string;
+  readonly repo: string;
+}
+
+export interface PullRequestStrategy {
+  readonly type: 'pull-request';
+  readonly provider: 'github';
+  readonly repository: GitHubRepository;
+  readonly baseBranch: string;
+  /** Secret name (in the pipeline's namespace) with the `token` (and optional git credentials). */
+  readonly credentialsSecret: string;
+}
+
+export interface NotificationStrategy {
+  readonly type: 'notification';
+}
+
+export type PromotionStrategy = PullRequestStrategy | NotificationStrategy;
+
+export interface Promotion {
+  readonly manual: boolean;
+  readonly strategy: PromotionStrategy;
+  /** Secret name with the webhook `hmac-key`, when this promotion names its own. */
+  readonly hmacSecret?: string;
+}
+
+export interface Environment {
+  readonly name: string;
+  readonly targets: readonly Target[];
+  /** Overrides the pipeline's promotion for promotions *into* this environment. */
+  readonly promotion?: Promotion;
+}
+
+export interface Pipeline extends PipelineRef {
+  readonly app: AppRef;
+  /** Secret name (in the pipeline's namespace) with the webhook `hmac-key`. */
+  readonly hmacSecret: string;
+  readonly environments: readonly Environment[];
+  readonly promotion?: Promotion;
+}
+
+export const pipelineId = (ref: PipelineRef): string => `${ref.namespace}/${ref.name}`;
+
+export const findEnvironment = (pipeline: Pipeline, name: string): Environment | undefined =>
+  pipeline.environments.find((environment) => environment.name === name);
+
+/** The environment after `name`, or undefined when `name` is the last one (or unknown). */
+export const nextEnvironment = (pipeline: Pipeline, name: string): Environment | undefined => {
+  const index = pipeline.environments.findIndex((environment) => environment.name === name);
+  return index < 0 ? undefined : pipeline.environments[index + 1];
+};
+
+/** The promotion that moves an application *into* `environment`: its override, else the default. */
+export const promotionInto = (pipeline: Pipeline, environment: string): Promotion | undefined =>
+  findEnvironment(pipeline, environment)?.promotion ?? pipeline.promotion;
+
+/**
+ * The secret whose `hmac-key` signs events coming *from* `environment`: the key of the promotion
+ * they trigger (into the next environment) when it names one, else the pipeline's.
+ */
+export const webhookSecretFor = (pipeline: Pipeline, environment: string): string => {
+  const next = nextEnvironment(pipeline, environment);
+  return next?.promotion?.hmacSecret ?? pipeline.hmacSecret;
+};

@@ -1,0 +1,157 @@
+import type { GitHubRepository, Pipeline, PipelineRef } from './pipeline.ts';
+import type { PipelineSecret, SecretRef } from './pipeline-secret.ts';
+import type { PromotionJob } from './promotion-job.ts';
+
+/**
+ * The ports the core talks through. Each has an adapter per real component (functions/adapters)
+ * and a small in-memory or file twin for `promoter serve` and tests. Adapters throw PromoterError
+ * with a `code` and `retryable` so that the core never inspects an SDK's error types.
+ */
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export interface JobQueue {
+  /**
+   * Durably enqueues the job. Enqueueing a job with an id already seen (within the queue's
+   * deduplication window) has no second effect.
+   */
+  enqueue(job: PromotionJob): Promise<void>;
+}
+
+export interface PipelineStore {
+  get(ref: PipelineRef): Promise<Pipeline | undefined>;
+}
+
+export interface SecretStore {
+  /** Throws PromoterError SECRET_NOT_FOUND, INVALID_SECRET or SECRET_UNAVAILABLE (retryable). */
+  get(ref: SecretRef): Promise<PipelineSecret>;
+}
+
+/** A deployment seen by the webhook: the revision an environment now runs. */
+export interface DeploymentRecord {
+  readonly pipeline: PipelineRef;
+  readonly environment: string;
+  readonly revision: string;
+  readonly eventTimestamp: string;
+  readonly recordedAt: string;
+}
+
+export type PromotionState =
+  | 'queued'
+  | 'opened'
+  | 'updated'
+  | 'up-to-date'
+  | 'superseded'
+  | 'failed';
+
+/** The latest promotion into one environment of one pipeline. */
+export interface PromotionRecord {
+  readonly pipeline: PipelineRef;
+  readonly environment: string;
+  readonly revision: string;
+  readonly state: PromotionState;
+  readonly jobId: string;
+  readonly from: string;
+  /** The source deployment event's timestamp: what orders promotions (a late event loses). */
+  readonly eventTimestamp: string;
+  readonly updatedAt: string;
+  readonly pullRequest?: { readonly number: number; readonly url: string };
+  readonly failure?: { readonly code: string; readonly message: string };
+}
+
+export interface PromotionStateStore {
+  recordDeployment(record: DeploymentRecord): Promise<void>;
+  listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]>;
+  getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined>;
+  putPromotion(record: PromotionRecord): Promise<void>;
+  listPromotions(ref: PipelineRef): Promise<PromotionRecord[]>;
+}
+
+export interface GitCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface FileEdit {
+  /** How many `$promotion` markers for the target were found in the file. */
+  readonly markers: number;
+  /** The file's new text (equal to the input when nothing changed). */
+  readonly content: string;
+}
+
+export interface PromotionBranchRequest {
+  readonly repository: GitHubRepository;
+  readonly credentials: GitCredentials;
+  readonly baseBranch: string;
+  readonly branch: string;
+  /** Only files whose path passes and whose raw text contains `needle` are handed to `edit`. */
+  readonly includePath: (path: string) => boolean;
+  readonly needle: string;
+  readonly edit: (path: string, content: string) => FileEdit;
+  readonly commit: {
+    readonly message: string;
+    readonly author: { readonly name: string; readonly email: string };
+  };
+}
+
+export type PromotionBranchResult =
+  | {
+      readonly status: 'pushed';
+      readonly baseCommit: string;
+      readonly commit: string;
+      readonly changedFiles: readonly string[];
+    }
+  | {
+      readonly status: 'unchanged';
+      readonly baseCommit: string;
+      /** Files with markers for the target: 0 means there is nothing to promote. */
+      readonly markedFiles: number;
+    };
+
+export interface ConfigRepository {
+  /**
+   * Edits the files of `baseBranch`'s head and force-updates `branch` to one commit on top of
+   * it. When the base moves before the push lands, starts again on the new head. Throws
+   * PromoterError GIT_* codes.
+   */
+  preparePromotionBranch(request: PromotionBranchRequest): Promise<PromotionBranchResult>;
+}
+
+export interface PullRequestRequest {
+  readonly repository: GitHubRepository;
+  readonly token: string;
+  readonly head: string;
+  readonly base: string;
+  readonly title: string;
+  readonly body: string;
+}
+
+export interface PullRequestResult {
+  readonly action: 'opened' | 'updated';
+  readonly number: number;
+  readonly url: string;
+}
+
+export interface PullRequests {
+  /** Updates the open PR whose head is `head`, else opens one. Throws PromoterError GITHUB_*. */
+  upsert(request: PullRequestRequest): Promise<PullRequestResult>;
+}
+
+export type MetricUnit = 'Count' | 'Milliseconds';
+
+export interface MetricPoint {
+  readonly name: string;
+  readonly unit: MetricUnit;
+  readonly value: number;
+  readonly dimensions: Readonly<Record<string, string>>;
+  /** High-cardinality context (revision, PR URL, job id), searchable but not a dimension. */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface MetricsSink {
+  record(point: MetricPoint): void;
+}
