@@ -26,6 +26,17 @@ export interface PipelineStore {
   get(ref: PipelineRef): Promise<Pipeline | undefined>;
 }
 
+/** What `put` did: `unchanged` when the stored definition has the same content (no write). */
+export type PipelinePutResult = 'created' | 'updated' | 'unchanged';
+
+/** The writable pipeline store behind `promoter sync` (PUT /pipelines). */
+export interface PipelineRegistry extends PipelineStore {
+  list(): Promise<Pipeline[]>;
+  put(pipeline: Pipeline): Promise<PipelinePutResult>;
+  /** True when the pipeline existed. */
+  delete(ref: PipelineRef): Promise<boolean>;
+}
+
 export interface SecretStore {
   /** Throws PromoterError SECRET_NOT_FOUND, INVALID_SECRET or SECRET_UNAVAILABLE (retryable). */
   get(ref: SecretRef): Promise<PipelineSecret>;

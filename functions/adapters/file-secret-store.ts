@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { PromoterError } from '../core/errors.ts';
+import {
+  decodePipelineSecret,
+  type PipelineSecret,
+  type SecretRef,
+  secretId,
+} from '../core/pipeline-secret.ts';
+import type { SecretStore } from '../core/ports.ts';
+
+/**
+ * `promoter serve`'s secrets: one JSON file mapping `"NS/S"` to the same object Secrets Manager
+ * holds (DESIGN.md section 4). Read and validated once at start-up, so that a broken file fails
+ * before the first request rather than on it.
+ */
+export class FileSecretStore implements SecretStore {
+  private constructor(
+    private readonly path: string,
+    private readonly secrets: ReadonlyMap<string, PipelineSecret>,
+  ) {}
+
+  static async load(path: string): Promise<FileSecretStore> {
+    let value: unknown;
+    try {
+      value = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      throw new PromoterError('INVALID_CONFIG', `secrets file ${path} is not readable JSON`, {
+        cause: error,
+      });
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new PromoterError(
+        'INVALID_CONFIG',
+        `secrets file ${path}: expected an object mapping "namespace/name" to a secret`,
+      );
+    }
+    const secrets = new Map<string, PipelineSecret>();
+    for (const [id, secret] of Object.entries(value)) {
+      const [namespace, name, ...rest] = id.split('/');
+      if (namespace === undefined || name === undefined || rest.length > 0 || !namespace || !name) {
+        throw new PromoterError(
+          'INVALID_CONFIG',
+          `secrets file ${path}: key ${JSON.stringify(id)}: expected "namespace/name"`,
+        );
+      }
+      secrets.set(id, decodePipelineSecret({ namespace, name }, secret));
+    }
+    return new FileSecretStore(path, secrets);
+  }
+
+  async get(ref: SecretRef): Promise<PipelineSecret> {
+    const secret = this.secrets.get(secretId(ref));
+    if (secret === undefined) {
+      throw new PromoterError(
+        'SECRET_NOT_FOUND',
+        `secret ${secretId(ref)} not found in ${this.path}: add "${secretId(ref)}": {"hmac-key": ..., "token": ...}`,
+        { data: { secret: secretId(ref) } },
+      );
+    }
+    return secret;
+  }
+}

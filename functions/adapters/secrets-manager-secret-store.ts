@@ -1,0 +1,135 @@
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { isPromoterError, PromoterError } from '../core/errors.ts';
+import {
+  type PipelineSecret,
+  parsePipelineSecret,
+  type SecretRef,
+} from '../core/pipeline-secret.ts';
+import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
+
+/**
+ * The `SecretStore` port on AWS Secrets Manager (DESIGN.md section 4): the secret reference
+ * `S` in namespace `NS` is the secret `{prefix}NS/S` (prefix `pipeline-promoter/` unless told),
+ * whose SecretString is the JSON object with Weave's keys.
+ *
+ * Decoded values are cached in memory for `ttlMs` (60 s unless told), so that a burst of
+ * webhook deliveries costs one GetSecretValue and a rotated key is picked up within the TTL;
+ * concurrent gets of the same secret share one request. Failures are not cached.
+ *
+ * Errors name the secret id, never its value: ResourceNotFoundException is SECRET_NOT_FOUND
+ * (not retryable); an unreadable value is INVALID_SECRET (not retryable); throttling, network
+ * and every other service error are SECRET_UNAVAILABLE (retryable).
+ */
+export const DEFAULT_SECRET_PREFIX = 'pipeline-promoter/';
+export const DEFAULT_SECRET_TTL_MS = 60_000;
+
+export interface SecretsManagerSecretStoreOptions {
+  /** Prepended to `NS/S`; `pipeline-promoter/` unless told. */
+  readonly prefix?: string;
+  /** How long a decoded value is served from memory; 60 s unless told, 0 disables the cache. */
+  readonly ttlMs?: number;
+  readonly clock?: Clock;
+}
+
+interface CacheEntry {
+  readonly value: PipelineSecret;
+  readonly expiresAt: number;
+}
+
+export class SecretsManagerSecretStore implements SecretStore {
+  private readonly prefix: string;
+  private readonly ttlMs: number;
+  private readonly clock: Clock;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inFlight = new Map<string, Promise<PipelineSecret>>();
+
+  constructor(
+    private readonly client: SecretsManagerClient,
+    options: SecretsManagerSecretStoreOptions = {},
+  ) {
+    this.prefix = options.prefix ?? DEFAULT_SECRET_PREFIX;
+    this.ttlMs = options.ttlMs ?? DEFAULT_SECRET_TTL_MS;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** The Secrets Manager secret id (name) behind a reference. */
+  secretName(ref: SecretRef): string {
+    return `${this.prefix}${ref.namespace}/${ref.name}`;
+  }
+
+  async get(ref: SecretRef): Promise<PipelineSecret> {
+    const id = this.secretName(ref);
+    const cached = this.cache.get(id);
+    if (cached !== undefined && this.clock.now().getTime() < cached.expiresAt) return cached.value;
+    const pending = this.inFlight.get(id);
+    if (pending !== undefined) return pending;
+    const request = this.fetch(ref, id).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, request);
+    return request;
+  }
+
+  /** Forgets cached values: one secret's, or all of them. */
+  invalidate(ref?: SecretRef): void {
+    if (ref === undefined) this.cache.clear();
+    else this.cache.delete(this.secretName(ref));
+  }
+
+  private async fetch(ref: SecretRef, id: string): Promise<PipelineSecret> {
+    let text: string | undefined;
+    try {
+      const response = await this.client.send(new GetSecretValueCommand({ SecretId: id }));
+      text = response.SecretString;
+    } catch (error) {
+      throw secretsManagerError(error, id);
+    }
+    if (text === undefined) {
+      throw new PromoterError(
+        'INVALID_SECRET',
+        `secret ${id} has no SecretString: store its JSON object as a secret string ` +
+          '(with keys hmac-key, token, ...), not as binary',
+        { data: { secret: id } },
+      );
+    }
+    let value: PipelineSecret;
+    try {
+      value = parsePipelineSecret(ref, text);
+    } catch (error) {
+      // The core names the reference (NS/S); name the Secrets Manager id too. Its messages
+      // never contain the value.
+      if (isPromoterError(error)) {
+        throw new PromoterError(error.code, `${error.message} (Secrets Manager secret ${id})`, {
+          retryable: error.retryable,
+          data: { ...error.data, secret: id },
+        });
+      }
+      throw error;
+    }
+    if (this.ttlMs > 0) {
+      this.cache.set(id, { value, expiresAt: this.clock.now().getTime() + this.ttlMs });
+    }
+    return value;
+  }
+}
+
+const errorName = (error: unknown): string =>
+  error instanceof Error ? error.name : typeof error === 'string' ? error : 'Error';
+
+const secretsManagerError = (error: unknown, id: string): PromoterError => {
+  const name = errorName(error);
+  if (name === 'ResourceNotFoundException') {
+    return new PromoterError(
+      'SECRET_NOT_FOUND',
+      `secret ${id} does not exist in Secrets Manager: create it with ` +
+        `\`aws secretsmanager create-secret --name ${id} --secret-string file://secret.json\` ` +
+        'where secret.json is a JSON object with hmac-key (and token for pull requests)',
+      { data: { secret: id }, cause: error },
+    );
+  }
+  // Service messages name the secret and the failure, never the value.
+  const detail = error instanceof Error && error.message !== '' ? `: ${error.message}` : '';
+  return new PromoterError(
+    'SECRET_UNAVAILABLE',
+    `could not read secret ${id} from Secrets Manager (${name}${detail})`,
+    { retryable: true, data: { secret: id, error: name }, cause: error },
+  );
+};

@@ -1,0 +1,147 @@
+import { apiGroup, eventRevision, type FluxEvent } from './flux-event.ts';
+import { findEnvironment, nextEnvironment, type Pipeline } from './pipeline.ts';
+import { type PromotionJob, promotionJobId } from './promotion-job.ts';
+
+/**
+ * Whether a valid, signed Flux event promotes anything (DESIGN.md section 5, after the
+ * signature and body checks). Pure: the caller supplies the time.
+ */
+export const DEFAULT_PROMOTING_REASONS = [
+  'InstallSucceeded',
+  'UpgradeSucceeded',
+  'TestSucceeded',
+  'ReconciliationSucceeded',
+  // Flux before v2.0 sent the severity as the reason.
+  'info',
+] as const;
+
+/** Reasons that report a deployment going backwards or away: never promoted, whatever is set. */
+export const NEVER_PROMOTING_REASONS: ReadonlySet<string> = new Set([
+  'RollbackSucceeded',
+  'UninstallSucceeded',
+]);
+
+export interface DecisionSettings {
+  readonly maxEventAgeMs: number;
+  readonly maxClockSkewMs: number;
+  readonly promotingReasons: ReadonlySet<string>;
+}
+
+export const decisionSettings = (
+  options: { maxEventAgeSeconds?: number; promotingReasons?: readonly string[] | undefined } = {},
+): DecisionSettings => ({
+  maxEventAgeMs: (options.maxEventAgeSeconds ?? 15 * 60) * 1000,
+  maxClockSkewMs: 5 * 60 * 1000,
+  promotingReasons: new Set(
+    (options.promotingReasons ?? DEFAULT_PROMOTING_REASONS).filter(
+      (reason) => !NEVER_PROMOTING_REASONS.has(reason),
+    ),
+  ),
+});
+
+export interface Deployment {
+  readonly environment: string;
+  readonly revision: string;
+  readonly eventTimestamp: string;
+}
+
+export type Decision =
+  | { readonly kind: 'invalid'; readonly error: string; readonly replay?: true }
+  | { readonly kind: 'ignore'; readonly reason: 'not-a-promoting-event' }
+  | { readonly kind: 'final'; readonly deployment: Deployment }
+  | { readonly kind: 'promote'; readonly deployment: Deployment; readonly job: PromotionJob };
+
+export const decide = (
+  pipeline: Pipeline,
+  environmentName: string,
+  event: FluxEvent,
+  now: Date,
+  settings: DecisionSettings,
+): Decision => {
+  const environment = findEnvironment(pipeline, environmentName);
+  if (environment === undefined) {
+    const known = pipeline.environments.map((candidate) => candidate.name).join(', ');
+    return {
+      kind: 'invalid',
+      error: `environment ${JSON.stringify(environmentName)} is not in pipeline ${pipeline.namespace}/${pipeline.name} (environments: ${known})`,
+    };
+  }
+  const object = event.involvedObject;
+  const app = pipeline.app;
+  if (
+    object.kind !== app.kind ||
+    object.name !== app.name ||
+    apiGroup(object.apiVersion) !== apiGroup(app.apiVersion)
+  ) {
+    return {
+      kind: 'invalid',
+      error: `involvedObject ${object.kind}/${object.name} (${object.apiVersion}) is not the pipeline's app ${app.kind}/${app.name} (${app.apiVersion})`,
+    };
+  }
+  const namespaces = environment.targets.map((target) => target.namespace);
+  if (!namespaces.includes(object.namespace)) {
+    return {
+      kind: 'invalid',
+      error: `involvedObject.namespace ${JSON.stringify(object.namespace)} is not a target namespace of environment ${environment.name} (${namespaces.join(', ')})`,
+    };
+  }
+  const revision = eventRevision(event);
+  if (revision === undefined) {
+    return {
+      kind: 'invalid',
+      error: `metadata.revision: expected the deployed revision (in metadata.revision or metadata["${apiGroup(object.apiVersion)}/revision"])`,
+    };
+  }
+  const age = now.getTime() - Date.parse(event.timestamp);
+  if (age > settings.maxEventAgeMs) {
+    return {
+      kind: 'invalid',
+      replay: true,
+      error: `timestamp ${event.timestamp} is older than the maximum event age (${settings.maxEventAgeMs / 1000}s)`,
+    };
+  }
+  if (-age > settings.maxClockSkewMs) {
+    return {
+      kind: 'invalid',
+      replay: true,
+      error: `timestamp ${event.timestamp} is more than ${settings.maxClockSkewMs / 1000}s in the future`,
+    };
+  }
+  if (event.severity !== 'info' || !settings.promotingReasons.has(event.reason)) {
+    return { kind: 'ignore', reason: 'not-a-promoting-event' };
+  }
+  const deployment = {
+    environment: environment.name,
+    revision,
+    // Normalised to UTC so that records order by plain string comparison.
+    eventTimestamp: new Date(event.timestamp).toISOString(),
+  };
+  const next = nextEnvironment(pipeline, environment.name);
+  if (next === undefined) return { kind: 'final', deployment };
+  const ref = { namespace: pipeline.namespace, name: pipeline.name };
+  return {
+    kind: 'promote',
+    deployment,
+    job: {
+      version: 1,
+      id: promotionJobId(ref, next.name, revision),
+      pipeline: ref,
+      from: environment.name,
+      to: next.name,
+      revision,
+      event: {
+        timestamp: event.timestamp,
+        reason: event.reason,
+        message: event.message,
+        involvedObject: {
+          kind: object.kind,
+          namespace: object.namespace,
+          name: object.name,
+          apiVersion: object.apiVersion,
+          ...(object.uid === undefined ? {} : { uid: object.uid }),
+        },
+      },
+      receivedAt: now.toISOString(),
+    },
+  };
+};

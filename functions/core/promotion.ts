@@ -1,0 +1,231 @@
+import { isPromoterError, PromoterError } from './errors.ts';
+import type { LogPort } from './logger.ts';
+import { Dimension, Metric } from './metric-names.ts';
+import {
+  findEnvironment,
+  type Pipeline,
+  type PullRequestStrategy,
+  pipelineId,
+  promotionInto,
+} from './pipeline.ts';
+import type {
+  Clock,
+  ConfigRepository,
+  MetricsSink,
+  PipelineStore,
+  PromotionRecord,
+  PromotionStateStore,
+  PullRequests,
+  SecretStore,
+} from './ports.ts';
+import type { PromotionJob } from './promotion-job.ts';
+import { editMarkers, isPromotableFile, MARKER_NEEDLE, markerFor } from './promotion-markers.ts';
+
+/**
+ * The pull-request promotion (DESIGN.md section 7): one job in, one recorded outcome out.
+ * Permanent failures are recorded and returned; transient ones are thrown for the queue to retry.
+ */
+export interface PromotionDependencies {
+  readonly pipelines: PipelineStore;
+  readonly secrets: SecretStore;
+  readonly state: PromotionStateStore;
+  readonly repository: ConfigRepository;
+  readonly pullRequests: PullRequests;
+  readonly clock: Clock;
+  readonly metrics: MetricsSink;
+  readonly logger: LogPort;
+  readonly author?: { readonly name: string; readonly email: string };
+}
+
+export type PromotionOutcome =
+  | {
+      readonly status: 'opened' | 'updated';
+      readonly pullRequest: { readonly number: number; readonly url: string };
+      readonly changedFiles: readonly string[];
+    }
+  | { readonly status: 'up-to-date' }
+  | { readonly status: 'superseded'; readonly by: string }
+  | { readonly status: 'dropped'; readonly reason: string }
+  | { readonly status: 'failed'; readonly code: string; readonly message: string };
+
+export const DEFAULT_AUTHOR = {
+  name: 'Pipeline Promoter',
+  email: 'pipeline-promoter@users.noreply.github.com',
+} as const;
+
+export const promotionBranch = (job: Pick<PromotionJob, 'pipeline' | 'to'>): string =>
+  `promotion-${job.pipeline.namespace}-${job.pipeline.name}-${job.to}`;
+
+export const promotionTitle = (job: Pick<PromotionJob, 'pipeline' | 'to' | 'revision'>): string =>
+  `Promote ${job.pipeline.namespace}/${job.pipeline.name} in ${job.to} to ${job.revision}`;
+
+const inlineCode = (text: string): string => `\`${text.replaceAll('`', "'")}\``;
+
+export const promotionBody = (job: PromotionJob, changedFiles: readonly string[]): string => {
+  const object = job.event.involvedObject;
+  return [
+    `Promotes ${inlineCode(`${job.pipeline.namespace}/${job.pipeline.name}`)} into **${job.to}** at revision ${inlineCode(job.revision)}, deployed in **${job.from}**.`,
+    '',
+    '| | |',
+    '|---|---|',
+    `| Revision | ${inlineCode(job.revision)} |`,
+    `| Source environment | ${job.from} |`,
+    `| Event | ${object.kind} ${inlineCode(`${object.namespace}/${object.name}`)}: ${job.event.reason} at ${job.event.timestamp} |`,
+    `| Message | ${inlineCode(job.event.message.replaceAll('|', '/').replaceAll('\n', ' '))} |`,
+    '',
+    'Changed files:',
+    ...changedFiles.map((file) => `- ${inlineCode(file)}`),
+    '',
+    `pipeline-promoter: ${job.pipeline.namespace}/${job.pipeline.name}/${job.to}`,
+  ].join('\n');
+};
+
+const newer = (a: string, b: string): boolean => Date.parse(a) > Date.parse(b);
+
+export const runPromotion = async (
+  job: PromotionJob,
+  deps: PromotionDependencies,
+): Promise<PromotionOutcome> => {
+  const id = pipelineId(job.pipeline);
+  const context = { pipeline: id, environment: job.to, revision: job.revision, jobId: job.id };
+  const pipeline = await deps.pipelines.get(job.pipeline);
+  const dimensions = {
+    [Dimension.Pipeline]: id,
+    [Dimension.Application]: pipeline?.app.name ?? job.event.involvedObject.name,
+    [Dimension.Environment]: job.to,
+  };
+  const count = (name: string, metadata: Record<string, string> = {}) =>
+    deps.metrics.record({
+      name,
+      unit: 'Count',
+      value: 1,
+      dimensions,
+      metadata: { revision: job.revision, jobId: job.id, ...metadata },
+    });
+
+  if (pipeline === undefined || findEnvironment(pipeline, job.to) === undefined) {
+    const reason = pipeline === undefined ? 'pipeline-deleted' : 'environment-removed';
+    deps.logger.warn('promotion dropped', { ...context, reason });
+    count(Metric.PromotionsDropped, { reason });
+    return { status: 'dropped', reason };
+  }
+
+  const previous = await deps.state.getPromotion(job.pipeline, job.to);
+  const eventTimestamp = new Date(job.event.timestamp).toISOString();
+  if (
+    previous !== undefined &&
+    previous.state !== 'failed' &&
+    previous.revision !== job.revision &&
+    newer(previous.eventTimestamp, eventTimestamp)
+  ) {
+    deps.logger.info('promotion superseded by a later event', { ...context, by: previous.revision });
+    count(Metric.PromotionsSuperseded, { supersededBy: previous.revision });
+    return { status: 'superseded', by: previous.revision };
+  }
+
+  const record = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
+    deps.state.putPromotion({
+      pipeline: job.pipeline,
+      environment: job.to,
+      revision: job.revision,
+      jobId: job.id,
+      from: job.from,
+      eventTimestamp,
+      updatedAt: deps.clock.now().toISOString(),
+      ...fields,
+    });
+
+  try {
+    const outcome = await promoteByPullRequest(job, pipeline, deps);
+    if (outcome.status === 'up-to-date') {
+      await record({ state: 'up-to-date' });
+      count(Metric.PromotionsUpToDate);
+    } else {
+      await record({ state: outcome.status, pullRequest: outcome.pullRequest });
+      count(
+        outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated,
+        { pullRequest: outcome.pullRequest.url },
+      );
+    }
+    const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
+    deps.metrics.record({
+      name: Metric.PromotionLatency,
+      unit: 'Milliseconds',
+      value: latencyMs,
+      dimensions,
+      metadata: { revision: job.revision, jobId: job.id },
+    });
+    deps.logger.info('promotion done', { ...context, outcome: outcome.status, latencyMs });
+    return outcome;
+  } catch (error) {
+    if (!isPromoterError(error) || error.retryable) throw error;
+    deps.logger.error('promotion failed permanently', {
+      ...context,
+      code: error.code,
+      error: error.message,
+    });
+    await record({ state: 'failed', failure: { code: error.code, message: error.message } });
+    count(Metric.PromotionsFailed, { code: error.code });
+    return { status: 'failed', code: error.code, message: error.message };
+  }
+};
+
+const pullRequestStrategy = (pipeline: Pipeline, environment: string): PullRequestStrategy => {
+  const strategy = promotionInto(pipeline, environment)?.strategy;
+  if (strategy?.type === 'pull-request') return strategy;
+  throw new PromoterError(
+    'UNSUPPORTED_PROVIDER',
+    `pipeline ${pipelineId(pipeline)}: promotion into ${environment} uses the ${strategy?.type ?? 'no'} strategy; only pull-request is supported yet`,
+  );
+};
+
+const promoteByPullRequest = async (
+  job: PromotionJob,
+  pipeline: Pipeline,
+  deps: PromotionDependencies,
+): Promise<Exclude<PromotionOutcome, { status: 'superseded' | 'dropped' | 'failed' }>> => {
+  const strategy = pullRequestStrategy(pipeline, job.to);
+  const secretRef = { namespace: pipeline.namespace, name: strategy.credentialsSecret };
+  const secret = await deps.secrets.get(secretRef);
+  if (secret.token === undefined) {
+    throw new PromoterError(
+      'INVALID_SECRET',
+      `secret ${secretRef.namespace}/${secretRef.name} has no token: add the GitHub token under the key "token"`,
+    );
+  }
+  const target = { namespace: job.pipeline.namespace, name: job.pipeline.name, environment: job.to };
+  const branch = promotionBranch(job);
+  const title = promotionTitle(job);
+  const result = await deps.repository.preparePromotionBranch({
+    repository: strategy.repository,
+    credentials: secret.git ?? { username: 'x-access-token', password: secret.token },
+    baseBranch: strategy.baseBranch,
+    branch,
+    includePath: isPromotableFile,
+    needle: MARKER_NEEDLE,
+    edit: (_path, content) => editMarkers(content, target, job.revision),
+    commit: { message: title, author: deps.author ?? DEFAULT_AUTHOR },
+  });
+  if (result.status === 'unchanged') {
+    if (result.markedFiles > 0) return { status: 'up-to-date' };
+    throw new PromoterError(
+      'NO_MARKER',
+      `no marker ${markerFor(target)} in the *.yaml/*.yml files of ${strategy.repository.cloneUrl} branch ${strategy.baseBranch}`,
+      { data: { repository: strategy.repository.cloneUrl, branch: strategy.baseBranch } },
+    );
+  }
+  const pullRequest = await deps.pullRequests.upsert({
+    repository: strategy.repository,
+    token: secret.token,
+    head: branch,
+    base: strategy.baseBranch,
+    title,
+    body: promotionBody(job, result.changedFiles),
+  });
+  return {
+    status: pullRequest.action,
+    pullRequest: { number: pullRequest.number, url: pullRequest.url },
+    changedFiles: result.changedFiles,
+  };
+};
+

@@ -1,0 +1,261 @@
+import { type DecisionSettings, decide } from './decision.ts';
+import { errorMessage, isPromoterError } from './errors.ts';
+import { fluxEventSchema } from './flux-event.ts';
+import type { LogPort } from './logger.ts';
+import { Dimension, Metric, WebhookOutcome } from './metric-names.ts';
+import { type Pipeline, pipelineId, webhookSecretFor } from './pipeline.ts';
+import type {
+  Clock,
+  JobQueue,
+  MetricsSink,
+  PipelineStore,
+  PromotionStateStore,
+  SecretStore,
+} from './ports.ts';
+import { verifySignature } from './signature.ts';
+import { formatIssues } from './validation.ts';
+
+/**
+ * The webhook request function (DESIGN.md section 5), shared by the Lambda handler and
+ * `promoter serve`: a request in, a status and JSON body out, in the order of checks of the
+ * contract. It never does git or GitHub work.
+ */
+export const MAX_BODY_BYTES = 256 * 1024;
+export const SIGNATURE_HEADER = 'x-signature';
+
+export interface WebhookRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  /** The raw body bytes, exactly as received. */
+  readonly body: Uint8Array;
+  /** Set by a shell that stopped reading a body over MAX_BODY_BYTES. */
+  readonly bodyTruncated?: boolean;
+}
+
+export interface WebhookResult {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly outcome: WebhookOutcome;
+  readonly pipeline?: string;
+  readonly environment?: string;
+  readonly revision?: string;
+}
+
+export interface WebhookDependencies {
+  readonly pipelines: PipelineStore;
+  readonly secrets: SecretStore;
+  readonly queue: JobQueue;
+  readonly state: Pick<PromotionStateStore, 'recordDeployment'>;
+  readonly clock: Clock;
+  readonly metrics: MetricsSink;
+  readonly logger: LogPort;
+  readonly settings: DecisionSettings;
+}
+
+const PATH = /^\/promotion\/([^/]+)\/([^/]+)\/([^/]+)\/?$/;
+
+const decodeSegment = (segment: string): string | undefined => {
+  try {
+    const decoded = decodeURIComponent(segment);
+    return decoded === '' ? undefined : decoded;
+  } catch {
+    return undefined;
+  }
+};
+
+const parsePath = (path: string) => {
+  const match = PATH.exec(path);
+  if (match === null) return undefined;
+  const [namespace, name, environment] = match.slice(1).map((part) => decodeSegment(part ?? ''));
+  if (namespace === undefined || name === undefined || environment === undefined) return undefined;
+  return { namespace, name, environment };
+};
+
+const answer = (
+  status: number,
+  outcome: WebhookOutcome,
+  body: Record<string, unknown>,
+  context: Partial<Pick<WebhookResult, 'pipeline' | 'environment' | 'revision' | 'headers'>> = {},
+): WebhookResult => ({ status, outcome, body, ...context });
+
+const unavailable = (context: Partial<WebhookResult>): WebhookResult =>
+  answer(503, WebhookOutcome.Unavailable, { error: 'temporarily unavailable, retry later' }, context);
+
+const evaluate = async (
+  request: WebhookRequest,
+  deps: WebhookDependencies,
+): Promise<WebhookResult> => {
+  if (request.method.toUpperCase() !== 'POST') {
+    return answer(
+      405,
+      WebhookOutcome.MethodNotAllowed,
+      { error: `method ${request.method} not allowed: use POST` },
+      { headers: { allow: 'POST' } },
+    );
+  }
+  if (request.bodyTruncated === true || request.body.byteLength > MAX_BODY_BYTES) {
+    return answer(413, WebhookOutcome.TooLarge, {
+      error: `body over ${MAX_BODY_BYTES} bytes`,
+    });
+  }
+  const route = parsePath(request.path);
+  if (route === undefined) {
+    return answer(404, WebhookOutcome.NotFound, {
+      error: 'not found: POST /promotion/{namespace}/{pipeline}/{environment}',
+    });
+  }
+  const id = `${route.namespace}/${route.name}`;
+  let pipeline: Pipeline | undefined;
+  try {
+    pipeline = await deps.pipelines.get(route);
+  } catch (error) {
+    deps.logger.error('pipeline store unavailable', { pipeline: id, error: errorMessage(error) });
+    return unavailable({ pipeline: id });
+  }
+  if (pipeline === undefined) {
+    return answer(404, WebhookOutcome.NotFound, { error: `pipeline ${id} not found` }, { pipeline: id });
+  }
+  const context = { pipeline: id, environment: route.environment };
+
+  const secretRef = { namespace: pipeline.namespace, name: webhookSecretFor(pipeline, route.environment) };
+  let keys: readonly string[] = [];
+  try {
+    keys = (await deps.secrets.get(secretRef)).hmacKeys;
+    if (keys.length === 0) {
+      deps.logger.error('webhook secret has no hmac-key', {
+        ...context,
+        secret: `${secretRef.namespace}/${secretRef.name}`,
+      });
+    }
+  } catch (error) {
+    if (isPromoterError(error) && error.retryable) {
+      deps.logger.error('webhook secret unavailable', { ...context, code: error.code });
+      return unavailable(context);
+    }
+    // A missing or broken secret is the operator's to fix; the caller only learns that the
+    // signature could not be verified.
+    deps.logger.error('webhook secret unusable', {
+      ...context,
+      code: isPromoterError(error) ? error.code : 'UNKNOWN',
+      error: errorMessage(error),
+    });
+  }
+  const signature = verifySignature(request.body, request.headers[SIGNATURE_HEADER], keys);
+  if (!signature.valid) {
+    return answer(
+      401,
+      WebhookOutcome.RejectedSignature,
+      { error: `signature ${signature.failure}: expected X-Signature: sha256=<hex HMAC of the body>` },
+      context,
+    );
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(request.body).toString('utf8'));
+  } catch {
+    return answer(400, WebhookOutcome.RejectedInvalid, { error: 'body is not JSON' }, context);
+  }
+  const parsed = fluxEventSchema.safeParse(json);
+  if (!parsed.success) {
+    return answer(
+      400,
+      WebhookOutcome.RejectedInvalid,
+      { error: `not a Flux event: ${formatIssues(parsed.error.issues).join('; ')}` },
+      context,
+    );
+  }
+  const decision = decide(pipeline, route.environment, parsed.data, deps.clock.now(), deps.settings);
+  switch (decision.kind) {
+    case 'invalid':
+      return answer(
+        422,
+        decision.replay === true ? WebhookOutcome.RejectedReplay : WebhookOutcome.RejectedInvalid,
+        { error: decision.error },
+        context,
+      );
+    case 'ignore':
+      return answer(200, WebhookOutcome.Ignored, { promoted: false, reason: decision.reason }, context);
+    default:
+      break;
+  }
+
+  const { deployment } = decision;
+  const withRevision = { ...context, revision: deployment.revision };
+  const ref = { namespace: pipeline.namespace, name: pipeline.name };
+  try {
+    await deps.state.recordDeployment({
+      pipeline: ref,
+      environment: deployment.environment,
+      revision: deployment.revision,
+      eventTimestamp: deployment.eventTimestamp,
+      recordedAt: deps.clock.now().toISOString(),
+    });
+    if (decision.kind === 'promote') await deps.queue.enqueue(decision.job);
+  } catch (error) {
+    deps.logger.error('could not record the deployment or enqueue the promotion', {
+      ...withRevision,
+      code: isPromoterError(error) ? error.code : 'UNKNOWN',
+      error: errorMessage(error),
+    });
+    return unavailable(withRevision);
+  }
+  deps.metrics.record({
+    name: Metric.Deployments,
+    unit: 'Count',
+    value: 1,
+    dimensions: {
+      [Dimension.Pipeline]: id,
+      [Dimension.Application]: pipeline.app.name,
+      [Dimension.Environment]: deployment.environment,
+    },
+    metadata: { revision: deployment.revision },
+  });
+  if (decision.kind === 'final') {
+    return answer(
+      200,
+      WebhookOutcome.FinalEnvironment,
+      { promoted: false, reason: 'final-environment' },
+      withRevision,
+    );
+  }
+  const { job } = decision;
+  return answer(
+    202,
+    WebhookOutcome.Accepted,
+    {
+      promoted: true,
+      promotion: { id: job.id, pipeline: id, from: job.from, to: job.to, revision: job.revision },
+    },
+    withRevision,
+  );
+};
+
+/** Answers one webhook request and counts it in `WebhookRequests` by `Outcome`. */
+export const handleWebhookRequest = async (
+  request: WebhookRequest,
+  deps: WebhookDependencies,
+): Promise<WebhookResult> => {
+  const result = await evaluate(request, deps);
+  deps.metrics.record({
+    name: Metric.WebhookRequests,
+    unit: 'Count',
+    value: 1,
+    dimensions: { [Dimension.Outcome]: result.outcome },
+  });
+  return result;
+};
+
+/** Lower-cases header names (HTTP header names are case-insensitive). */
+export const normaliseHeaders = (
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string | undefined> => {
+  const normalised: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    normalised[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return normalised;
+};

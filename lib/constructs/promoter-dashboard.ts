@@ -1,0 +1,223 @@
+import { Aws, Duration, Stack } from 'aws-cdk-lib';
+import type { HttpStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { Dimension, METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import type { PromotionQueue } from './promotion-queue.ts';
+
+const PERIOD = Duration.minutes(5);
+const PERIOD_SECONDS = PERIOD.toSeconds();
+
+/**
+ * A SEARCH over every dimension set of one of the service's metrics. No `{namespace,dims}`
+ * schema on purpose: a schema matches one exact dimension set, and Powertools adds its own
+ * `service` dimension to every metric (unless the emitter clears it); filtering on the exact
+ * namespace and metric name finds the series either way. Each series is one combination of
+ * dimension values (Application, Environment, Pipeline, or Outcome), named by `label`.
+ */
+export const searchExpression = (metricName: string, statistic: string): string =>
+  `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}"', '${statistic}', ${PERIOD_SECONDS})`;
+
+/** A dynamic label: the value of a dimension of each series a SEARCH returns. */
+const dim = (name: string): string => `\${PROP('Dim.${name}')}`;
+
+const search = (metricName: string, statistic: string, label: string): cloudwatch.MathExpression =>
+  new cloudwatch.MathExpression({
+    expression: searchExpression(metricName, statistic),
+    usingMetrics: {},
+    label,
+    period: PERIOD,
+  });
+
+/** The total of a metric over all its series. */
+const total = (metricName: string, label: string): cloudwatch.MathExpression =>
+  new cloudwatch.MathExpression({
+    expression: `SUM(${searchExpression(metricName, 'Sum')})`,
+    usingMetrics: {},
+    label,
+    period: PERIOD,
+  });
+
+/** `Promotions*` metrics, by the outcome they count. */
+export const PROMOTION_OUTCOME_METRICS = [
+  [Metric.PromotionsOpened, 'opened'],
+  [Metric.PromotionsUpdated, 'updated'],
+  [Metric.PromotionsUpToDate, 'up to date'],
+  [Metric.PromotionsSuperseded, 'superseded'],
+  [Metric.PromotionsFailed, 'failed'],
+  [Metric.PromotionsDropped, 'dropped (pipeline deleted)'],
+] as const;
+
+export interface PromoterDashboardProps {
+  readonly queue: PromotionQueue;
+  readonly functions: Readonly<Record<'webhook' | 'worker' | 'pipelinesApi', IFunction>>;
+  readonly stage: HttpStage;
+  readonly alarms: readonly cloudwatch.IAlarm[];
+}
+
+/**
+ * The service's CloudWatch dashboard, named `{stackName}-{region}`:
+ * 1. promotion latency (source deployment event to PR open and up to date) p50, p90, p99, one
+ *    line per application and target environment;
+ * 2. promotions by outcome, webhook requests by outcome, deployments by environment;
+ * 3. the job queue (oldest job's age, jobs waiting and in flight) and the dead-letter queue;
+ * 4. the functions' errors, throttles and durations, the API's requests, errors and latency;
+ * 5. the alarms.
+ */
+export class PromoterDashboard extends Construct {
+  public readonly dashboard: cloudwatch.Dashboard;
+  public readonly dashboardName: string;
+
+  constructor(scope: Construct, id: string, props: PromoterDashboardProps) {
+    super(scope, id);
+    this.dashboardName = `${Stack.of(this).stackName}-${Aws.REGION}`;
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: this.dashboardName,
+      defaultInterval: Duration.days(1),
+    });
+
+    const appEnv = `${dim(Dimension.Application)} → ${dim(Dimension.Environment)}`;
+    const latency = (statistic: 'p50' | 'p90' | 'p99') =>
+      new cloudwatch.GraphWidget({
+        title: `Promotion latency ${statistic} (event to PR), by application and environment`,
+        left: [search(Metric.PromotionLatency, statistic, `${appEnv} ${statistic}`)],
+        leftYAxis: { label: 'ms', showUnits: false, min: 0 },
+        width: 8,
+        height: 7,
+      });
+
+    const fns = [
+      ['webhook', props.functions.webhook],
+      ['worker', props.functions.worker],
+      ['pipelines API', props.functions.pipelinesApi],
+    ] as const;
+    const { queue, deadLetterQueue } = props.queue;
+
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown: [
+          '# Pipeline Promoter',
+          `Custom metrics: namespace \`${METRICS_NAMESPACE}\`, dimensions \`${Dimension.Pipeline}\` (ns/name), \`${Dimension.Application}\`, \`${Dimension.Environment}\` (target), \`${Dimension.Outcome}\`.`,
+          '**Latency** is the time from the Flux deployment event in the source environment to the promotion PR being open and up to date. **Failed** promotions are recorded and not retried; jobs that keep failing transiently land in the **DLQ** (alarm).',
+        ].join('\n\n'),
+        width: 24,
+        height: 3,
+      }),
+    );
+    this.dashboard.addWidgets(latency('p50'), latency('p90'), latency('p99'));
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Promotions by outcome',
+        left: PROMOTION_OUTCOME_METRICS.map(([name, label]) => total(name, label)),
+        stacked: true,
+        width: 8,
+        height: 7,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Webhook requests by outcome',
+        left: [search(Metric.WebhookRequests, 'Sum', dim(Dimension.Outcome))],
+        stacked: true,
+        width: 8,
+        height: 7,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Deployments seen, by application and environment',
+        left: [search(Metric.Deployments, 'Sum', appEnv)],
+        width: 8,
+        height: 7,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Job queue: age of the oldest job',
+        left: [
+          queue.metricApproximateAgeOfOldestMessage({
+            period: PERIOD,
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'oldest job (s)',
+          }),
+        ],
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Job queue: jobs waiting and in flight',
+        left: [
+          queue.metricApproximateNumberOfMessagesVisible({
+            period: PERIOD,
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'waiting',
+          }),
+          queue.metricApproximateNumberOfMessagesNotVisible({
+            period: PERIOD,
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'in flight',
+          }),
+        ],
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Dead-letter queue depth',
+        left: [
+          deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period: PERIOD,
+            statistic: cloudwatch.Stats.MAXIMUM,
+            label: 'dead-lettered jobs',
+          }),
+        ],
+        leftAnnotations: [{ value: 1, label: 'alarm', color: cloudwatch.Color.RED }],
+        width: 8,
+        height: 6,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Function errors and throttles',
+        left: fns.flatMap(([label, fn]) => [
+          fn.metricErrors({ period: PERIOD, statistic: cloudwatch.Stats.SUM, label }),
+        ]),
+        right: fns.map(([label, fn]) =>
+          fn.metricThrottles({
+            period: PERIOD,
+            statistic: cloudwatch.Stats.SUM,
+            label: `${label} throttles`,
+          }),
+        ),
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Function duration p50 and p99',
+        left: fns.flatMap(([label, fn]) =>
+          (['p50', 'p99'] as const).map((statistic) =>
+            fn.metricDuration({ period: PERIOD, statistic, label: `${label} ${statistic}` }),
+          ),
+        ),
+        leftYAxis: { label: 'ms', showUnits: false, min: 0 },
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'API requests, 4xx, 5xx (left) and latency p99 (right)',
+        left: [
+          props.stage.metricCount({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+          props.stage.metricClientError({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+          props.stage.metricServerError({ period: PERIOD, statistic: cloudwatch.Stats.SUM }),
+        ],
+        right: [props.stage.metricLatency({ period: PERIOD, statistic: 'p99' })],
+        width: 8,
+        height: 6,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: [...props.alarms],
+        width: 24,
+        height: 3,
+      }),
+    );
+  }
+}

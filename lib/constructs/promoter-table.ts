@@ -1,0 +1,74 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+export interface PromoterTableProps {
+  /**
+   * What happens to the table when it leaves the stack. With `RETAIN` the table also gets
+   * deletion protection, so that it survives a `cdk destroy` and an accidental console delete.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** The DynamoDB actions each kind of reader or writer of the table needs, and no more. */
+export const TableAccess = {
+  /** Webhook and worker: read a pipeline's items, record deployments and promotions. */
+  readWriteItems: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  /** Pipelines API (sync): the above, plus listing definitions (Scan) and deleting them. */
+  manageDefinitions: [
+    'dynamodb:GetItem',
+    'dynamodb:Query',
+    'dynamodb:Scan',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+  ],
+} as const;
+
+/**
+ * The service's one DynamoDB table: pipeline definitions and promotion state. The names below are
+ * those of `functions/adapters/dynamodb-table.ts`, which the functions use.
+ *
+ * Key design (single table, no GSI):
+ *
+ * | attribute   | type | role                                                      |
+ * |-------------|------|-----------------------------------------------------------|
+ * | `pk`        | S    | partition key: `PIPELINE#{ns}/{name}`                     |
+ * | `sk`        | S    | sort key: what the item is (below)                        |
+ * | `expiresAt` | N    | TTL, epoch seconds; items without it never expire         |
+ *
+ * Items of one pipeline's partition, `pk = PIPELINE#{ns}/{name}`:
+ * - `sk = DEFINITION`: the normalised pipeline definition (written by `PUT /pipelines`).
+ * - `sk = DEPLOYMENT#{env}`: the latest deployment seen in `{env}` (written by the webhook).
+ * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its state (webhook, worker).
+ *
+ * Everything about one pipeline is one Query away; listing pipelines is a Scan filtered on
+ * `sk = DEFINITION` (a few items per pipeline). On-demand billing, point-in-time recovery,
+ * encryption at rest with the AWS owned key (DynamoDB's default).
+ */
+export class PromoterTable extends Construct {
+  public readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string, props: PromoterTableProps = {}) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      encryption: dynamodb.TableEncryption.DEFAULT,
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+      removalPolicy,
+    });
+  }
+
+  /** Grants exactly `actions` on the table (it has no index, so on the table ARN only). */
+  grant(grantee: iam.IGrantable, actions: readonly string[]): iam.Grant {
+    return this.table.grant(grantee, ...actions);
+  }
+}

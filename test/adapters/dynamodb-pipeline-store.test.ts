@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  DynamoDbPipelineStore,
+  pipelineContentHash,
+} from '../../functions/adapters/dynamodb-pipeline-store.ts';
+import { createDocumentClient, tableDefinition } from '../../functions/adapters/dynamodb-table.ts';
+import type { Pipeline } from '../../functions/core/pipeline.ts';
+import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
+import type { Clock } from '../../functions/core/ports.ts';
+import { awsClientConfig } from '../support/moto-server.ts';
+
+/** The shared pipeline fixtures (DESIGN.md section 3): in the repository, else beside it. */
+const fixturesDirectory = [
+  process.env.PIPELINE_FIXTURES,
+  fileURLToPath(new URL('../fixtures/pipelines/', import.meta.url)),
+  fileURLToPath(new URL('../../../shared/fixtures/pipelines/', import.meta.url)),
+].find((candidate): candidate is string => candidate !== undefined && existsSync(candidate));
+
+const loadFixtures = async (...files: string[]): Promise<Pipeline[]> => {
+  if (fixturesDirectory === undefined) throw new Error('pipeline fixtures not found');
+  const pipelines: Pipeline[] = [];
+  for (const file of files) {
+    const text = await readFile(`${fixturesDirectory}/${file}`, 'utf8');
+    const parsed = parsePipelineManifests(text, file);
+    expect(parsed.invalid).toEqual([]);
+    pipelines.push(...parsed.pipelines);
+  }
+  return pipelines;
+};
+
+class ManualClock implements Clock {
+  constructor(private time = Date.parse('2026-11-02T10:00:00Z')) {}
+  now(): Date {
+    return new Date(this.time);
+  }
+  advance(ms: number): void {
+    this.time += ms;
+  }
+}
+
+describe('DynamoDbPipelineStore (moto)', () => {
+  let client: DynamoDBClient;
+  let documents: DynamoDBDocumentClient;
+
+  beforeAll(() => {
+    client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
+    documents = createDocumentClient(client);
+  });
+  afterAll(() => client.destroy());
+
+  /** A fresh table per test, created as the stack creates it (pk/sk, PAY_PER_REQUEST). */
+  const createTable = async (): Promise<string> => {
+    const tableName = `pipeline-promoter-${randomUUID()}`;
+    await client.send(new CreateTableCommand(tableDefinition(tableName)));
+    return tableName;
+  };
+
+  it('puts, gets and lists the fixture pipelines unchanged by the round trip', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const store = new DynamoDbPipelineStore(documents, tableName);
+    const pipelines = await loadFixtures(
+      'podinfo.yaml',
+      'search-rfc-draft.yaml',
+      'list-from-kubectl.yaml',
+    );
+
+    // Act
+    const results = [];
+    for (const pipeline of pipelines) results.push(await store.put(pipeline));
+    const podinfo = await store.get({ namespace: 'flux-system', name: 'podinfo' });
+    const listed = await store.list();
+
+    // Assess
+    expect(results).toEqual(['created', 'created', 'created']);
+    expect(podinfo).toEqual(pipelines.find((pipeline) => pipeline.name === 'podinfo'));
+    expect(listed.map((pipeline) => `${pipeline.namespace}/${pipeline.name}`)).toEqual([
+      'flux-system/apps',
+      'flux-system/podinfo',
+      'shopping/search',
+    ]);
+    expect(listed).toEqual(
+      [...pipelines].sort((a, b) =>
+        `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+      ),
+    );
+  });
+
+  it('stores the definition item with the shared key design, hash and update time', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const clock = new ManualClock();
+    const store = new DynamoDbPipelineStore(documents, tableName, { clock });
+    const [pipeline] = await loadFixtures('podinfo.yaml');
+    if (pipeline === undefined) throw new Error('fixture missing');
+
+    // Act
+    await store.put(pipeline);
+
+    // Assess
+    const { Item } = await client.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
+      }),
+    );
+    expect(Item?.contentHash).toEqual({ S: pipelineContentHash(pipeline) });
+    expect(Item?.updatedAt).toEqual({ S: '2026-11-02T10:00:00.000Z' });
+    expect(Item?.pipeline?.M).toBeDefined();
+  });
+
+  it('does not write an unchanged pipeline and writes a changed one', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const clock = new ManualClock();
+    const store = new DynamoDbPipelineStore(documents, tableName, { clock });
+    const [pipeline] = await loadFixtures('podinfo.yaml');
+    if (pipeline === undefined) throw new Error('fixture missing');
+    await store.put(pipeline);
+    // The same content with its keys in another order is the same pipeline.
+    const reordered = JSON.parse(
+      JSON.stringify(Object.fromEntries(Object.entries(pipeline).reverse())),
+    ) as Pipeline;
+    const changed: Pipeline = {
+      ...pipeline,
+      environments: pipeline.environments.slice(0, 2),
+    };
+
+    // Act
+    clock.advance(60_000);
+    const again = await store.put(reordered);
+    const afterUnchanged = await client.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
+      }),
+    );
+    const update = await store.put(changed);
+
+    // Assess
+    expect(again).toBe('unchanged');
+    expect(afterUnchanged.Item?.updatedAt).toEqual({ S: '2026-11-02T10:00:00.000Z' });
+    expect(update).toBe('updated');
+    expect(await store.get(pipeline)).toEqual(changed);
+  });
+
+  it('deletes a pipeline and says whether it existed', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const store = new DynamoDbPipelineStore(documents, tableName);
+    const pipelines = await loadFixtures('podinfo.yaml', 'search-rfc-draft.yaml');
+    for (const pipeline of pipelines) await store.put(pipeline);
+
+    // Act
+    const deleted = await store.delete({ namespace: 'flux-system', name: 'podinfo' });
+    const deletedAgain = await store.delete({ namespace: 'flux-system', name: 'podinfo' });
+
+    // Assess
+    expect([deleted, deletedAgain]).toEqual([true, false]);
+    expect(await store.get({ namespace: 'flux-system', name: 'podinfo' })).toBeUndefined();
+    expect((await store.list()).map((pipeline) => pipeline.name)).toEqual(['search']);
+  });
+
+  it('answers an unknown pipeline with undefined and an empty table with no pipelines', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const store = new DynamoDbPipelineStore(documents, tableName);
+
+    // Act
+    const missing = await store.get({ namespace: 'flux-system', name: 'nothing' });
+    const listed = await store.list();
+
+    // Assess
+    expect(missing).toBeUndefined();
+    expect(listed).toEqual([]);
+  });
+
+  it('fails with STORE_UNAVAILABLE, retryable, when the table does not exist', async () => {
+    // Prepare
+    const store = new DynamoDbPipelineStore(documents, `missing-${randomUUID()}`);
+
+    // Act
+    const error = await store
+      .get({ namespace: 'flux-system', name: 'podinfo' })
+      .catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true });
+  });
+});

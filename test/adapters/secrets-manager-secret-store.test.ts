@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { SecretsManagerSecretStore } from '../../functions/adapters/secrets-manager-secret-store.ts';
+import { PromoterError } from '../../functions/core/errors.ts';
+import type { Clock } from '../../functions/core/ports.ts';
+import { awsClientConfig } from '../support/moto-server.ts';
+
+/** A clock the test moves by hand. */
+class ManualClock implements Clock {
+  private time = Date.parse('2026-11-02T10:00:00Z');
+  now(): Date {
+    return new Date(this.time);
+  }
+  advance(ms: number): void {
+    this.time += ms;
+  }
+}
+
+describe('SecretsManagerSecretStore (moto)', () => {
+  let client: SecretsManagerClient;
+  let getSecretValueCalls = 0;
+
+  beforeAll(() => {
+    client = new SecretsManagerClient(awsClientConfig(inject('motoEndpoint')));
+    // Count the GetSecretValue requests that leave the client.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'GetSecretValueCommand') getSecretValueCalls += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countGetSecretValue' },
+    );
+  });
+  afterAll(() => client.destroy());
+
+  /** A unique namespace per test, so that tests share the server and nothing else. */
+  const uniqueNamespace = (): string => `ns-${randomUUID()}`;
+
+  const createSecret = async (name: string, value: string): Promise<void> => {
+    await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  };
+
+  const callsDuring = async (work: () => Promise<unknown>): Promise<number> => {
+    const before = getSecretValueCalls;
+    await work();
+    return getSecretValueCalls - before;
+  };
+
+  it('reads pipeline-promoter/NS/S and decodes it, previous HMAC key included', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    await createSecret(
+      `pipeline-promoter/${namespace}/promotion-credentials`,
+      JSON.stringify({
+        'hmac-key': 'current-key',
+        'hmac-key-previous': 'previous-key',
+        token: 'ghp_token',
+        username: 'bot',
+        password: 'git-password',
+      }),
+    );
+    const store = new SecretsManagerSecretStore(client);
+
+    // Act
+    const secret = await store.get({ namespace, name: 'promotion-credentials' });
+
+    // Assess
+    expect(secret).toEqual({
+      hmacKeys: ['current-key', 'previous-key'],
+      token: 'ghp_token',
+      git: { username: 'bot', password: 'git-password' },
+    });
+  });
+
+  it('honours a configured prefix', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    await createSecret(`custom/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    const store = new SecretsManagerSecretStore(client, { prefix: 'custom/' });
+
+    // Act
+    const secret = await store.get({ namespace, name: 'hmac' });
+
+    // Assess
+    expect(store.secretName({ namespace, name: 'hmac' })).toBe(`custom/${namespace}/hmac`);
+    expect(secret.hmacKeys).toEqual(['k']);
+  });
+
+  it('serves a second get within the TTL from memory and fetches again after it', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    await createSecret(`pipeline-promoter/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    const clock = new ManualClock();
+    const store = new SecretsManagerSecretStore(client, { ttlMs: 60_000, clock });
+    const ref = { namespace, name: 'hmac' };
+
+    // Act
+    const first = await callsDuring(() => store.get(ref));
+    clock.advance(59_999);
+    const withinTtl = await callsDuring(() => store.get(ref));
+    clock.advance(1);
+    const afterTtl = await callsDuring(() => store.get(ref));
+
+    // Assess
+    expect([first, withinTtl, afterTtl]).toEqual([1, 0, 1]);
+  });
+
+  it('shares one request between concurrent gets of the same secret', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    await createSecret(`pipeline-promoter/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    const store = new SecretsManagerSecretStore(client);
+    const ref = { namespace, name: 'hmac' };
+
+    // Act
+    let results: unknown[] = [];
+    const calls = await callsDuring(async () => {
+      results = await Promise.all([store.get(ref), store.get(ref), store.get(ref)]);
+    });
+
+    // Assess
+    expect(calls).toBe(1);
+    expect(results).toHaveLength(3);
+    expect(new Set(results).size).toBe(1);
+  });
+
+  it('answers a missing secret with SECRET_NOT_FOUND naming the secret and how to create it', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    const store = new SecretsManagerSecretStore(client);
+
+    // Act
+    const error = await store.get({ namespace, name: 'absent' }).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(PromoterError);
+    expect(error).toMatchObject({ code: 'SECRET_NOT_FOUND', retryable: false });
+    const { message } = error as PromoterError;
+    expect(message).toContain(`pipeline-promoter/${namespace}/absent`);
+    expect(message).toContain('create-secret');
+  });
+
+  it('answers invalid JSON with INVALID_SECRET without the secret text, and does not cache it', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    const leaky = '{"hmac-key": "super-secret-value", oops';
+    await createSecret(`pipeline-promoter/${namespace}/broken`, leaky);
+    const store = new SecretsManagerSecretStore(client);
+    const ref = { namespace, name: 'broken' };
+
+    // Act
+    const error = await store.get(ref).catch((caught: unknown) => caught);
+    const again = await callsDuring(() => store.get(ref).catch(() => undefined));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_SECRET', retryable: false });
+    const { message, data } = error as PromoterError;
+    expect(message).toContain(`pipeline-promoter/${namespace}/broken`);
+    expect(message).not.toContain('super-secret-value');
+    expect(JSON.stringify(data)).not.toContain('super-secret-value');
+    expect(again).toBe(1);
+  });
+
+  it('answers a value with a wrong key type with INVALID_SECRET naming the key, not the value', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    await createSecret(
+      `pipeline-promoter/${namespace}/typed`,
+      JSON.stringify({ 'hmac-key': 'fine-key', username: 'only-user-no-password' }),
+    );
+    const store = new SecretsManagerSecretStore(client);
+
+    // Act
+    const error = await store.get({ namespace, name: 'typed' }).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toMatchObject({ code: 'INVALID_SECRET' });
+    const { message } = error as PromoterError;
+    expect(message).toContain('password');
+    expect(message).not.toContain('fine-key');
+    expect(message).not.toContain('only-user-no-password');
+  });
+
+  it('answers an unreachable Secrets Manager with SECRET_UNAVAILABLE, retryable', async () => {
+    // Prepare: a loopback port nothing listens on, one attempt.
+    const unreachable = new SecretsManagerClient({
+      ...awsClientConfig('http://127.0.0.1:9'),
+      maxAttempts: 1,
+    });
+    const store = new SecretsManagerSecretStore(unreachable);
+
+    // Act
+    const error = await store
+      .get({ namespace: 'flux-system', name: 'hmac' })
+      .catch((caught: unknown) => caught);
+    unreachable.destroy();
+
+    // Assess
+    expect(error).toMatchObject({ code: 'SECRET_UNAVAILABLE', retryable: true });
+    expect((error as Error).message).toContain('pipeline-promoter/flux-system/hmac');
+  });
+});

@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import {
+  describeInvalidPipeline,
+  parseGitHubRepositoryUrl,
+  parsePipelineManifests,
+} from '../../functions/core/pipeline-manifest.ts';
+import { promotionInto, webhookSecretFor } from '../../functions/core/pipeline.ts';
+import { readFixture } from '../support/fixtures.ts';
+
+const podinfoYaml = readFixture('pipelines/podinfo.yaml');
+
+describe('parsePipelineManifests', () => {
+  it('normalises the shipped shape with a per-environment override', () => {
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(podinfoYaml);
+
+    // Assess
+    expect(invalid).toEqual([]);
+    const [podinfo] = pipelines;
+    expect(podinfo).toMatchObject({
+      namespace: 'flux-system',
+      name: 'podinfo',
+      hmacSecret: 'promotion-credentials',
+      app: { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', name: 'podinfo' },
+    });
+    expect(podinfo?.environments.map((environment) => environment.name)).toEqual([
+      'dev',
+      'staging',
+      'prod',
+    ]);
+    expect(podinfo?.environments[1]?.targets.map((target) => target.namespace)).toEqual([
+      'podinfo-qa',
+      'podinfo-perf',
+    ]);
+    if (podinfo === undefined) throw new Error('no pipeline');
+    expect(promotionInto(podinfo, 'staging')?.strategy).toMatchObject({
+      type: 'pull-request',
+      repository: { owner: 'example-org', repo: 'fleet', apiBaseUrl: 'https://api.github.com' },
+      credentialsSecret: 'promotion-credentials',
+    });
+    expect(promotionInto(podinfo, 'prod')?.strategy).toMatchObject({
+      repository: { repo: 'fleet-prod' },
+      credentialsSecret: 'prod-promotion-credentials',
+    });
+    expect(webhookSecretFor(podinfo, 'staging')).toBe('promotion-credentials');
+  });
+
+  it('normalises the RFC draft shape: appRef.secretRef and a promotion list', () => {
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/search-rfc-draft.yaml'));
+
+    // Assess
+    expect(invalid).toEqual([]);
+    expect(pipelines[0]).toMatchObject({
+      namespace: 'shopping',
+      name: 'search',
+      hmacSecret: 'my-hmac-shared-secret',
+      promotion: {
+        manual: false,
+        strategy: {
+          type: 'pull-request',
+          provider: 'github',
+          baseBranch: 'main',
+          credentialsSecret: 'my-gitops-configuration-monorepo-secret',
+          repository: {
+            cloneUrl: 'https://github.com/organisation/gitops-configuration-monorepo.git',
+            owner: 'organisation',
+            repo: 'gitops-configuration-monorepo',
+          },
+        },
+      },
+    });
+  });
+
+  it('reads a kubectl List with server fields, for GitHub Enterprise Server', () => {
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/list-from-kubectl.yaml'));
+
+    // Assess
+    expect(invalid).toEqual([]);
+    expect(pipelines).toHaveLength(1);
+    expect(pipelines[0]?.promotion?.strategy).toMatchObject({
+      repository: { apiBaseUrl: 'https://github.example.com/api/v3', owner: 'platform', repo: 'fleet' },
+    });
+    expect(JSON.stringify(pipelines[0])).not.toContain('resourceVersion');
+  });
+
+  it('refuses a pipeline without an HMAC secret, naming it and where the secretRef goes', () => {
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/invalid-no-hmac.yaml'));
+
+    // Assess
+    expect(pipelines).toEqual([]);
+    expect(invalid).toHaveLength(1);
+    const message = describeInvalidPipeline(invalid[0] as (typeof invalid)[0]);
+    expect(message).toContain('flux-system/nohmac');
+    expect(message).toContain('spec.promotion.strategy.secretRef');
+    expect(message).toContain('spec.appRef.secretRef');
+  });
+
+  it('reads multi-document YAML and JSON, and reports each bad document with its path', () => {
+    // Prepare
+    const json = JSON.stringify({
+      apiVersion: 'pipelines.weave.works/v1alpha1',
+      kind: 'Pipeline',
+      metadata: { namespace: 'team', name: 'broken' },
+      spec: {
+        appRef: { apiVersion: 'v1', kind: 'HelmRelease', name: 'x', secretRef: 'hmac' },
+        environments: [{ name: 'dev', targets: [{ namespace: 'dev' }] }, { name: 'prod', targets: [{}] }],
+        promotion: { strategy: { 'pull-request': { type: 'gitlab', url: 'https://gitlab.com/a/b', baseBranch: 'main', secretRef: { name: 's' } } } },
+      },
+    });
+    const text = `${podinfoYaml}\n---\n${readFixture('pipelines/search-rfc-draft.yaml')}\n---\n${json}\n`;
+
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(text);
+
+    // Assess
+    expect(pipelines.map((pipeline) => pipeline.name)).toEqual(['podinfo', 'search']);
+    expect(invalid).toEqual([
+      {
+        id: 'team/broken',
+        errors: [expect.stringMatching(/^spec\.environments\[1\]\.targets\[0\]\.namespace: /)],
+      },
+    ]);
+  });
+
+  it('says that gitlab and bitbucket-server are not supported yet', () => {
+    // Prepare
+    const text = podinfoYaml.replace(/type: github/g, 'type: bitbucket-server');
+
+    // Act
+    const { invalid } = parsePipelineManifests(text);
+
+    // Assess
+    expect(invalid[0]?.errors).toContain(
+      'spec.promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: only github (github.com and GitHub Enterprise Server) is',
+    );
+  });
+
+  it('reports YAML syntax errors and duplicate pipelines instead of throwing', () => {
+    // Act
+    const broken = parsePipelineManifests('a: [1, 2', 'broken.yaml');
+    const twice = parsePipelineManifests(`${podinfoYaml}\n---\n${podinfoYaml}`);
+
+    // Assess
+    expect(broken.invalid[0]?.id).toBe('broken.yaml document 1');
+    expect(twice.pipelines).toEqual([]);
+    expect(twice.invalid).toEqual([{ id: 'flux-system/podinfo', errors: ['defined more than once in the input'] }]);
+  });
+});
+
+describe('parseGitHubRepositoryUrl', () => {
+  it.each([
+    ['https://github.com/org/repo', 'https://github.com/org/repo.git', 'https://api.github.com'],
+    ['https://ghe.example.com:8443/org/repo.git', 'https://ghe.example.com:8443/org/repo.git', 'https://ghe.example.com:8443/api/v3'],
+    ['git@github.com:org/repo.git', 'https://github.com/org/repo.git', 'https://api.github.com'],
+    ['ssh://git@ghe.example.com/org/repo', 'https://ghe.example.com/org/repo.git', 'https://ghe.example.com/api/v3'],
+    ['http://127.0.0.1:9999/org/repo', 'http://127.0.0.1:9999/org/repo.git', 'http://127.0.0.1:9999/api/v3'],
+  ])('%s', (url, cloneUrl, apiBaseUrl) => {
+    expect(parseGitHubRepositoryUrl(url)).toMatchObject({ cloneUrl, apiBaseUrl, owner: 'org', repo: 'repo' });
+  });
+
+  it('refuses http:// for hosts other than loopback, and URLs without owner/repo', () => {
+    expect(parseGitHubRepositoryUrl('http://ghe.example.com/org/repo')).toMatch(/http:\/\/ is refused/);
+    expect(parseGitHubRepositoryUrl('https://github.com/org')).toMatch(/expected https:\/\/github.com\/<owner>\/<repository>/);
+    expect(parseGitHubRepositoryUrl('not a url')).toMatch(/expected an https:\/\/ repository URL/);
+  });
+});

@@ -1,0 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The shared fixtures (`../shared/fixtures` beside the repository), read as bytes. */
+export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
+
+export const FIXTURE_HMAC_KEY = 's3cr3t-hmac-key';
+
+export const readFixture = (path: string): string => readFileSync(`${FIXTURES}${path}`, 'utf8');
+
+/** A Flux event fixture's exact bytes with a fresh timestamp (Go's RFC 3339, no fraction). */
+export const freshEvent = (name: string, at: Date = new Date()): string =>
+  readFixture(`flux-events/${name}`).replace(
+    /"timestamp":"[^"]+"/,
+    `"timestamp":"${at.toISOString().replace(/\.\d{3}Z$/, 'Z')}"`,
+  );
