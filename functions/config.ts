@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PromoterError } from './core/errors.ts';
 import { formatIssues } from './core/validation.ts';
+import { DEFAULT_SECRET_PREFIX } from './adapters/secrets-manager-secret-store.ts';
 
 /**
  * The functions' settings, read once from the environment at start-up (fail fast: a function
@@ -17,8 +18,6 @@ export const ENV = {
   gitCacheDir: 'PROMOTER_GIT_CACHE_DIR',
   awsEndpoint: 'PROMOTER_AWS_ENDPOINT',
 } as const;
-
-export const DEFAULT_SECRET_PREFIX = 'pipeline-promoter/';
 
 const seconds = z.coerce.number().int('expected whole seconds').positive('expected seconds > 0');
 

@@ -293,9 +293,11 @@ export class OctokitPullRequests implements PullRequests {
       ? request.head.slice(request.head.indexOf(':') + 1)
       : request.head;
     const label = `${owner}:${branch}`;
-    const failure = (operation: string) => (error: unknown) => {
-      throw toPromoterError(error, { repository, apiBaseUrl, operation, token: request.token });
-    };
+    const failure =
+      (operation: string) =>
+      (error: unknown): never => {
+        throw toPromoterError(error, { repository, apiBaseUrl, operation, token: request.token });
+      };
 
     const findOpen = async (): Promise<PullRequest | undefined> => {
       const { data } = await client.rest.pulls

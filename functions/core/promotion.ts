@@ -19,7 +19,7 @@ import type {
   SecretStore,
 } from './ports.ts';
 import type { PromotionJob } from './promotion-job.ts';
-import { editMarkers, isPromotableFile, MARKER_NEEDLE, markerFor } from './promotion-markers.ts';
+import { editMarkers, isPromotableFile, markerFor, needle } from './promotion-markers.ts';
 
 /**
  * The pull-request promotion (DESIGN.md section 7): one job in, one recorded outcome out.
@@ -202,7 +202,7 @@ const promoteByPullRequest = async (
     baseBranch: strategy.baseBranch,
     branch,
     includePath: isPromotableFile,
-    needle: MARKER_NEEDLE,
+    needle,
     edit: (_path, content) => editMarkers(content, target, job.revision),
     commit: { message: title, author: deps.author ?? DEFAULT_AUTHOR },
   });
@@ -210,7 +210,7 @@ const promoteByPullRequest = async (
     if (result.markedFiles > 0) return { status: 'up-to-date' };
     throw new PromoterError(
       'NO_MARKER',
-      `no marker ${markerFor(target)} in the *.yaml/*.yml files of ${strategy.repository.cloneUrl} branch ${strategy.baseBranch}`,
+      `no marker # {"$promotion": "${markerFor(target.namespace, target.name, target.environment)}"} in the *.yaml/*.yml files of ${strategy.repository.cloneUrl} branch ${strategy.baseBranch}`,
       { data: { repository: strategy.repository.cloneUrl, branch: strategy.baseBranch } },
     );
   }

@@ -4,7 +4,7 @@ import type {
 } from 'aws-lambda';
 import { handleWebhookRequest, normaliseHeaders } from '../core/webhook.ts';
 import { logger } from '../observability.ts';
-import { createWebhookDependencies } from '../wiring/aws.ts';
+import { createWebhookDependencies } from '../wiring/aws-webhook.ts';
 
 /** API Gateway HTTP API (payload 2.0) → the shared webhook request function. */
 const deps = createWebhookDependencies();

@@ -27,8 +27,19 @@ const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
 
 describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
   let github: FakeGitHubEnterprise;
+  const warnings: string[] = [];
+  const log = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (message: string) => warnings.push(message),
+    error: (message: string) => warnings.push(message),
+  };
   // Retry-After and back-off seconds are 5 ms here, and writes are not spaced: nothing sleeps.
-  const pullRequests = createOctokitPullRequests({ retryAfterBaseValue: 5, spaceWrites: false });
+  const pullRequests = createOctokitPullRequests({
+    retryAfterBaseValue: 5,
+    spaceWrites: false,
+    log,
+  });
 
   const promotion = (overrides: Partial<PullRequestRequest> = {}): PullRequestRequest => ({
     repository: github.repository(OWNER, REPO),
@@ -56,6 +67,7 @@ describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
 
   beforeEach(() => {
     github.standIn.reset();
+    warnings.length = 0;
   });
 
   it('opens a pull request with GitHub shapes when none is open', async () => {
@@ -224,6 +236,7 @@ describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
     expect(github.standIn.pullRequests(OWNER, REPO)).toHaveLength(1);
     expect(github.standIn.requestCount({ method: 'POST', route: PULLS })).toBe(2);
     expect(Date.now() - started).toBeLessThan(1_000);
+    expect(warnings).toEqual([expect.stringMatching(/secondary rate limit .* retrying after 1 s/)]);
   });
 
   it('waits out a primary rate limit (403, remaining 0) on the lookup', async () => {
@@ -260,6 +273,7 @@ describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
       data: { status: 403, retryAfterSeconds: 600, repository: `${OWNER}/${REPO}` },
     });
     expect(github.standIn.requestCount()).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('giving up (retry after 600 s)')]);
   });
 
   it('finds and updates the pull request when create answers 422 already exists', async () => {

@@ -78,6 +78,19 @@ describe('fake GitHub Enterprise', () => {
     await expect(clone).rejects.toThrow(/Authentication failed|401/);
   });
 
+  it('answers 404 for a repository that does not exist', async () => {
+    // Act
+    const clone = git([
+      'clone',
+      '--quiet',
+      remote(github.token).replace('/fleet.git', '/missing.git'),
+      join(workspace, 'missing'),
+    ]);
+
+    // Assess
+    await expect(clone).rejects.toThrow(/not found/i);
+  });
+
   it('accepts a push from a write token and refuses one from a read-only token', async () => {
     // Prepare
     const directory = join(workspace, 'push');

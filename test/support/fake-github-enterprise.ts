@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -261,7 +261,27 @@ export const startFakeGitHubEnterprise = async (
       response.writeHead(403, { 'content-type': 'text/plain' }).end('read-only token\n');
       return;
     }
-    serveGit(backend, request, response, url.pathname, url.search.slice(1)).catch(fail);
+    // Answer a missing repository here, as GitHub does: `git http-backend` would answer 404 too,
+    // but without reading the request body, and serveGit does not handle the EPIPE that follows.
+    const repository = /^\/([^/]+)\/([^/]+?)\.git\//.exec(url.pathname);
+    const path = repository && repositoryPath(repository[1] ?? '', repository[2] ?? '');
+    const exists =
+      path === null
+        ? Promise.resolve(false)
+        : stat(path).then(
+            (found) => found.isDirectory(),
+            () => false,
+          );
+    exists
+      .then((found) => {
+        if (!found) {
+          request.resume();
+          response.writeHead(404, { 'content-type': 'text/plain' }).end('Repository not found.\n');
+          return;
+        }
+        return serveGit(backend, request, response, url.pathname, url.search.slice(1));
+      })
+      .catch(fail);
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {

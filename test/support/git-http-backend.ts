@@ -10,8 +10,8 @@ export interface GitHttpBackendOptions {
   readonly projectRoot: string;
   /** Return false to refuse the request with 401. Receives the decoded Basic credentials. */
   readonly authorize?: (credentials: { username: string; password: string } | undefined) => boolean;
-  /** Runs before a push is handed to git: tests use it to move a branch under the client. */
-  readonly beforeReceivePack?: (repositoryPath: string) => Promise<void> | void;
+  /** Runs before a push is handed to git (with `/owner/repo.git`): tests move a branch here. */
+  readonly beforeReceivePack?: (repositoryUrlPath: string) => Promise<void> | void;
 }
 
 const basicCredentials = (
@@ -64,6 +64,9 @@ export const serveGit = async (
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // git answers some requests (a missing repository) without reading the body: ignore the
+  // broken pipe rather than crash the test server.
+  child.stdin.on('error', () => {});
   request.pipe(child.stdin);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -94,6 +97,11 @@ export const serveGit = async (
     response.write(head.subarray(end + 4));
   });
   await new Promise<void>((resolve) => {
+    child.on('error', (error) => {
+      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end(`git http-backend failed to start: ${error.message}`);
+      resolve();
+    });
     child.on('close', (code) => {
       if (!headersSent) {
         response.writeHead(500, { 'content-type': 'text/plain' });

@@ -1,0 +1,27 @@
+import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config-repository.ts';
+import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
+import { ENV, readWorkerConfig } from '../config.ts';
+import { systemClock } from '../core/ports.ts';
+import type { PromotionDependencies } from '../core/promotion.ts';
+import { logger, PowertoolsMetricsSink } from '../observability.ts';
+import { createStores } from './aws-stores.ts';
+
+/** The worker function's composition root. */
+export const createWorkerDependencies = (config = readWorkerConfig()): PromotionDependencies => {
+  const cacheDir = config[ENV.gitCacheDir];
+  return {
+    ...createStores(config),
+    repository: new IsomorphicGitConfigRepository(cacheDir === undefined ? {} : { cacheDir }),
+    pullRequests: createOctokitPullRequests({
+      log: {
+        debug: () => {},
+        info: () => {},
+        warn: (message: string) => logger.warn(message),
+        error: (message: string) => logger.error(message),
+      },
+    }),
+    clock: systemClock,
+    metrics: new PowertoolsMetricsSink(),
+    logger,
+  };
+};

@@ -1,0 +1,602 @@
+import { readFileSync } from 'node:fs';
+import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { PolicyValidationPluginReport } from 'aws-cdk-lib/core';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../functions/config.ts';
+import { METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import { SERVICE_NAMES } from '../../lib/constructs/promoter-functions.ts';
+import {
+  PipelinePromoterStack,
+  parseSettings,
+  settingsFromContext,
+} from '../../lib/pipeline-promoter-stack.ts';
+
+/**
+ * The stack as `npx cdk synth` builds it (cdk.json's context, the real handlers bundled by the
+ * local esbuild, both cdk-nag packs registered), synthesised once for the whole file: bundling
+ * takes seconds. The alarm e-mail is set so that the optional SNS topic is checked too.
+ */
+const cdkContext = (
+  JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
+
+type Resource = { Type: string; Properties: Record<string, unknown> } & Record<string, unknown>;
+type Statement = {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+};
+
+let stack: PipelinePromoterStack;
+let template: Template;
+let nagReports: PolicyValidationPluginReport[];
+
+const only = (resources: Record<string, Resource>): [string, Resource] => {
+  const entries = Object.entries(resources);
+  expect(entries).toHaveLength(1);
+  return entries[0] as [string, Resource];
+};
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+const resourcesOf = (statement: Statement): unknown[] =>
+  Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
+const functionWithService = (service: string): [string, Resource] =>
+  only(
+    template.findResources('AWS::Lambda::Function', {
+      Properties: {
+        Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: service }) },
+      },
+    }) as Record<string, Resource>,
+  );
+const roleLogicalId = (fn: Resource): string =>
+  ((fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'] ?? [])[0];
+const policyStatementsOfRole = (roleId: string): Statement[] =>
+  Object.values(
+    template.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+    }) as Record<string, Resource>,
+  ).flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+
+beforeAll(() => {
+  // Prepare: the app of bin/app.ts, with the cdk-nag packs as validation plugins.
+  const app = new App({ context: cdkContext });
+  const packs = [
+    new AwsSolutionsChecks(app, { verbose: true }),
+    new ServerlessChecks(app, { verbose: true }),
+  ];
+  Validations.of(app).addPlugins(...packs);
+  stack = new PipelinePromoterStack(app, 'PipelinePromoter', {
+    ...settingsFromContext(app.node),
+    alarmEmail: 'platform-team@example.com',
+  });
+
+  // Act: synthesise (bundles the handlers; the packs run and would fail it on any finding),
+  // then run the packs again directly for a readable list of findings.
+  template = Template.fromStack(stack);
+  nagReports = packs.map((pack) => pack.validateScope(app));
+}, 180_000);
+
+describe('the promotion job queue', () => {
+  it('is FIFO, encrypted, TLS-only, and redrives to a FIFO dead-letter queue after 5 receives', () => {
+    // Prepare
+    const queues = template.findResources('AWS::SQS::Queue') as Record<string, Resource>;
+    const [dlqId] = only(
+      template.findResources('AWS::SQS::Queue', {
+        Properties: Match.not(Match.objectLike({ RedrivePolicy: Match.anyValue() })),
+      }) as Record<string, Resource>,
+    );
+
+    // Act
+    const [, jobQueue] = only(
+      template.findResources('AWS::SQS::Queue', {
+        Properties: { RedrivePolicy: Match.anyValue() },
+      }) as Record<string, Resource>,
+    );
+
+    // Assess
+    expect(Object.keys(queues)).toHaveLength(2);
+    expect(jobQueue.Properties).toMatchObject({
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: 5 },
+    });
+    expect(queues[dlqId]?.Properties).toMatchObject({
+      FifoQueue: true,
+      SqsManagedSseEnabled: true,
+    });
+    for (const queueId of Object.keys(queues)) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queueId }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('has a visibility timeout of at least six times the worker timeout', () => {
+    // Prepare
+    const [, worker] = functionWithService(SERVICE_NAMES.worker);
+    const [, jobQueue] = only(
+      template.findResources('AWS::SQS::Queue', {
+        Properties: { RedrivePolicy: Match.anyValue() },
+      }) as Record<string, Resource>,
+    );
+
+    // Act
+    const workerTimeout = worker.Properties.Timeout as number;
+    const visibility = jobQueue.Properties.VisibilityTimeout as number;
+
+    // Assess
+    expect(workerTimeout).toBe(120);
+    expect(visibility).toBeGreaterThanOrEqual(6 * workerTimeout);
+  });
+
+  it('feeds the worker in batches of at most 10, reporting partial batch failures', () => {
+    // Prepare
+    const [workerId] = functionWithService(SERVICE_NAMES.worker);
+    const [jobQueueId] = only(
+      template.findResources('AWS::SQS::Queue', {
+        Properties: { RedrivePolicy: Match.anyValue() },
+      }) as Record<string, Resource>,
+    );
+
+    // Act
+    const [, mapping] = only(
+      template.findResources('AWS::Lambda::EventSourceMapping') as Record<string, Resource>,
+    );
+
+    // Assess
+    expect(mapping.Properties).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': [jobQueueId, 'Arn'] },
+      FunctionName: { Ref: workerId },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(mapping.Properties.BatchSize).toBeGreaterThanOrEqual(1);
+    expect(mapping.Properties.BatchSize).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('least privilege', () => {
+  /** Actions that have no resource-level permissions: "*" is their only possible resource. */
+  const NO_RESOURCE_LEVEL = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+
+  it('grants no action on Resource "*" that has a resource to name, and no wildcard action', () => {
+    // Prepare
+    const policies = template.findResources('AWS::IAM::Policy') as Record<string, Resource>;
+
+    // Act
+    const statements = Object.values(policies).flatMap(
+      (policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+    );
+    const starStatements = statements.filter((statement) => resourcesOf(statement).includes('*'));
+
+    // Assess
+    expect(Object.keys(policies).length).toBeGreaterThanOrEqual(3);
+    for (const statement of starStatements) {
+      expect(actionsOf(statement).every((action) => NO_RESOURCE_LEVEL.has(action))).toBe(true);
+    }
+    for (const statement of statements) {
+      for (const action of actionsOf(statement)) expect(action).not.toMatch(/(^|:)\*$/);
+    }
+    // No managed policies (AWSLambdaBasicExecutionRole would allow logs on every log group).
+    for (const role of Object.values(template.findResources('AWS::IAM::Role'))) {
+      expect((role as Resource).Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('lets the webhook and the worker read secrets under the prefix only, and nothing else read them', () => {
+    // Prepare
+    const expectedArn = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':secretsmanager:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          ':secret:pipeline-promoter/*',
+        ],
+      ],
+    };
+
+    // Act
+    const secretStatements = (service: string) =>
+      policyStatementsOfRole(roleLogicalId(functionWithService(service)[1])).filter((statement) =>
+        actionsOf(statement).some((action) => action.startsWith('secretsmanager:')),
+      );
+
+    // Assess
+    for (const service of [SERVICE_NAMES.webhook, SERVICE_NAMES.worker]) {
+      expect(secretStatements(service)).toEqual([
+        {
+          Effect: 'Allow',
+          Action: 'secretsmanager:GetSecretValue',
+          Resource: expectedArn,
+        },
+      ]);
+    }
+    expect(secretStatements(SERVICE_NAMES.pipelinesApi)).toEqual([]);
+  });
+
+  it('gives each function its own table, queue and log-group access', () => {
+    // Prepare
+    const [tableId] = only(
+      template.findResources('AWS::DynamoDB::Table') as Record<string, Resource>,
+    );
+    const statementsOf = (service: string) => {
+      const [, fn] = functionWithService(service);
+      return policyStatementsOfRole(roleLogicalId(fn));
+    };
+    const actionsOn = (service: string, prefix: string) =>
+      statementsOf(service)
+        .flatMap(actionsOf)
+        .filter((action) => action.startsWith(prefix))
+        .sort();
+
+    // Act
+    const webhookSqs = actionsOn(SERVICE_NAMES.webhook, 'sqs:');
+    const pipelinesSqs = actionsOn(SERVICE_NAMES.pipelinesApi, 'sqs:');
+    const workerDynamo = actionsOn(SERVICE_NAMES.worker, 'dynamodb:');
+    const pipelinesDynamo = actionsOn(SERVICE_NAMES.pipelinesApi, 'dynamodb:');
+
+    // Assess
+    expect(webhookSqs).toEqual(['sqs:SendMessage']);
+    expect(pipelinesSqs).toEqual([]);
+    expect(workerDynamo).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+    expect(pipelinesDynamo).toContain('dynamodb:Scan');
+    for (const service of Object.values(SERVICE_NAMES)) {
+      for (const statement of statementsOf(service)) {
+        if (actionsOf(statement).some((action) => action.startsWith('dynamodb:'))) {
+          expect(statement.Resource).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+        }
+        if (actionsOf(statement).some((action) => action.startsWith('logs:'))) {
+          expect(statement.Resource).toEqual({
+            'Fn::GetAtt': [expect.stringMatching(/LogGroup/), 'Arn'],
+          });
+        }
+      }
+    }
+  });
+});
+
+describe('the table', () => {
+  it('has the key design, on-demand billing, PITR, the TTL attribute and is retained', () => {
+    // Prepare
+    const tables = template.findResources('AWS::DynamoDB::Table') as Record<string, Resource>;
+
+    // Act
+    const [, table] = only(tables);
+
+    // Assess
+    expect(table.Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      DeletionProtectionEnabled: true,
+    });
+    expect(table.Properties.GlobalSecondaryIndexes).toBeUndefined();
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+  });
+});
+
+describe('the functions', () => {
+  it('run Node.js 22 on arm64 as bundled ESM with source maps, Powertools settings and their own log groups', () => {
+    // Prepare
+    const functions = template.findResources('AWS::Lambda::Function') as Record<string, Resource>;
+
+    // Act
+    const services = Object.values(functions).map(
+      (fn) =>
+        (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+          .POWERTOOLS_SERVICE_NAME,
+    );
+
+    // Assess
+    expect(services.sort()).toEqual(Object.values(SERVICE_NAMES).sort());
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/LogGroup/) } },
+        Environment: {
+          Variables: expect.objectContaining({
+            NODE_OPTIONS: '--enable-source-maps',
+            POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            [ENV.tableName]: { Ref: expect.any(String) },
+          }),
+        },
+      });
+    }
+    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 4);
+  });
+
+  it('gives the worker one vCPU, 120 s, 2 GiB of /tmp and its git cache, the webhook its queue', () => {
+    // Prepare
+    const [, worker] = functionWithService(SERVICE_NAMES.worker);
+    const [, webhook] = functionWithService(SERVICE_NAMES.webhook);
+
+    // Act
+    const workerEnv = (worker.Properties.Environment as { Variables: Record<string, unknown> })
+      .Variables;
+    const webhookEnv = (webhook.Properties.Environment as { Variables: Record<string, unknown> })
+      .Variables;
+
+    // Assess
+    expect(worker.Properties).toMatchObject({
+      MemorySize: 1769,
+      Timeout: 120,
+      EphemeralStorage: { Size: 2048 },
+    });
+    expect(workerEnv).toMatchObject({
+      [ENV.secretPrefix]: 'pipeline-promoter/',
+      [ENV.gitCacheDir]: '/tmp/git-cache',
+    });
+    expect(webhookEnv).toMatchObject({
+      [ENV.queueUrl]: { Ref: expect.stringMatching(/JobQueue/) },
+      [ENV.secretPrefix]: 'pipeline-promoter/',
+    });
+  });
+});
+
+describe('the HTTP API', () => {
+  it('routes the webhook without an authoriser and the pipelines routes with IAM', () => {
+    // Prepare
+    const routes = template.findResources('AWS::ApiGatewayV2::Route') as Record<string, Resource>;
+
+    // Act
+    const authorisation = Object.fromEntries(
+      Object.values(routes).map((route) => [
+        route.Properties.RouteKey as string,
+        route.Properties.AuthorizationType,
+      ]),
+    );
+
+    // Assess
+    expect(authorisation).toEqual({
+      'POST /promotion/{ns}/{name}/{env}': 'NONE',
+      'ANY /promotion/{ns}/{name}/{env}': 'NONE',
+      'PUT /pipelines': 'AWS_IAM',
+      'GET /pipelines/{ns}/{name}': 'AWS_IAM',
+    });
+    template.allResourcesProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+    });
+  });
+
+  it('throttles the stage, logs every request as JSON and outputs the URL', () => {
+    // Prepare
+    const [, stage] = only(
+      template.findResources('AWS::ApiGatewayV2::Stage') as Record<string, Resource>,
+    );
+
+    // Act
+    const settings = stage.Properties.AccessLogSettings as {
+      Format: string;
+      DestinationArn: unknown;
+    };
+
+    // Assess
+    expect(stage.Properties).toMatchObject({
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    });
+    expect(JSON.parse(settings.Format)).toMatchObject({ requestId: '$context.requestId' });
+    expect(settings.DestinationArn).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/AccessLogs/), 'Arn'],
+    });
+    template.hasOutput('ApiUrl', { Value: Match.anyValue() });
+  });
+});
+
+describe('monitoring', () => {
+  it('has a dashboard that searches every metric the functions emit', () => {
+    // Prepare
+    const [, dashboard] = only(
+      template.findResources('AWS::CloudWatch::Dashboard') as Record<string, Resource>,
+    );
+    const body = dashboard.Properties.DashboardBody as string | { 'Fn::Join': [string, unknown[]] };
+    const text =
+      typeof body === 'string'
+        ? body
+        : body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'TOKEN')).join('');
+
+    // Act
+    const widgets = (JSON.parse(text) as { widgets: { properties: { metrics?: unknown[][] } }[] })
+      .widgets;
+    const rows = widgets.flatMap((widget) => widget.properties.metrics ?? []);
+    const expressions = rows
+      .flat()
+      .filter((cell): cell is { expression: string } => typeof cell === 'object' && cell !== null)
+      .map((cell) => cell.expression)
+      .filter((expression) => expression !== undefined);
+    const awsMetricNames = rows.flat().filter((cell) => typeof cell === 'string');
+
+    // Assess
+    for (const name of Object.values(Metric)) {
+      expect(expressions.some((e) => e.includes(`MetricName="${name}"`))).toBe(true);
+    }
+    for (const expression of expressions) {
+      expect(expression).toContain(`SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="`);
+    }
+    for (const statistic of ['p50', 'p90', 'p99']) {
+      expect(expressions).toContain(
+        `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${Metric.PromotionLatency}"', '${statistic}', 300)`,
+      );
+    }
+    for (const awsMetric of [
+      'ApproximateAgeOfOldestMessage',
+      'ApproximateNumberOfMessagesVisible',
+      'Errors',
+      'Duration',
+      'Count',
+    ]) {
+      expect(awsMetricNames).toContain(awsMetric);
+    }
+  });
+
+  it('alarms on DLQ depth, worker errors and the oldest job, to the e-mail topic', () => {
+    // Prepare
+    const alarms = template.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
+    const [topicId] = only(template.findResources('AWS::SNS::Topic') as Record<string, Resource>);
+
+    // Act
+    const metrics = Object.values(alarms)
+      .map((alarm) => `${alarm.Properties.Namespace}/${alarm.Properties.MetricName}`)
+      .sort();
+
+    // Assess
+    expect(metrics).toEqual([
+      'AWS/Lambda/Errors',
+      'AWS/SQS/ApproximateAgeOfOldestMessage',
+      'AWS/SQS/ApproximateNumberOfMessagesVisible',
+    ]);
+    for (const alarm of Object.values(alarms)) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    }
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'platform-team@example.com',
+      TopicArn: { Ref: topicId },
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('cdk-nag', () => {
+  it('finds nothing unacknowledged in the AWS Solutions and Serverless packs', () => {
+    // Prepare: the reports of beforeAll (cdk-nag v3 packs are validation plugins).
+
+    // Act
+    const findings = nagReports.flatMap((report) =>
+      report.violations.map(
+        (violation) =>
+          `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      ),
+    );
+    const nagAnnotations = [
+      ...Annotations.fromStack(stack).findError(
+        '*',
+        Match.stringLikeRegexp('AwsSolutions-.*|Serverless-.*'),
+      ),
+      ...Annotations.fromStack(stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('AwsSolutions-.*|Serverless-.*'),
+      ),
+    ];
+
+    // Assess
+    expect(findings).toEqual([]);
+    expect(nagReports.every((report) => report.success)).toBe(true);
+    expect(nagAnnotations).toEqual([]);
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  });
+});
+
+describe('settings', () => {
+  it('reads command-line context strings and checks them', () => {
+    // Prepare
+    const fromCommandLine = {
+      throttlingRateLimit: '20',
+      throttlingBurstLimit: '40',
+      logRetentionDays: '90',
+      removalPolicy: 'DESTROY',
+      tracing: 'false',
+      alarmEmail: '',
+      promotingReasons: 'UpgradeSucceeded, InstallSucceeded',
+    };
+
+    // Act
+    const settings = parseSettings(fromCommandLine);
+
+    // Assess
+    expect(settings).toEqual({
+      throttlingRateLimit: 20,
+      throttlingBurstLimit: 40,
+      logRetentionDays: 90,
+      removalPolicy: 'destroy',
+      tracing: false,
+      promotingReasons: ['UpgradeSucceeded', 'InstallSucceeded'],
+    });
+    expect(() => parseSettings({ logRetentionDays: '31', workerBatchSize: '11' })).toThrow(
+      /logRetentionDays: .*retention values.*; workerBatchSize/,
+    );
+    expect(() => parseSettings({ alarmEmail: 'not-an-address' })).toThrow(/alarmEmail/);
+  });
+
+  it('builds no SNS topic without an alarm e-mail and honours the settings', () => {
+    // Prepare: skip bundling (this stack is only read, never deployed).
+    const app = new App({ context: { ...cdkContext, 'aws:cdk:bundling-stacks': [] } });
+
+    // Act
+    const other = Template.fromStack(
+      new PipelinePromoterStack(app, 'Other', {
+        removalPolicy: RemovalPolicy.DESTROY,
+        workerTimeoutSeconds: 300,
+        tracing: false,
+        secretPrefix: 'promoter/',
+      }),
+    );
+
+    // Assess
+    other.resourceCountIs('AWS::SNS::Topic', 0);
+    other.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 1800 });
+    other.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Delete',
+      Properties: Match.objectLike({ DeletionProtectionEnabled: false }),
+    });
+    other.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'secretsmanager:GetSecretValue',
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':secret:promoter/*'])] },
+          }),
+        ]),
+      },
+    });
+    for (const fn of Object.values(other.findResources('AWS::Lambda::Function'))) {
+      expect((fn as Resource).Properties.TracingConfig).toBeUndefined();
+    }
+  });
+});
