@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,22 +82,15 @@ const requestFunction = async (): Promise<BenchRow> => {
 
 const startServer = (args: string[]): Promise<{ url: string; stop: () => void }> =>
   new Promise((resolve, reject) => {
+    // Its output (one log line a request) goes to /dev/null, as it would to a file; the URL
+    // comes back over IPC.
+    const devNull = openSync('/dev/null', 'w');
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/support/webhook-server.ts'), ...args], {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', devNull, devNull, 'ipc'],
     });
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const url = buffered.split('\n').find((line) => line.startsWith('http://'));
-      if (url === undefined) return;
-      // From here on its output (one log line a request) is read and dropped, as a terminal would.
-      child.stdout.off('data', onData);
-      child.stdout.resume();
-      resolve({ url, stop: () => child.kill() });
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    child.once('message', (url) => resolve({ url: String(url), stop: () => child.kill() }));
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
 
 /** Closed-loop load: `connections` keep-alive clients, each sending as soon as it is answered. */
@@ -157,9 +150,13 @@ const serveThroughput = async (): Promise<BenchRow> => {
 };
 
 const lambdaBundle = async (): Promise<BenchRow[]> => {
-  const outfile = join(mkdtempSync(join(tmpdir(), 'bench-bundle-')), 'index.mjs');
+  // Inside the project, so that the SDK left out of the bundle resolves from node_modules.
+  mkdirSync(join(ROOT, '.bench'), { recursive: true });
+  const outfile = join(mkdtempSync(join(ROOT, '.bench', 'webhook-bundle-')), 'index.mjs');
+  // As the stack bundles it: the AWS SDK v3 is left to the nodejs22.x runtime, which ships it.
   await build({
     entryPoints: [join(ROOT, 'functions/handlers/webhook-lambda.ts')],
+    external: ['@aws-sdk/*'],
     bundle: true,
     minify: true,
     platform: 'node',
@@ -191,14 +188,14 @@ const lambdaBundle = async (): Promise<BenchRow[]> => {
   const bare = importMs(emptyFile);
   return [
     {
-      figure: 'webhook Lambda bundle (esbuild, minified), KB',
+      figure: 'webhook Lambda bundle (esbuild, minified, SDK from the runtime), KB',
       ours: (size / 1024).toFixed(0),
       baseline: '',
       target: '< 500 KB',
       met: size < 500 * 1024,
     },
     {
-      figure: 'webhook bundle cold import, ms',
+      figure: 'webhook bundle cold import (with the SDK clients it loads), ms',
       ours: ours.toFixed(1),
       baseline: `${bare.toFixed(1)} (importing an empty module)`,
       ratio: ours / bare,

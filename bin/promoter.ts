@@ -1,6 +1,6 @@
-import { isPromoterError } from '../functions/core/errors.ts';
 import { SERVE_USAGE, serveCommand } from '../functions/cli/serve-command.ts';
 import { SIGN_USAGE, signCommand } from '../functions/cli/sign-command.ts';
+import { isPromoterError } from '../functions/core/errors.ts';
 
 /** The `promoter` command line: a thin dispatcher over the commands in functions/cli. */
 const USAGE = `usage: promoter <command> [options]
@@ -26,7 +26,9 @@ if (name === undefined || name === 'help' || name === '--help' || name === '-h')
     await command(argv);
   } catch (error) {
     const code = isPromoterError(error) ? ` [${error.code}]` : '';
-    console.error(`promoter ${name}:${code} ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      `promoter ${name}:${code} ${error instanceof Error ? error.message : String(error)}`,
+    );
     process.exitCode = 2;
   }
 }

@@ -1,7 +1,9 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PromoterError } from './core/errors.ts';
 import { formatIssues } from './core/validation.ts';
 import { DEFAULT_SECRET_PREFIX } from './adapters/secrets-manager-secret-store.ts';
+
+export { DEFAULT_SECRET_PREFIX };
 
 /**
  * The functions' settings, read once from the environment at start-up (fail fast: a function

@@ -1,7 +1,7 @@
 import { Aws, CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, Node } from 'constructs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_SECRET_PREFIX } from '../functions/config.ts';
 import { ALARM_DEFAULTS, PromoterAlarms } from './constructs/promoter-alarms.ts';
 import { API_DEFAULTS, PromoterApi, ROUTES } from './constructs/promoter-api.ts';

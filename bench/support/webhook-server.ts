@@ -5,7 +5,7 @@ import { createServeApp } from '../../functions/wiring/serve.ts';
 
 /**
  * A server for bench/webhook.bench.ts, in its own process: `bare` answers 202 to everything,
- * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines. Prints its URL.
+ * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines. Sends its URL over IPC.
  */
 const [kind, pipelinesPath, secretsPath] = process.argv.slice(2);
 if (kind === 'bare') {
@@ -16,12 +16,12 @@ if (kind === 'bare') {
       response.end('{"promoted":true}');
     });
   });
-  console.log(await listen(server, 0, '127.0.0.1'));
+  process.send?.(await listen(server, 0, '127.0.0.1'));
 } else {
   const app = await createServeApp(
     { pipelinesPath: pipelinesPath as string, secretsPath: secretsPath as string },
     logger,
   );
   const server = createServeServer({ webhook: app.webhook, logger });
-  console.log(await listen(server, 0, '127.0.0.1'));
+  process.send?.(await listen(server, 0, '127.0.0.1'));
 }

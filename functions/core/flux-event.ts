@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** What Flux notification-controller POSTs to a `generic-hmac` Provider (DESIGN.md section 5). */
 const text = z.string({ error: 'expected a string' });

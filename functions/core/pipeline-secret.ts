@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PromoterError } from './errors.ts';
 import { formatIssues } from './validation.ts';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PipelineRef } from './pipeline.ts';
 import { formatIssues } from './validation.ts';
 import { PromoterError } from './errors.ts';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /** `spec.environments[1].targets[0].namespace` from a zod issue path. */
 export const formatPath = (path: readonly PropertyKey[]): string =>

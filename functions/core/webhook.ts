@@ -55,6 +55,8 @@ export interface WebhookDependencies {
   readonly settings: DecisionSettings;
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 const PATH = /^\/promotion\/([^/]+)\/([^/]+)\/([^/]+)\/?$/;
 
 const decodeSegment = (segment: string): string | undefined => {
@@ -155,7 +157,7 @@ const evaluate = async (
 
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(request.body).toString('utf8'));
+    json = JSON.parse(utf8.decode(request.body));
   } catch {
     return answer(400, WebhookOutcome.RejectedInvalid, { error: 'body is not JSON' }, context);
   }

@@ -109,13 +109,9 @@ describe('editMarkers', () => {
     // Assess
     expect(result.markers).toBe(3);
     expect(result.content).toBe(
-      [
-        `a: 6.5.0 ${marker}`,
-        `b: '6.5.0' ${marker}`,
-        `c: "6.5.0" ${marker}`,
-        `d: "6.4.0"`,
-        '',
-      ].join('\n'),
+      [`a: 6.5.0 ${marker}`, `b: '6.5.0' ${marker}`, `c: "6.5.0" ${marker}`, `d: "6.4.0"`, ''].join(
+        '\n',
+      ),
     );
   });
 
@@ -285,9 +281,7 @@ describe('editMarkers', () => {
       ].join('\n'),
     );
     expect(control.content).toBe(
-      [`a: "v1\\nv2" ${marker}`, `b: "v1\\nv2" ${marker}`, `c: "v1\\nv2" ${marker}`, ''].join(
-        '\n',
-      ),
+      [`a: "v1\\nv2" ${marker}`, `b: "v1\\nv2" ${marker}`, `c: "v1\\nv2" ${marker}`, ''].join('\n'),
     );
   });
 
