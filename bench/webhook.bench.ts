@@ -28,7 +28,10 @@ const PATH = '/promotion/flux-system/podinfo/dev';
 const REVISIONS = 50;
 
 const bodies = Array.from({ length: REVISIONS }, (_, index) =>
-  freshEvent('helmrelease-upgrade-succeeded.json').replace('"revision":"6.5.0"', `"revision":"6.5.${index}"`),
+  freshEvent('helmrelease-upgrade-succeeded.json').replace(
+    '"revision":"6.5.0"',
+    `"revision":"6.5.${index}"`,
+  ),
 ).map((text) => ({ text, bytes: Buffer.from(text), signature: signBody(text, FIXTURE_HMAC_KEY) }));
 
 const timePerOp = async (operations: number, run: (index: number) => unknown): Promise<number> => {
@@ -43,9 +46,15 @@ const timePerOp = async (operations: number, run: (index: number) => unknown): P
 
 const requestFunction = async (): Promise<BenchRow> => {
   const pipelines = new Map(
-    parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines.map((p) => [`${p.namespace}/${p.name}`, p]),
+    parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines.map((p) => [
+      `${p.namespace}/${p.name}`,
+      p,
+    ]),
   );
-  const secret = decodePipelineSecret({ namespace: 'flux-system', name: 'promotion-credentials' }, { 'hmac-key': FIXTURE_HMAC_KEY });
+  const secret = decodePipelineSecret(
+    { namespace: 'flux-system', name: 'promotion-credentials' },
+    { 'hmac-key': FIXTURE_HMAC_KEY },
+  );
   const deps: WebhookDependencies = {
     pipelines: { get: async (ref) => pipelines.get(`${ref.namespace}/${ref.name}`) },
     secrets: { get: async () => secret },
@@ -68,7 +77,8 @@ const requestFunction = async (): Promise<BenchRow> => {
       { method: 'POST', path: PATH, headers: { 'x-signature': body.signature }, body: body.bytes },
       deps,
     );
-    if (result.status !== 202) throw new Error(`unexpected ${result.status}: ${JSON.stringify(result.body)}`);
+    if (result.status !== 202)
+      throw new Error(`unexpected ${result.status}: ${JSON.stringify(result.body)}`);
   });
   return {
     figure: 'request function, µs per request',
@@ -85,10 +95,14 @@ const startServer = (args: string[]): Promise<{ url: string; stop: () => void }>
     // Its output (one log line a request) goes to /dev/null, as it would to a file; the URL
     // comes back over IPC.
     const devNull = openSync('/dev/null', 'w');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/support/webhook-server.ts'), ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', devNull, devNull, 'ipc'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'bench/support/webhook-server.ts'), ...args],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', devNull, devNull, 'ipc'],
+      },
+    );
     child.once('message', (url) => resolve({ url: String(url), stop: () => child.kill() }));
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
@@ -101,17 +115,25 @@ const load = async (url: string, seconds: number, connections = 32): Promise<num
   const send = (index: number) =>
     new Promise<void>((resolve, reject) => {
       const body = bodies[index % REVISIONS] as (typeof bodies)[0];
-      const outgoing = request(`${url}${PATH}`, {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'x-signature': body.signature, 'content-length': body.bytes.length },
-      }, (response) => {
-        response.resume();
-        response.on('end', () => {
-          if (response.statusCode === 202) answered += 1;
-          resolve();
-        });
-      });
+      const outgoing = request(
+        `${url}${PATH}`,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'x-signature': body.signature,
+            'content-length': body.bytes.length,
+          },
+        },
+        (response) => {
+          response.resume();
+          response.on('end', () => {
+            if (response.statusCode === 202) answered += 1;
+            resolve();
+          });
+        },
+      );
       outgoing.on('error', reject);
       outgoing.end(body.bytes);
     });
@@ -127,7 +149,12 @@ const load = async (url: string, seconds: number, connections = 32): Promise<num
 const serveThroughput = async (): Promise<BenchRow> => {
   const folder = mkdtempSync(join(tmpdir(), 'bench-webhook-'));
   const secrets = join(folder, 'secrets.json');
-  writeFileSync(secrets, JSON.stringify({ 'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'unused' } }));
+  writeFileSync(
+    secrets,
+    JSON.stringify({
+      'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'unused' },
+    }),
+  );
   const measure = async (args: string[]) => {
     const server = await startServer(args);
     try {
@@ -163,7 +190,9 @@ const lambdaBundle = async (): Promise<BenchRow[]> => {
     target: 'node22',
     format: 'esm',
     outfile,
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
     logLevel: 'error',
   });
   const size = statSync(outfile).size;
@@ -176,7 +205,10 @@ const lambdaBundle = async (): Promise<BenchRow[]> => {
   const importMs = (file: string) => {
     const script = `const t=performance.now();await import(${JSON.stringify(file)});console.log(performance.now()-t)`;
     const samples = Array.from({ length: 5 }, () => {
-      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        env,
+        encoding: 'utf8',
+      });
       if (run.status !== 0) throw new Error(run.stderr);
       return Number(run.stdout.trim());
     });

@@ -20,14 +20,19 @@ export const signCommand = (argv: string[]): void => {
     strict: true,
   });
   const algorithm = ALGORITHMS.find((name) => name === values.algorithm);
-  if (algorithm === undefined) throw new Error(`--algorithm: expected one of ${ALGORITHMS.join(', ')}`);
+  if (algorithm === undefined)
+    throw new Error(`--algorithm: expected one of ${ALGORITHMS.join(', ')}`);
   const [file, ...extra] = positionals;
-  if (file === undefined || extra.length > 0) throw new Error('expected exactly one body file (or - for standard input)');
+  if (file === undefined || extra.length > 0)
+    throw new Error('expected exactly one body file (or - for standard input)');
   const key =
     values.key ??
-    (values['key-file'] === undefined ? undefined : readFileSync(values['key-file'], 'utf8').replace(/\r?\n$/, '')) ??
+    (values['key-file'] === undefined
+      ? undefined
+      : readFileSync(values['key-file'], 'utf8').replace(/\r?\n$/, '')) ??
     process.env.PROMOTER_HMAC_KEY;
-  if (key === undefined || key === '') throw new Error('no key: pass --key, --key-file or set PROMOTER_HMAC_KEY');
+  if (key === undefined || key === '')
+    throw new Error('no key: pass --key, --key-file or set PROMOTER_HMAC_KEY');
   const body = readFileSync(file === '-' ? 0 : file);
   process.stdout.write(`X-Signature: ${signBody(body, key, algorithm)}\n`);
 };

@@ -15,7 +15,9 @@ import { formatIssues } from './validation.ts';
  */
 export const PIPELINE_API_VERSION = 'pipelines.weave.works/v1alpha1';
 
-const name = z.string({ error: 'expected a non-empty string' }).min(1, 'expected a non-empty string');
+const name = z
+  .string({ error: 'expected a non-empty string' })
+  .min(1, 'expected a non-empty string');
 const secretRef = z.object({ name });
 /** The RFC draft writes a secretRef as a bare name. */
 const looseSecretRef = z.union([name, secretRef], {
@@ -57,9 +59,7 @@ const environmentSpec = z.object({
     .array(
       z.object({
         namespace: name,
-        clusterRef: z
-          .object({ kind: name, name, namespace: z.string().optional() })
-          .optional(),
+        clusterRef: z.object({ kind: name, name, namespace: z.string().optional() }).optional(),
       }),
     )
     .min(1, 'expected at least one target'),
@@ -123,7 +123,11 @@ export const parseGitHubRepositoryUrl = (raw: string): GitHubRepository | string
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     return `expected an https:// repository URL, got ${JSON.stringify(raw)}`;
   }
-  const parts = url.pathname.replace(/\/+$/, '').replace(/\.git$/, '').split('/').filter(Boolean);
+  const parts = url.pathname
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    .split('/')
+    .filter(Boolean);
   const [owner, repo] = parts;
   if (parts.length !== 2 || owner === undefined || repo === undefined) {
     return `expected https://${url.host}/<owner>/<repository>, got ${JSON.stringify(raw)}`;
@@ -187,7 +191,12 @@ const shippedPromotion = (
   let normalised: PromotionStrategy | undefined;
   if (pr !== undefined) {
     normalised = pullRequestStrategy(
-      { type: pr.type, url: pr.url, baseBranch: pr.baseBranch, credentialsSecret: pr.secretRef.name },
+      {
+        type: pr.type,
+        url: pr.url,
+        baseBranch: pr.baseBranch,
+        credentialsSecret: pr.secretRef.name,
+      },
       `${path}.strategy.pull-request`,
       issues,
     );
@@ -220,7 +229,8 @@ const rfcPromotion = (
   if (item === undefined) return undefined;
   if (item.type === 'notification') return { manual: false, strategy: { type: 'notification' } };
   const itemPath = `${path}[0]`;
-  if (item.url === undefined) issues.add(`${itemPath}.url`, 'expected the configuration repository URL');
+  if (item.url === undefined)
+    issues.add(`${itemPath}.url`, 'expected the configuration repository URL');
   if (item.branch === undefined) issues.add(`${itemPath}.branch`, 'expected the base branch');
   if (item.secretRef === undefined) {
     issues.add(`${itemPath}.secretRef`, 'expected the secret with the GitHub token');
@@ -229,7 +239,12 @@ const rfcPromotion = (
     return undefined;
   }
   const strategy = pullRequestStrategy(
-    { type: 'github', url: item.url, baseBranch: item.branch, credentialsSecret: secretName(item.secretRef) },
+    {
+      type: 'github',
+      url: item.url,
+      baseBranch: item.branch,
+      credentialsSecret: secretName(item.secretRef),
+    },
     itemPath,
     issues,
   );
@@ -352,7 +367,9 @@ export const parsePipelineManifests = (text: string, source = 'input'): ParsedPi
         invalid.push({ id: where, errors: ['items: expected a list of Pipeline objects'] });
         return;
       }
-      list.items.forEach((item, itemIndex) => take(item, `${where} items[${itemIndex}]`));
+      list.items.forEach((item, itemIndex) => {
+        take(item, `${where} items[${itemIndex}]`);
+      });
       return;
     }
     take(value, where);
@@ -365,7 +382,9 @@ export const parsePipelineManifests = (text: string, source = 'input'): ParsedPi
   const duplicates = [...seen].filter(([, count]) => count > 1).map(([id]) => id);
   if (duplicates.length === 0) return { pipelines, invalid };
   return {
-    pipelines: pipelines.filter((pipeline) => !duplicates.includes(`${pipeline.namespace}/${pipeline.name}`)),
+    pipelines: pipelines.filter(
+      (pipeline) => !duplicates.includes(`${pipeline.namespace}/${pipeline.name}`),
+    ),
     invalid: [
       ...invalid,
       ...duplicates.map((id) => ({ id, errors: ['defined more than once in the input'] })),

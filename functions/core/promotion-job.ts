@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
+import { PromoterError } from './errors.ts';
 import type { PipelineRef } from './pipeline.ts';
 import { formatIssues } from './validation.ts';
-import { PromoterError } from './errors.ts';
 
 /**
  * The versioned message between the webhook and the worker (DESIGN.md section 6), validated on

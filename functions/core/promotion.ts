@@ -118,7 +118,10 @@ export const runPromotion = async (
     previous.revision !== job.revision &&
     newer(previous.eventTimestamp, eventTimestamp)
   ) {
-    deps.logger.info('promotion superseded by a later event', { ...context, by: previous.revision });
+    deps.logger.info('promotion superseded by a later event', {
+      ...context,
+      by: previous.revision,
+    });
     count(Metric.PromotionsSuperseded, { supersededBy: previous.revision });
     return { status: 'superseded', by: previous.revision };
   }
@@ -142,10 +145,9 @@ export const runPromotion = async (
       count(Metric.PromotionsUpToDate);
     } else {
       await record({ state: outcome.status, pullRequest: outcome.pullRequest });
-      count(
-        outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated,
-        { pullRequest: outcome.pullRequest.url },
-      );
+      count(outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated, {
+        pullRequest: outcome.pullRequest.url,
+      });
     }
     const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
     deps.metrics.record({
@@ -193,7 +195,11 @@ const promoteByPullRequest = async (
       `secret ${secretRef.namespace}/${secretRef.name} has no token: add the GitHub token under the key "token"`,
     );
   }
-  const target = { namespace: job.pipeline.namespace, name: job.pipeline.name, environment: job.to };
+  const target = {
+    namespace: job.pipeline.namespace,
+    name: job.pipeline.name,
+    environment: job.to,
+  };
   const branch = promotionBranch(job);
   const title = promotionTitle(job);
   const result = await deps.repository.preparePromotionBranch({
@@ -228,4 +234,3 @@ const promoteByPullRequest = async (
     changedFiles: result.changedFiles,
   };
 };
-

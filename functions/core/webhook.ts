@@ -84,7 +84,12 @@ const answer = (
 ): WebhookResult => ({ status, outcome, body, ...context });
 
 const unavailable = (context: Partial<WebhookResult>): WebhookResult =>
-  answer(503, WebhookOutcome.Unavailable, { error: 'temporarily unavailable, retry later' }, context);
+  answer(
+    503,
+    WebhookOutcome.Unavailable,
+    { error: 'temporarily unavailable, retry later' },
+    context,
+  );
 
 const evaluate = async (
   request: WebhookRequest,
@@ -109,7 +114,7 @@ const evaluate = async (
       error: 'not found: POST /promotion/{namespace}/{pipeline}/{environment}',
     });
   }
-  const id = `${route.namespace}/${route.name}`;
+  const id = pipelineId(route);
   let pipeline: Pipeline | undefined;
   try {
     pipeline = await deps.pipelines.get(route);
@@ -118,11 +123,19 @@ const evaluate = async (
     return unavailable({ pipeline: id });
   }
   if (pipeline === undefined) {
-    return answer(404, WebhookOutcome.NotFound, { error: `pipeline ${id} not found` }, { pipeline: id });
+    return answer(
+      404,
+      WebhookOutcome.NotFound,
+      { error: `pipeline ${id} not found` },
+      { pipeline: id },
+    );
   }
   const context = { pipeline: id, environment: route.environment };
 
-  const secretRef = { namespace: pipeline.namespace, name: webhookSecretFor(pipeline, route.environment) };
+  const secretRef = {
+    namespace: pipeline.namespace,
+    name: webhookSecretFor(pipeline, route.environment),
+  };
   let keys: readonly string[] = [];
   try {
     keys = (await deps.secrets.get(secretRef)).hmacKeys;
@@ -150,7 +163,9 @@ const evaluate = async (
     return answer(
       401,
       WebhookOutcome.RejectedSignature,
-      { error: `signature ${signature.failure}: expected X-Signature: sha256=<hex HMAC of the body>` },
+      {
+        error: `signature ${signature.failure}: expected X-Signature: sha256=<hex HMAC of the body>`,
+      },
       context,
     );
   }
@@ -170,7 +185,13 @@ const evaluate = async (
       context,
     );
   }
-  const decision = decide(pipeline, route.environment, parsed.data, deps.clock.now(), deps.settings);
+  const decision = decide(
+    pipeline,
+    route.environment,
+    parsed.data,
+    deps.clock.now(),
+    deps.settings,
+  );
   switch (decision.kind) {
     case 'invalid':
       return answer(
@@ -180,7 +201,12 @@ const evaluate = async (
         context,
       );
     case 'ignore':
-      return answer(200, WebhookOutcome.Ignored, { promoted: false, reason: decision.reason }, context);
+      return answer(
+        200,
+        WebhookOutcome.Ignored,
+        { promoted: false, reason: decision.reason },
+        context,
+      );
     default:
       break;
   }

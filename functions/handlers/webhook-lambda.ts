@@ -1,7 +1,4 @@
-import type {
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-} from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { handleWebhookRequest, normaliseHeaders } from '../core/webhook.ts';
 import { logger } from '../observability.ts';
 import { createWebhookDependencies } from '../wiring/aws-webhook.ts';

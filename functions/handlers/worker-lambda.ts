@@ -1,10 +1,7 @@
-import {
-  processPartialResponse,
-  SqsFifoPartialProcessorAsync,
-} from '@aws-lambda-powertools/batch';
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { parsePromotionJob } from '../core/promotion-job.ts';
 import { runPromotion } from '../core/promotion.ts';
+import { parsePromotionJob } from '../core/promotion-job.ts';
 import { logger } from '../observability.ts';
 import { createWorkerDependencies } from '../wiring/aws-worker.ts';
 
@@ -23,7 +20,10 @@ const promote = async (record: SQSRecord): Promise<void> => {
   logger.appendKeys({ jobId: job.id });
   try {
     const outcome = await runPromotion(job, deps);
-    logger.info('promotion finished', { ...outcome, receiveCount: record.attributes.ApproximateReceiveCount });
+    logger.info('promotion finished', {
+      ...outcome,
+      receiveCount: record.attributes.ApproximateReceiveCount,
+    });
   } finally {
     logger.removeKeys(['jobId']);
   }

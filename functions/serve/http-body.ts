@@ -27,7 +27,10 @@ export const readBody = (
     };
     request.on('data', onData);
     request.once('end', () =>
-      resolve({ body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), truncated: false }),
+      resolve({
+        body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
+        truncated: false,
+      }),
     );
     request.once('error', reject);
   });

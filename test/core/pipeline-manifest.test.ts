@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { promotionInto, webhookSecretFor } from '../../functions/core/pipeline.ts';
 import {
   describeInvalidPipeline,
   parseGitHubRepositoryUrl,
   parsePipelineManifests,
 } from '../../functions/core/pipeline-manifest.ts';
-import { promotionInto, webhookSecretFor } from '../../functions/core/pipeline.ts';
 import { readFixture } from '../support/fixtures.ts';
 
 const podinfoYaml = readFixture('pipelines/podinfo.yaml');
@@ -47,7 +47,9 @@ describe('parsePipelineManifests', () => {
 
   it('normalises the RFC draft shape: appRef.secretRef and a promotion list', () => {
     // Act
-    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/search-rfc-draft.yaml'));
+    const { pipelines, invalid } = parsePipelineManifests(
+      readFixture('pipelines/search-rfc-draft.yaml'),
+    );
 
     // Assess
     expect(invalid).toEqual([]);
@@ -74,20 +76,28 @@ describe('parsePipelineManifests', () => {
 
   it('reads a kubectl List with server fields, for GitHub Enterprise Server', () => {
     // Act
-    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/list-from-kubectl.yaml'));
+    const { pipelines, invalid } = parsePipelineManifests(
+      readFixture('pipelines/list-from-kubectl.yaml'),
+    );
 
     // Assess
     expect(invalid).toEqual([]);
     expect(pipelines).toHaveLength(1);
     expect(pipelines[0]?.promotion?.strategy).toMatchObject({
-      repository: { apiBaseUrl: 'https://github.example.com/api/v3', owner: 'platform', repo: 'fleet' },
+      repository: {
+        apiBaseUrl: 'https://github.example.com/api/v3',
+        owner: 'platform',
+        repo: 'fleet',
+      },
     });
     expect(JSON.stringify(pipelines[0])).not.toContain('resourceVersion');
   });
 
   it('refuses a pipeline without an HMAC secret, naming it and where the secretRef goes', () => {
     // Act
-    const { pipelines, invalid } = parsePipelineManifests(readFixture('pipelines/invalid-no-hmac.yaml'));
+    const { pipelines, invalid } = parsePipelineManifests(
+      readFixture('pipelines/invalid-no-hmac.yaml'),
+    );
 
     // Assess
     expect(pipelines).toEqual([]);
@@ -106,8 +116,20 @@ describe('parsePipelineManifests', () => {
       metadata: { namespace: 'team', name: 'broken' },
       spec: {
         appRef: { apiVersion: 'v1', kind: 'HelmRelease', name: 'x', secretRef: 'hmac' },
-        environments: [{ name: 'dev', targets: [{ namespace: 'dev' }] }, { name: 'prod', targets: [{}] }],
-        promotion: { strategy: { 'pull-request': { type: 'gitlab', url: 'https://gitlab.com/a/b', baseBranch: 'main', secretRef: { name: 's' } } } },
+        environments: [
+          { name: 'dev', targets: [{ namespace: 'dev' }] },
+          { name: 'prod', targets: [{}] },
+        ],
+        promotion: {
+          strategy: {
+            'pull-request': {
+              type: 'gitlab',
+              url: 'https://gitlab.com/a/b',
+              baseBranch: 'main',
+              secretRef: { name: 's' },
+            },
+          },
+        },
       },
     });
     const text = `${podinfoYaml}\n---\n${readFixture('pipelines/search-rfc-draft.yaml')}\n---\n${json}\n`;
@@ -146,24 +168,47 @@ describe('parsePipelineManifests', () => {
     // Assess
     expect(broken.invalid[0]?.id).toBe('broken.yaml document 1');
     expect(twice.pipelines).toEqual([]);
-    expect(twice.invalid).toEqual([{ id: 'flux-system/podinfo', errors: ['defined more than once in the input'] }]);
+    expect(twice.invalid).toEqual([
+      { id: 'flux-system/podinfo', errors: ['defined more than once in the input'] },
+    ]);
   });
 });
 
 describe('parseGitHubRepositoryUrl', () => {
   it.each([
     ['https://github.com/org/repo', 'https://github.com/org/repo.git', 'https://api.github.com'],
-    ['https://ghe.example.com:8443/org/repo.git', 'https://ghe.example.com:8443/org/repo.git', 'https://ghe.example.com:8443/api/v3'],
+    [
+      'https://ghe.example.com:8443/org/repo.git',
+      'https://ghe.example.com:8443/org/repo.git',
+      'https://ghe.example.com:8443/api/v3',
+    ],
     ['git@github.com:org/repo.git', 'https://github.com/org/repo.git', 'https://api.github.com'],
-    ['ssh://git@ghe.example.com/org/repo', 'https://ghe.example.com/org/repo.git', 'https://ghe.example.com/api/v3'],
-    ['http://127.0.0.1:9999/org/repo', 'http://127.0.0.1:9999/org/repo.git', 'http://127.0.0.1:9999/api/v3'],
+    [
+      'ssh://git@ghe.example.com/org/repo',
+      'https://ghe.example.com/org/repo.git',
+      'https://ghe.example.com/api/v3',
+    ],
+    [
+      'http://127.0.0.1:9999/org/repo',
+      'http://127.0.0.1:9999/org/repo.git',
+      'http://127.0.0.1:9999/api/v3',
+    ],
   ])('%s', (url, cloneUrl, apiBaseUrl) => {
-    expect(parseGitHubRepositoryUrl(url)).toMatchObject({ cloneUrl, apiBaseUrl, owner: 'org', repo: 'repo' });
+    expect(parseGitHubRepositoryUrl(url)).toMatchObject({
+      cloneUrl,
+      apiBaseUrl,
+      owner: 'org',
+      repo: 'repo',
+    });
   });
 
   it('refuses http:// for hosts other than loopback, and URLs without owner/repo', () => {
-    expect(parseGitHubRepositoryUrl('http://ghe.example.com/org/repo')).toMatch(/http:\/\/ is refused/);
-    expect(parseGitHubRepositoryUrl('https://github.com/org')).toMatch(/expected https:\/\/github.com\/<owner>\/<repository>/);
+    expect(parseGitHubRepositoryUrl('http://ghe.example.com/org/repo')).toMatch(
+      /http:\/\/ is refused/,
+    );
+    expect(parseGitHubRepositoryUrl('https://github.com/org')).toMatch(
+      /expected https:\/\/github.com\/<owner>\/<repository>/,
+    );
     expect(parseGitHubRepositoryUrl('not a url')).toMatch(/expected an https:\/\/ repository URL/);
   });
 });

@@ -31,9 +31,21 @@ describe('verifySignature', () => {
 
   it('accepts sha384, sha512, upper-case hex and the previous key', () => {
     const body = Buffer.from('{"a":1}');
-    expect(verifySignature(body, signBody(body, 'k', 'sha384'), ['k'])).toMatchObject({ valid: true, algorithm: 'sha384' });
-    expect(verifySignature(body, signBody(body, 'k', 'sha512').toUpperCase().replace('SHA512', 'sha512'), ['k']).valid).toBe(true);
-    expect(verifySignature(body, signBody(body, 'old'), ['new', 'old'])).toMatchObject({ valid: true, keyIndex: 1 });
+    expect(verifySignature(body, signBody(body, 'k', 'sha384'), ['k'])).toMatchObject({
+      valid: true,
+      algorithm: 'sha384',
+    });
+    expect(
+      verifySignature(
+        body,
+        signBody(body, 'k', 'sha512').toUpperCase().replace('SHA512', 'sha512'),
+        ['k'],
+      ).valid,
+    ).toBe(true);
+    expect(verifySignature(body, signBody(body, 'old'), ['new', 'old'])).toMatchObject({
+      valid: true,
+      keyIndex: 1,
+    });
   });
 
   it.each([
@@ -51,13 +63,18 @@ describe('verifySignature', () => {
 
   it('refuses everything when there is no key', () => {
     const body = Buffer.from('{}');
-    expect(verifySignature(body, signBody(body, ''), [])).toEqual({ valid: false, failure: 'mismatch' });
+    expect(verifySignature(body, signBody(body, ''), [])).toEqual({
+      valid: false,
+      failure: 'mismatch',
+    });
   });
 
   it('refuses a body changed by one byte (re-serialised JSON does not verify)', () => {
     const body = readFixture('flux-events/helmrelease-upgrade-succeeded.json');
     const header = signBody(body, FIXTURE_HMAC_KEY);
     const reserialised = JSON.stringify(JSON.parse(body));
-    expect(verifySignature(Buffer.from(reserialised), header, [FIXTURE_HMAC_KEY]).valid).toBe(false);
+    expect(verifySignature(Buffer.from(reserialised), header, [FIXTURE_HMAC_KEY]).valid).toBe(
+      false,
+    );
   });
 });

@@ -1,22 +1,34 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PromoterError } from '../../functions/core/errors.ts';
+import type { FluxEvent } from '../../functions/core/flux-event.ts';
 import { signBody } from '../../functions/core/signature.ts';
-import { handleWebhookRequest, MAX_BODY_BYTES, type WebhookRequest } from '../../functions/core/webhook.ts';
+import {
+  handleWebhookRequest,
+  MAX_BODY_BYTES,
+  type WebhookRequest,
+} from '../../functions/core/webhook.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
 import { webhookHarness } from '../support/webhook-harness.ts';
 
 const PODINFO_DEV = '/promotion/flux-system/podinfo/dev';
 
-const signed = (path: string, body: string, key = FIXTURE_HMAC_KEY, headers: Record<string, string> = {}): WebhookRequest => ({
+const signed = (
+  path: string,
+  body: string,
+  key = FIXTURE_HMAC_KEY,
+  headers: Record<string, string> = {},
+): WebhookRequest => ({
   method: 'POST',
   path,
   headers: { 'x-signature': signBody(body, key), 'content-type': 'application/json', ...headers },
   body: Buffer.from(body),
 });
 
-const upgrade = (patch: (event: Record<string, any>) => void = () => {}): string => {
-  const event = JSON.parse(freshEvent('helmrelease-upgrade-succeeded.json'));
+type EventJson = FluxEvent;
+
+const upgrade = (patch: (event: EventJson) => void = () => {}): string => {
+  const event = JSON.parse(freshEvent('helmrelease-upgrade-succeeded.json')) as EventJson;
   patch(event);
   return JSON.stringify(event);
 };
@@ -34,13 +46,34 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
     expect(result.status).toBe(202);
     expect(result.body).toEqual({
       promoted: true,
-      promotion: { id: expect.stringMatching(/^[0-9a-f]{40}$/), pipeline: 'flux-system/podinfo', from: 'dev', to: 'staging', revision: '6.5.0' },
+      promotion: {
+        id: expect.stringMatching(/^[0-9a-f]{40}$/),
+        pipeline: 'flux-system/podinfo',
+        from: 'dev',
+        to: 'staging',
+        revision: '6.5.0',
+      },
     });
     expect(harness.jobs).toHaveLength(1);
-    expect(harness.jobs[0]).toMatchObject({ version: 1, pipeline: { namespace: 'flux-system', name: 'podinfo' }, from: 'dev', to: 'staging', revision: '6.5.0', event: { reason: 'UpgradeSucceeded' } });
-    expect(await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' })).toMatchObject([{ environment: 'dev', revision: '6.5.0' }]);
+    expect(harness.jobs[0]).toMatchObject({
+      version: 1,
+      pipeline: { namespace: 'flux-system', name: 'podinfo' },
+      from: 'dev',
+      to: 'staging',
+      revision: '6.5.0',
+      event: { reason: 'UpgradeSucceeded' },
+    });
+    expect(
+      await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' }),
+    ).toMatchObject([{ environment: 'dev', revision: '6.5.0' }]);
     expect(harness.metrics.sum('WebhookRequests', { Outcome: 'accepted' })).toBe(1);
-    expect(harness.metrics.sum('Deployments', { Pipeline: 'flux-system/podinfo', Application: 'podinfo', Environment: 'dev' })).toBe(1);
+    expect(
+      harness.metrics.sum('Deployments', {
+        Pipeline: 'flux-system/podinfo',
+        Application: 'podinfo',
+        Environment: 'dev',
+      }),
+    ).toBe(1);
   });
 
   it('a repeated delivery is answered like the first and enqueues the same job id', async () => {
@@ -55,32 +88,63 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
   it('header names are case-insensitive once normalised, and the Kustomization group revision is read', async () => {
     const harness = webhookHarness();
     const body = freshEvent('kustomization-reconciliation-succeeded.json');
-    const result = await handleWebhookRequest(signed('/promotion/flux-system/apps/dev', body), harness.deps);
+    const result = await handleWebhookRequest(
+      signed('/promotion/flux-system/apps/dev', body),
+      harness.deps,
+    );
     expect(result.status).toBe(202);
     expect(result.revision).toBe('main@sha1:6b3d5c0e9f2a4b1c8d7e6f5a4b3c2d1e0f9a8b7c');
   });
 
   it('accepts the previous key during a rotation, and the legacy reason "info"', async () => {
     const harness = webhookHarness();
-    const result = await handleWebhookRequest(signed('/promotion/shopping/search/dev', freshEvent('helmrelease-legacy-reason-info.json')), harness.deps);
-    expect(result).toMatchObject({ status: 202, body: { promotion: { to: 'prod', revision: '0.13.4' } } });
+    const result = await handleWebhookRequest(
+      signed('/promotion/shopping/search/dev', freshEvent('helmrelease-legacy-reason-info.json')),
+      harness.deps,
+    );
+    expect(result).toMatchObject({
+      status: 202,
+      body: { promotion: { to: 'prod', revision: '0.13.4' } },
+    });
   });
 
   it('405: not POST', async () => {
-    const result = await handleWebhookRequest({ method: 'GET', path: PODINFO_DEV, headers: {}, body: Buffer.alloc(0) }, webhookHarness().deps);
-    expect(result).toMatchObject({ status: 405, headers: { allow: 'POST' }, outcome: 'method-not-allowed' });
+    const result = await handleWebhookRequest(
+      { method: 'GET', path: PODINFO_DEV, headers: {}, body: Buffer.alloc(0) },
+      webhookHarness().deps,
+    );
+    expect(result).toMatchObject({
+      status: 405,
+      headers: { allow: 'POST' },
+      outcome: 'method-not-allowed',
+    });
   });
 
   it('413: body over 256 KiB, or cut short by the shell', async () => {
     const harness = webhookHarness();
-    const big = await handleWebhookRequest(signed(PODINFO_DEV, 'x'.repeat(MAX_BODY_BYTES + 1)), harness.deps);
-    const truncated = await handleWebhookRequest({ ...signed(PODINFO_DEV, ''), bodyTruncated: true }, harness.deps);
+    const big = await handleWebhookRequest(
+      signed(PODINFO_DEV, 'x'.repeat(MAX_BODY_BYTES + 1)),
+      harness.deps,
+    );
+    const truncated = await handleWebhookRequest(
+      { ...signed(PODINFO_DEV, ''), bodyTruncated: true },
+      harness.deps,
+    );
     expect([big.status, truncated.status]).toEqual([413, 413]);
   });
 
-  it.each([['/promotion/flux-system/podinfo'], ['/promotion/flux-system/podinfo/dev/extra'], ['/hooks/x'], ['/promotion/flux-system/unknown/dev'], ['/promotion/%E0%A4%A/podinfo/dev']])('404: %s', async (path) => {
+  it.each([
+    ['/promotion/flux-system/podinfo'],
+    ['/promotion/flux-system/podinfo/dev/extra'],
+    ['/hooks/x'],
+    ['/promotion/flux-system/unknown/dev'],
+    ['/promotion/%E0%A4%A/podinfo/dev'],
+  ])('404: %s', async (path) => {
     const harness = webhookHarness();
-    const result = await handleWebhookRequest(signed(path, freshEvent('helmrelease-upgrade-succeeded.json')), harness.deps);
+    const result = await handleWebhookRequest(
+      signed(path, freshEvent('helmrelease-upgrade-succeeded.json')),
+      harness.deps,
+    );
     expect(result.status).toBe(404);
     expect(harness.jobs).toEqual([]);
   });
@@ -89,49 +153,156 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
     ['missing', {}],
     ['malformed', { 'x-signature': 'sha256:abc' }],
     ['unknown algorithm', { 'x-signature': `sha1=${'a'.repeat(40)}` }],
-    ['wrong key', { 'x-signature': signBody(freshEvent('helmrelease-upgrade-succeeded.json'), 'wrong') }],
-  ])('401: signature %s, nothing else checked, nothing recorded but a metric', async (_name, headers) => {
-    const harness = webhookHarness();
-    const request = { method: 'POST', path: PODINFO_DEV, headers, body: Buffer.from('not even json') };
-    const result = await handleWebhookRequest(request, harness.deps);
-    expect(result).toMatchObject({ status: 401, outcome: 'rejected-signature' });
-    expect(harness.jobs).toEqual([]);
-    expect(await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' })).toEqual([]);
-    expect(harness.metrics.sum('WebhookRequests', { Outcome: 'rejected-signature' })).toBe(1);
-  });
+    [
+      'wrong key',
+      { 'x-signature': signBody(freshEvent('helmrelease-upgrade-succeeded.json'), 'wrong') },
+    ],
+  ])(
+    '401: signature %s, nothing else checked, nothing recorded but a metric',
+    async (_name, headers) => {
+      const harness = webhookHarness();
+      const request = {
+        method: 'POST',
+        path: PODINFO_DEV,
+        headers,
+        body: Buffer.from('not even json'),
+      };
+      const result = await handleWebhookRequest(request, harness.deps);
+      expect(result).toMatchObject({ status: 401, outcome: 'rejected-signature' });
+      expect(harness.jobs).toEqual([]);
+      expect(
+        await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' }),
+      ).toEqual([]);
+      expect(harness.metrics.sum('WebhookRequests', { Outcome: 'rejected-signature' })).toBe(1);
+    },
+  );
 
   it('401 when the secret is missing, without saying so to the caller', async () => {
-    const harness = webhookHarness({ secrets: { get: async () => { throw new PromoterError('SECRET_NOT_FOUND', 'secret x not found'); } } });
-    const result = await handleWebhookRequest(signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')), harness.deps);
+    const harness = webhookHarness({
+      secrets: {
+        get: async () => {
+          throw new PromoterError('SECRET_NOT_FOUND', 'secret x not found');
+        },
+      },
+    });
+    const result = await handleWebhookRequest(
+      signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')),
+      harness.deps,
+    );
     expect(result.status).toBe(401);
     expect(JSON.stringify(result.body)).not.toContain('secret x');
   });
 
   it('503 when the secret store is unavailable, so that Flux retries', async () => {
-    const harness = webhookHarness({ secrets: { get: async () => { throw new PromoterError('SECRET_UNAVAILABLE', 'throttled', { retryable: true }); } } });
-    const result = await handleWebhookRequest(signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')), harness.deps);
+    const harness = webhookHarness({
+      secrets: {
+        get: async () => {
+          throw new PromoterError('SECRET_UNAVAILABLE', 'throttled', { retryable: true });
+        },
+      },
+    });
+    const result = await handleWebhookRequest(
+      signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')),
+      harness.deps,
+    );
     expect(result.status).toBe(503);
   });
 
   it('400: body not JSON, or not a Flux event, naming the failing field', async () => {
     const harness = webhookHarness();
     const notJson = await handleWebhookRequest(signed(PODINFO_DEV, '{oops'), harness.deps);
-    const noObject = await handleWebhookRequest(signed(PODINFO_DEV, upgrade((event) => { delete event.involvedObject.name; })), harness.deps);
-    const badTime = await handleWebhookRequest(signed(PODINFO_DEV, upgrade((event) => { event.timestamp = 'yesterday'; })), harness.deps);
+    const noObject = await handleWebhookRequest(
+      signed(
+        PODINFO_DEV,
+        upgrade((event) => {
+          Reflect.deleteProperty(event.involvedObject, 'name');
+        }),
+      ),
+      harness.deps,
+    );
+    const badTime = await handleWebhookRequest(
+      signed(
+        PODINFO_DEV,
+        upgrade((event) => {
+          event.timestamp = 'yesterday';
+        }),
+      ),
+      harness.deps,
+    );
     expect(notJson).toMatchObject({ status: 400, body: { error: 'body is not JSON' } });
-    expect(noObject).toMatchObject({ status: 400, body: { error: expect.stringContaining('involvedObject.name') } });
-    expect(badTime).toMatchObject({ status: 400, body: { error: expect.stringContaining('timestamp') } });
+    expect(noObject).toMatchObject({
+      status: 400,
+      body: { error: expect.stringContaining('involvedObject.name') },
+    });
+    expect(badTime).toMatchObject({
+      status: 400,
+      body: { error: expect.stringContaining('timestamp') },
+    });
   });
 
   it.each([
-    ['environment not in the pipeline', '/promotion/flux-system/podinfo/qa', () => {}, /environment "qa" is not in pipeline/],
-    ['another kind', PODINFO_DEV, (event: any) => { event.involvedObject.kind = 'Kustomization'; }, /is not the pipeline's app/],
-    ['another name', PODINFO_DEV, (event: any) => { event.involvedObject.name = 'other'; }, /is not the pipeline's app/],
-    ['another API group', PODINFO_DEV, (event: any) => { event.involvedObject.apiVersion = 'example.com/v2'; }, /is not the pipeline's app/],
-    ['a namespace outside the environment', PODINFO_DEV, (event: any) => { event.involvedObject.namespace = 'podinfo-prod'; }, /not a target namespace of environment dev/],
-    ['no revision', PODINFO_DEV, (event: any) => { event.metadata = { summary: 'x' }; }, /metadata\.revision/],
-    ['an event older than 15 minutes', PODINFO_DEV, (event: any) => { event.timestamp = new Date(Date.now() - 16 * 60_000).toISOString(); }, /older than the maximum event age/],
-    ['an event from the future', PODINFO_DEV, (event: any) => { event.timestamp = new Date(Date.now() + 6 * 60_000).toISOString(); }, /in the future/],
+    [
+      'environment not in the pipeline',
+      '/promotion/flux-system/podinfo/qa',
+      () => {},
+      /environment "qa" is not in pipeline/,
+    ],
+    [
+      'another kind',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.involvedObject.kind = 'Kustomization';
+      },
+      /is not the pipeline's app/,
+    ],
+    [
+      'another name',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.involvedObject.name = 'other';
+      },
+      /is not the pipeline's app/,
+    ],
+    [
+      'another API group',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.involvedObject.apiVersion = 'example.com/v2';
+      },
+      /is not the pipeline's app/,
+    ],
+    [
+      'a namespace outside the environment',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.involvedObject.namespace = 'podinfo-prod';
+      },
+      /not a target namespace of environment dev/,
+    ],
+    [
+      'no revision',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.metadata = { summary: 'x' };
+      },
+      /metadata\.revision/,
+    ],
+    [
+      'an event older than 15 minutes',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.timestamp = new Date(Date.now() - 16 * 60_000).toISOString();
+      },
+      /older than the maximum event age/,
+    ],
+    [
+      'an event from the future',
+      PODINFO_DEV,
+      (event: EventJson) => {
+        event.timestamp = new Date(Date.now() + 6 * 60_000).toISOString();
+      },
+      /in the future/,
+    ],
   ])('422: %s', async (_name, path, patch, error) => {
     const harness = webhookHarness();
     const result = await handleWebhookRequest(signed(path, upgrade(patch)), harness.deps);
@@ -141,46 +312,97 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
   });
 
   it('accepts another version of the app API group', async () => {
-    const result = await handleWebhookRequest(signed(PODINFO_DEV, upgrade((event) => { event.involvedObject.apiVersion = 'helm.toolkit.fluxcd.io/v2beta2'; })), webhookHarness().deps);
+    const result = await handleWebhookRequest(
+      signed(
+        PODINFO_DEV,
+        upgrade((event) => {
+          event.involvedObject.apiVersion = 'helm.toolkit.fluxcd.io/v2beta2';
+        }),
+      ),
+      webhookHarness().deps,
+    );
     expect(result.status).toBe(202);
   });
 
-  it.each([['helmrelease-rollback-succeeded.json'], ['helmrelease-upgrade-failed.json']])('200 not-a-promoting-event: %s', async (file) => {
-    const harness = webhookHarness();
-    const result = await handleWebhookRequest(signed(PODINFO_DEV, freshEvent(file)), harness.deps);
-    expect(result).toMatchObject({ status: 200, body: { promoted: false, reason: 'not-a-promoting-event' } });
-    expect(harness.jobs).toEqual([]);
-  });
+  it.each([['helmrelease-rollback-succeeded.json'], ['helmrelease-upgrade-failed.json']])(
+    '200 not-a-promoting-event: %s',
+    async (file) => {
+      const harness = webhookHarness();
+      const result = await handleWebhookRequest(
+        signed(PODINFO_DEV, freshEvent(file)),
+        harness.deps,
+      );
+      expect(result).toMatchObject({
+        status: 200,
+        body: { promoted: false, reason: 'not-a-promoting-event' },
+      });
+      expect(harness.jobs).toEqual([]);
+    },
+  );
 
   it('200 final-environment: the deployment is recorded, nothing enqueued', async () => {
     const harness = webhookHarness();
-    const body = upgrade((event) => { event.involvedObject.namespace = 'podinfo-prod'; });
-    const result = await handleWebhookRequest(signed('/promotion/flux-system/podinfo/prod', body), harness.deps);
-    expect(result).toMatchObject({ status: 200, body: { promoted: false, reason: 'final-environment' } });
+    const body = upgrade((event) => {
+      event.involvedObject.namespace = 'podinfo-prod';
+    });
+    const result = await handleWebhookRequest(
+      signed('/promotion/flux-system/podinfo/prod', body),
+      harness.deps,
+    );
+    expect(result).toMatchObject({
+      status: 200,
+      body: { promoted: false, reason: 'final-environment' },
+    });
     expect(harness.jobs).toEqual([]);
-    expect(await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' })).toMatchObject([{ environment: 'prod', revision: '6.5.0' }]);
+    expect(
+      await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' }),
+    ).toMatchObject([{ environment: 'prod', revision: '6.5.0' }]);
   });
 
   it('503 when the queue is down: the caller retries, nothing is lost', async () => {
     const harness = webhookHarness();
-    const deps = { ...harness.deps, queue: { enqueue: async () => { throw new PromoterError('QUEUE_UNAVAILABLE', 'down', { retryable: true }); } } };
-    const result = await handleWebhookRequest(signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')), deps);
+    const deps = {
+      ...harness.deps,
+      queue: {
+        enqueue: async () => {
+          throw new PromoterError('QUEUE_UNAVAILABLE', 'down', { retryable: true });
+        },
+      },
+    };
+    const result = await handleWebhookRequest(
+      signed(PODINFO_DEV, freshEvent('helmrelease-upgrade-succeeded.json')),
+      deps,
+    );
     expect(result).toMatchObject({ status: 503, outcome: 'unavailable' });
   });
 });
 
 describe('handleWebhookRequest: properties', () => {
-  const paths = fc.oneof(fc.constant(PODINFO_DEV), fc.constant('/promotion/shopping/search/dev'), fc.string().map((text) => `/promotion/${text}`), fc.string());
+  const paths = fc.oneof(
+    fc.constant(PODINFO_DEV),
+    fc.constant('/promotion/shopping/search/dev'),
+    fc.string().map((text) => `/promotion/${text}`),
+    fc.string(),
+  );
   const headers = fc.dictionary(fc.oneof(fc.constant('x-signature'), fc.string()), fc.string());
 
   it('random bodies and headers never give a 5xx and never enqueue without a valid signature', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('POST', 'GET', 'PUT'), paths, headers, fc.uint8Array({ maxLength: 2048 }), async (method, path, randomHeaders, body) => {
-        const harness = webhookHarness();
-        const result = await handleWebhookRequest({ method, path, headers: randomHeaders, body }, harness.deps);
-        expect(result.status).toBeLessThan(500);
-        expect(harness.jobs).toEqual([]);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('POST', 'GET', 'PUT'),
+        paths,
+        headers,
+        fc.uint8Array({ maxLength: 2048 }),
+        async (method, path, randomHeaders, body) => {
+          const harness = webhookHarness();
+          const result = await handleWebhookRequest(
+            { method, path, headers: randomHeaders, body },
+            harness.deps,
+          );
+          expect(result.status).toBeLessThan(500);
+          expect(harness.jobs).toEqual([]);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -189,7 +411,10 @@ describe('handleWebhookRequest: properties', () => {
     await fc.assert(
       fc.asyncProperty(fc.jsonValue(), async (value) => {
         const harness = webhookHarness();
-        const result = await handleWebhookRequest(signed(PODINFO_DEV, JSON.stringify(value) ?? 'null'), harness.deps);
+        const result = await handleWebhookRequest(
+          signed(PODINFO_DEV, JSON.stringify(value) ?? 'null'),
+          harness.deps,
+        );
         expect([400, 422, 200]).toContain(result.status);
       }),
       { numRuns: 300 },

@@ -6,7 +6,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../functions/core/signature.ts';
-import { type FakeGitHubEnterprise, startFakeGitHubEnterprise } from '../support/fake-github-enterprise.ts';
+import {
+  type FakeGitHubEnterprise,
+  startFakeGitHubEnterprise,
+} from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
 
@@ -20,18 +23,29 @@ let serve: ChildProcessWithoutNullStreams;
 let url: string;
 const logs: Record<string, unknown>[] = [];
 
-const waitFor = async <T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> => {
+const waitFor = async <T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms = 20_000,
+): Promise<T> => {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 };
 
 const post = (path: string, body: string, signature = signBody(body, FIXTURE_HMAC_KEY)) =>
-  fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Signature': signature }, body });
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'X-Signature': signature },
+    body,
+  });
 
 beforeAll(async () => {
   server = await startFakeGitHubEnterprise();
@@ -39,10 +53,36 @@ beforeAll(async () => {
   await server.createRepository('example-org', 'fleet', before);
   await server.createRepository('example-org', 'fleet-prod', before);
   const folder = await mkdtemp(join(tmpdir(), 'serve-e2e-'));
-  await writeFile(join(folder, 'pipelines.yaml'), readFixture('pipelines/podinfo.yaml').replaceAll('https://github.com/', `${server.url}/`));
+  await writeFile(
+    join(folder, 'pipelines.yaml'),
+    readFixture('pipelines/podinfo.yaml').replaceAll('https://github.com/', `${server.url}/`),
+  );
   const credentials = { 'hmac-key': FIXTURE_HMAC_KEY, token: server.token };
-  await writeFile(join(folder, 'secrets.json'), JSON.stringify({ 'flux-system/promotion-credentials': credentials, 'flux-system/prod-promotion-credentials': { token: server.token } }));
-  serve = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', 'serve', '--port', '0', '--pipelines', join(folder, 'pipelines.yaml'), '--secrets', join(folder, 'secrets.json'), '--git-cache', join(folder, 'git-cache')], { cwd: ROOT });
+  await writeFile(
+    join(folder, 'secrets.json'),
+    JSON.stringify({
+      'flux-system/promotion-credentials': credentials,
+      'flux-system/prod-promotion-credentials': { token: server.token },
+    }),
+  );
+  serve = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bin/promoter.ts',
+      'serve',
+      '--port',
+      '0',
+      '--pipelines',
+      join(folder, 'pipelines.yaml'),
+      '--secrets',
+      join(folder, 'secrets.json'),
+      '--git-cache',
+      join(folder, 'git-cache'),
+    ],
+    { cwd: ROOT },
+  );
   createInterface({ input: serve.stdout }).on('line', (line) => {
     try {
       logs.push(JSON.parse(line));
@@ -51,7 +91,11 @@ beforeAll(async () => {
     }
   });
   serve.stderr.on('data', (chunk: Buffer) => logs.push({ stderr: chunk.toString() }));
-  url = await waitFor('serve to listen', () => logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined);
+  url = await waitFor(
+    'serve to listen',
+    () =>
+      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
+  );
 });
 
 afterAll(async () => {
@@ -68,24 +112,54 @@ describe('promoter serve, end to end', () => {
 
   it('a Flux-signed UpgradeSucceeded from staging ends in a PR whose branch holds exactly after/', async () => {
     // Prepare: the fixture event as it comes from the staging cluster, bytes as Flux writes them.
-    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace('"namespace":"podinfo-dev"', '"namespace":"podinfo-qa"');
+    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
+      '"namespace":"podinfo-dev"',
+      '"namespace":"podinfo-qa"',
+    );
 
     // Act
     const response = await post('/promotion/flux-system/podinfo/staging', body);
 
     // Assess
     expect(response.status).toBe(202);
-    expect(await response.json()).toMatchObject({ promoted: true, promotion: { from: 'staging', to: 'prod', revision: '6.5.0' } });
-    const pull = await waitFor('the pull request', () => server.standIn.pullRequests('example-org', 'fleet-prod')[0]);
-    expect(pull).toMatchObject({ state: 'open', title: 'Promote flux-system/podinfo in prod to 6.5.0', head: 'promotion-flux-system-podinfo-prod' });
-    expect(await server.readBranchFiles('example-org', 'fleet-prod', 'promotion-flux-system-podinfo-prod')).toEqual(await fleetTree('after'));
-    const line = logs.find((entry) => entry.message === 'webhook request' && entry.outcome === 'accepted');
-    expect(line).toMatchObject({ status: 202, pipeline: 'flux-system/podinfo', environment: 'staging', revision: '6.5.0' });
+    expect(await response.json()).toMatchObject({
+      promoted: true,
+      promotion: { from: 'staging', to: 'prod', revision: '6.5.0' },
+    });
+    const pull = await waitFor(
+      'the pull request',
+      () => server.standIn.pullRequests('example-org', 'fleet-prod')[0],
+    );
+    expect(pull).toMatchObject({
+      state: 'open',
+      title: 'Promote flux-system/podinfo in prod to 6.5.0',
+      head: 'promotion-flux-system-podinfo-prod',
+    });
+    expect(
+      await server.readBranchFiles(
+        'example-org',
+        'fleet-prod',
+        'promotion-flux-system-podinfo-prod',
+      ),
+    ).toEqual(await fleetTree('after'));
+    const line = logs.find(
+      (entry) => entry.message === 'webhook request' && entry.outcome === 'accepted',
+    );
+    expect(line).toMatchObject({
+      status: 202,
+      pipeline: 'flux-system/podinfo',
+      environment: 'staging',
+      revision: '6.5.0',
+    });
     expect(typeof line?.latencyMs).toBe('number');
   });
 
   it.each([
-    ['helmrelease-rollback-succeeded.json', 200, { promoted: false, reason: 'not-a-promoting-event' }],
+    [
+      'helmrelease-rollback-succeeded.json',
+      200,
+      { promoted: false, reason: 'not-a-promoting-event' },
+    ],
     ['helmrelease-upgrade-failed.json', 200, { promoted: false, reason: 'not-a-promoting-event' }],
   ])('%s is not promoted', async (file, status, answer) => {
     const response = await post('/promotion/flux-system/podinfo/dev', freshEvent(file));
@@ -95,7 +169,11 @@ describe('promoter serve, end to end', () => {
 
   it('a bad signature is refused with 401 and an oversized body with 413', async () => {
     const body = freshEvent('helmrelease-upgrade-succeeded.json');
-    const unsigned = await post('/promotion/flux-system/podinfo/dev', body, signBody(body, 'not-the-key'));
+    const unsigned = await post(
+      '/promotion/flux-system/podinfo/dev',
+      body,
+      signBody(body, 'not-the-key'),
+    );
     const big = await post('/promotion/flux-system/podinfo/dev', 'x'.repeat(300 * 1024));
     expect([unsigned.status, big.status]).toEqual([401, 413]);
   });

@@ -9,7 +9,11 @@ import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull
 import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, pipelineId } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
-import { type PromotionDependencies, type PromotionOutcome, runPromotion } from '../../functions/core/promotion.ts';
+import {
+  type PromotionDependencies,
+  type PromotionOutcome,
+  runPromotion,
+} from '../../functions/core/promotion.ts';
 import { type PromotionJob, promotionJobId } from '../../functions/core/promotion-job.ts';
 import type { FakeGitHubEnterprise } from './fake-github-enterprise.ts';
 import { FIXTURES, readFixture } from './fixtures.ts';
@@ -59,7 +63,12 @@ export const promotionJob = (
     timestamp: timestamp.toISOString(),
     reason: 'UpgradeSucceeded',
     message: `Helm upgrade succeeded with chart podinfo@${revision}`,
-    involvedObject: { kind: 'HelmRelease', namespace: 'podinfo-qa', name: 'podinfo', apiVersion: 'helm.toolkit.fluxcd.io/v2' },
+    involvedObject: {
+      kind: 'HelmRelease',
+      namespace: 'podinfo-qa',
+      name: 'podinfo',
+      apiVersion: 'helm.toolkit.fluxcd.io/v2',
+    },
   },
   receivedAt: new Date().toISOString(),
 });
@@ -89,7 +98,9 @@ export const promotionHarness = async (
       'flux-system/prod-promotion-credentials': credentials,
     }),
     state,
-    repository: new IsomorphicGitConfigRepository({ cacheDir: await mkdtemp(join(tmpdir(), 'promoter-git-')) }),
+    repository: new IsomorphicGitConfigRepository({
+      cacheDir: await mkdtemp(join(tmpdir(), 'promoter-git-')),
+    }),
     pullRequests: createOctokitPullRequests({ spaceWrites: false, retryAfterBaseValue: 5 }),
     clock: { now: () => new Date() },
     metrics,

@@ -20,7 +20,8 @@ export const fixturePipelines = (): Pipeline[] =>
 export const memorySecrets = (values: Record<string, unknown>): SecretStore => ({
   get: async (ref) => {
     const value = values[secretId(ref)];
-    if (value === undefined) throw new PromoterError('SECRET_NOT_FOUND', `secret ${secretId(ref)} not found`);
+    if (value === undefined)
+      throw new PromoterError('SECRET_NOT_FOUND', `secret ${secretId(ref)} not found`);
     return decodePipelineSecret(ref, value);
   },
 });
@@ -28,7 +29,10 @@ export const memorySecrets = (values: Record<string, unknown>): SecretStore => (
 export const FIXTURE_SECRETS = {
   'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'gh-token' },
   'flux-system/fleet-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'gh-token' },
-  'shopping/my-hmac-shared-secret': { 'hmac-key': 'new-key', 'hmac-key-previous': FIXTURE_HMAC_KEY },
+  'shopping/my-hmac-shared-secret': {
+    'hmac-key': 'new-key',
+    'hmac-key-previous': FIXTURE_HMAC_KEY,
+  },
 };
 
 export interface WebhookHarness {
@@ -39,8 +43,12 @@ export interface WebhookHarness {
   now: Date;
 }
 
-export const webhookHarness = (options: { secrets?: SecretStore; pipelines?: Pipeline[] } = {}): WebhookHarness => {
-  const pipelines = new Map((options.pipelines ?? fixturePipelines()).map((pipeline) => [pipelineId(pipeline), pipeline]));
+export const webhookHarness = (
+  options: { secrets?: SecretStore; pipelines?: Pipeline[] } = {},
+): WebhookHarness => {
+  const pipelines = new Map(
+    (options.pipelines ?? fixturePipelines()).map((pipeline) => [pipelineId(pipeline), pipeline]),
+  );
   const jobs: PromotionJob[] = [];
   const metrics = new MemoryMetricsSink();
   const state = new MemoryPromotionStateStore();
