@@ -1,16 +1,27 @@
 import { SERVE_USAGE, serveCommand } from '../functions/cli/serve-command.ts';
 import { SIGN_USAGE, signCommand } from '../functions/cli/sign-command.ts';
+import { STATUS_USAGE, statusCommand } from '../functions/cli/status-command.ts';
+import { SYNC_USAGE, syncCommand } from '../functions/cli/sync-command.ts';
 import { isPromoterError } from '../functions/core/errors.ts';
 
-/** The `promoter` command line: a thin dispatcher over the commands in functions/cli. */
+/**
+ * The `promoter` command line: a thin dispatcher over the commands in functions/cli. A command
+ * that resolves to a number sets the exit status; one that throws exits with 2.
+ */
 const USAGE = `usage: promoter <command> [options]
 
 ${SERVE_USAGE}
+
+${SYNC_USAGE}
+
+${STATUS_USAGE}
 
 ${SIGN_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => unknown> = {
   serve: serveCommand,
+  sync: syncCommand,
+  status: statusCommand,
   sign: signCommand,
 };
 
@@ -23,7 +34,8 @@ if (name === undefined || name === 'help' || name === '--help' || name === '-h')
   process.exitCode = 2;
 } else {
   try {
-    await command(argv);
+    const status = await command(argv);
+    if (typeof status === 'number') process.exitCode = status;
   } catch (error) {
     const code = isPromoterError(error) ? ` [${error.code}]` : '';
     console.error(

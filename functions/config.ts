@@ -1,7 +1,7 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import { DEFAULT_SECRET_PREFIX } from './adapters/secrets-manager-secret-store.ts';
 import { PromoterError } from './core/errors.ts';
 import { formatIssues } from './core/validation.ts';
-import { DEFAULT_SECRET_PREFIX } from './adapters/secrets-manager-secret-store.ts';
 
 export { DEFAULT_SECRET_PREFIX };
 
@@ -19,34 +19,44 @@ export const ENV = {
   promotingReasons: 'PROMOTER_PROMOTING_REASONS',
   gitCacheDir: 'PROMOTER_GIT_CACHE_DIR',
   awsEndpoint: 'PROMOTER_AWS_ENDPOINT',
+  pipelineCacheSeconds: 'PROMOTER_PIPELINE_CACHE_SECONDS',
 } as const;
 
-const seconds = z.coerce.number().int('expected whole seconds').positive('expected seconds > 0');
+const wholeSeconds = (minimum: number) =>
+  z.coerce
+    .number()
+    .check(
+      z.refine(Number.isInteger, 'expected whole seconds'),
+      z.gte(minimum, `expected seconds >= ${minimum}`),
+    );
 
-const webhookSettings = z.object({
-  [ENV.maxEventAgeSeconds]: seconds.default(15 * 60),
-  [ENV.promotingReasons]: z
-    .string()
-    .optional()
-    .transform((value) =>
-      value === undefined
-        ? undefined
-        : value
-            .split(',')
-            .map((reason) => reason.trim())
-            .filter(Boolean),
-    ),
-});
+const reasonList = z.pipe(
+  z.optional(z.string()),
+  z.transform((value) =>
+    value
+      ?.split(',')
+      .map((reason) => reason.trim())
+      .filter(Boolean),
+  ),
+);
+
+const webhookSettings = {
+  [ENV.maxEventAgeSeconds]: z._default(wholeSeconds(1), 15 * 60),
+  [ENV.promotingReasons]: reasonList,
+  [ENV.queueUrl]: z.url('expected the SQS queue URL'),
+};
 
 const commonSettings = z.object({
-  [ENV.tableName]: z.string().min(1, 'expected the DynamoDB table name'),
-  [ENV.secretPrefix]: z.string().default(DEFAULT_SECRET_PREFIX),
-  [ENV.secretTtlSeconds]: seconds.default(60),
+  [ENV.tableName]: z.string().check(z.minLength(1, 'expected the DynamoDB table name')),
+  [ENV.secretPrefix]: z._default(z.string(), DEFAULT_SECRET_PREFIX),
+  [ENV.secretTtlSeconds]: z._default(wholeSeconds(1), 60),
+  /** How long the webhook and the worker keep a pipeline definition in memory; 0: not at all. */
+  [ENV.pipelineCacheSeconds]: z._default(wholeSeconds(0), 30),
   /** Only for tests and local stacks: an AWS endpoint (moto, LocalStack). */
-  [ENV.awsEndpoint]: z.url().optional(),
+  [ENV.awsEndpoint]: z.optional(z.url()),
 });
 
-const parse = <T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.output<T> => {
+const parse = <T extends z.ZodMiniType>(schema: T, env: NodeJS.ProcessEnv): z.output<T> => {
   const result = schema.safeParse(env);
   if (!result.success) {
     throw new PromoterError(
@@ -58,15 +68,10 @@ const parse = <T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.output
 };
 
 export const readWebhookConfig = (env: NodeJS.ProcessEnv = process.env) =>
-  parse(
-    commonSettings.extend(webhookSettings.shape).extend({
-      [ENV.queueUrl]: z.url('expected the SQS queue URL'),
-    }),
-    env,
-  );
+  parse(z.extend(commonSettings, webhookSettings), env);
 
 export const readWorkerConfig = (env: NodeJS.ProcessEnv = process.env) =>
-  parse(commonSettings.extend({ [ENV.gitCacheDir]: z.string().optional() }), env);
+  parse(z.extend(commonSettings, { [ENV.gitCacheDir]: z.optional(z.string()) }), env);
 
 export const readPipelinesApiConfig = (env: NodeJS.ProcessEnv = process.env) =>
   parse(commonSettings, env);

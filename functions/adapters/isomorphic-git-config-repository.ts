@@ -407,7 +407,7 @@ const indexPack = (
   data: Buffer,
   store: ObjectStore,
   visit: (oid: string, object: GitObject) => void,
-): IndexedObject[] => {
+): { data: Buffer; objects: IndexedObject[] } => {
   if (data.length < 32 || data.toString('latin1', 0, 4) !== 'PACK') {
     throw new ProtocolError('the git server sent no pack');
   }
@@ -434,9 +434,14 @@ const indexPack = (
     bases.set(offset, object);
     return object;
   };
+  // A thin pack's ref-deltas name bases the cache already holds.
+  const external = new Map<string, GitObject>();
   const byOid = (oid: string): GitObject | undefined => {
     const offset = offsetsByOid.get(oid);
-    return offset === undefined ? store.read(oid) : byOffset(offset);
+    if (offset !== undefined) return byOffset(offset);
+    const object = store.read(oid);
+    if (object !== undefined) external.set(oid, object);
+    return object;
   };
   const record = (offset: number, end: number, object: GitObject): void => {
     const oid = hashObject(object.type, object.content);
@@ -480,7 +485,38 @@ const indexPack = (
     }
     if (deferred.length === before) throw new ProtocolError('pack has unresolved deltas');
   }
-  return indexed;
+  if (external.size === 0) return { data, objects: indexed };
+  // Like `git index-pack --fix-thin`: append the bases so that the pack stands on its own.
+  const appended: Buffer[] = [];
+  let end = data.length - 20;
+  for (const [oid, object] of external) {
+    const entry = Buffer.concat([
+      entryHeader(object.type, object.content.length),
+      deflateSync(object.content, { level: 1 }),
+    ]);
+    indexed.push({ oid, offset: end, crc: crc32(entry) });
+    appended.push(entry);
+    end += entry.length;
+  }
+  const body = Buffer.concat([data.subarray(0, data.length - 20), ...appended]);
+  body.writeUInt32BE(count + external.size, 8);
+  const fixed = Buffer.concat([body, createHash('sha1').update(body).digest()]);
+  return { data: fixed, objects: indexed };
+};
+
+/** A pack entry header: the type and the inflated size. */
+const entryHeader = (type: ObjectType, length: number): Buffer => {
+  const header: number[] = [];
+  let size = length;
+  let byte = (TYPE_CODES[type] << 4) | (size & 15);
+  size = Math.floor(size / 16);
+  while (size > 0) {
+    header.push(byte | 0x80);
+    byte = size & 0x7f;
+    size = Math.floor(size / 128);
+  }
+  header.push(byte);
+  return Buffer.from(header);
 };
 
 /** A pack index, version 2 (what `git index-pack` writes). */
@@ -556,17 +592,10 @@ const writePack = (objects: readonly GitObject[]): Buffer => {
   parts[0]?.writeUInt32BE(2, 4);
   parts[0]?.writeUInt32BE(objects.length, 8);
   for (const object of objects) {
-    const header: number[] = [];
-    let size = object.content.length;
-    let byte = (TYPE_CODES[object.type] << 4) | (size & 15);
-    size = Math.floor(size / 16);
-    while (size > 0) {
-      header.push(byte | 0x80);
-      byte = size & 0x7f;
-      size = Math.floor(size / 128);
-    }
-    header.push(byte);
-    parts.push(Buffer.from(header), deflateSync(object.content, { level: 1 }));
+    parts.push(
+      entryHeader(object.type, object.content.length),
+      deflateSync(object.content, { level: 1 }),
+    );
   }
   const body = Buffer.concat(parts);
   return Buffer.concat([body, createHash('sha1').update(body).digest()]);
@@ -695,16 +724,16 @@ class RepositoryCache {
   }
 
   /** Takes in a received pack: indexes it, keeps its trees and needle hits, writes it to disk. */
-  addPack(data: Buffer): void {
-    const name = data.toString('hex', data.length - 20);
+  addPack(received: Buffer): void {
     const needle = this.needle ?? '';
-    const objects = indexPack(data, this.store, (oid, object) => {
+    const { data, objects } = indexPack(received, this.store, (oid, object) => {
       if (object.type === 'tree') {
         if (!this.trees.has(oid)) this.trees.set(oid, { raw: object.content, entries: undefined });
       } else if (object.type === 'blob') {
         this.blobs.set(oid, object.content.includes(needle) ? object.content : null);
       }
     });
+    const name = data.toString('hex', data.length - 20);
     this.store.add(
       { name, data },
       objects.map((object) => [object.oid, object.offset] as const),
@@ -1008,8 +1037,8 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   ): Promise<void> {
     const offered = advertisement.capabilities;
     const names = new Set([...offered].map((capability) => capability.split('=')[0]));
-    const wanted = ['side-band-64k', 'ofs-delta', 'no-progress', AGENT].filter((capability) =>
-      names.has(capability.split('=')[0]),
+    const wanted = ['side-band-64k', 'ofs-delta', 'thin-pack', 'no-progress', AGENT].filter(
+      (capability) => names.has(capability.split('=')[0]),
     );
     if (!names.has('side-band-64k') && names.has('side-band')) wanted.push('side-band');
     const shallowSupported = names.has('shallow');

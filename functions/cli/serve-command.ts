@@ -7,13 +7,15 @@ export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--p
                [--git-cache DIR] [--max-event-age SECONDS]
   Runs the webhook and the promotion worker in one process.
   PATH: a Pipeline manifest file or a directory of YAML/JSON manifests (default examples/pipelines).
-  FILE: JSON mapping "namespace/name" to {"hmac-key", "token", ...} (default examples/secrets.json).`;
+  FILE: JSON mapping "namespace/name" to {"hmac-key", "token", ...} (default examples/secrets.json).
+  GET /pipelines/{namespace}/{name} answers a pipeline's status (promoter status), unauthenticated.`;
 
 const SHUTDOWN_GRACE_MS = 30_000;
 
 const positiveInteger = (value: string, flag: string): number => {
   const number = Number(value);
-  if (!Number.isInteger(number) || number < 0) throw new Error(`${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(number) || number < 0)
+    throw new Error(`${flag}: expected a whole number, got ${JSON.stringify(value)}`);
   return number;
 };
 
@@ -45,11 +47,13 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     webhook: app.webhook,
     logger,
     metricsSnapshot: () => app.metrics.snapshot(),
+    routes: app.routes,
   });
   const url = await listen(server, positiveInteger(values.port, '--port'), values.host);
   logger.info('promoter serve listening', {
     url,
     webhook: `${url}/promotion/{namespace}/{pipeline}/{environment}`,
+    status: `${url}/pipelines/{namespace}/{pipeline}`,
     pipelines: app.pipelines.list().map((pipeline) => `${pipeline.namespace}/${pipeline.name}`),
   });
 
@@ -66,16 +70,28 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     });
     server.close();
     server.closeIdleConnections();
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref());
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref(),
+    );
     const drained = await Promise.race([app.queue.drain().then(() => 'drained' as const), timeout]);
     const unfinished = app.queue.pending();
     if (drained === 'timeout' || unfinished.length > 0) {
       logger.warn('stopped with unfinished promotions', {
-        unfinished: unfinished.map((job) => ({ id: job.id, pipeline: `${job.pipeline.namespace}/${job.pipeline.name}`, to: job.to, revision: job.revision })),
+        unfinished: unfinished.map((job) => ({
+          id: job.id,
+          pipeline: `${job.pipeline.namespace}/${job.pipeline.name}`,
+          to: job.to,
+          revision: job.revision,
+        })),
       });
     }
     for (const { job, error } of app.queue.failed()) {
-      logger.warn('dead-lettered promotion', { id: job.id, to: job.to, revision: job.revision, error });
+      logger.warn('dead-lettered promotion', {
+        id: job.id,
+        to: job.to,
+        revision: job.revision,
+        error,
+      });
     }
     app.close();
     logger.info('stopped');

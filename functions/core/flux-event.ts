@@ -1,17 +1,20 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 
 /** What Flux notification-controller POSTs to a `generic-hmac` Provider (DESIGN.md section 5). */
 const text = z.string({ error: 'expected a string' });
+const nonEmpty = z
+  .string({ error: 'expected a string' })
+  .check(z.minLength(1, 'expected a non-empty string'));
 
 export const fluxEventSchema = z.object({
   involvedObject: z.object(
     {
-      kind: text.min(1, 'expected a non-empty string'),
-      namespace: text.min(1, 'expected a non-empty string'),
-      name: text.min(1, 'expected a non-empty string'),
-      uid: text.optional(),
-      apiVersion: text.min(1, 'expected a non-empty string'),
-      resourceVersion: text.optional(),
+      kind: nonEmpty,
+      namespace: nonEmpty,
+      name: nonEmpty,
+      uid: z.optional(text),
+      apiVersion: nonEmpty,
+      resourceVersion: z.optional(text),
     },
     { error: 'expected the object the event is about' },
   ),
@@ -19,9 +22,9 @@ export const fluxEventSchema = z.object({
   timestamp: z.iso.datetime({ offset: true, error: 'expected an RFC 3339 timestamp' }),
   message: text,
   reason: text,
-  metadata: z.record(z.string(), z.string()).optional(),
+  metadata: z.optional(z.record(z.string(), z.string())),
   reportingController: text,
-  reportingInstance: text.optional(),
+  reportingInstance: z.optional(text),
 });
 
 export type FluxEvent = z.infer<typeof fluxEventSchema>;

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { PromoterError } from './errors.ts';
 import { formatIssues } from './validation.ts';
 
@@ -6,18 +6,22 @@ import { formatIssues } from './validation.ts';
  * A pipeline secret's value, with Weave's keys (DESIGN.md section 4). Never log or echo one:
  * errors about a secret name its reference and the failing key, not its content.
  */
+const key = z.optional(z.string().check(z.minLength(1, 'expected a non-empty string')));
+
 export const pipelineSecretSchema = z
   .object({
-    'hmac-key': z.string().min(1, 'expected a non-empty string').optional(),
-    'hmac-key-previous': z.string().min(1, 'expected a non-empty string').optional(),
-    token: z.string().min(1, 'expected a non-empty string').optional(),
-    username: z.string().optional(),
-    password: z.string().optional(),
+    'hmac-key': key,
+    'hmac-key-previous': key,
+    token: key,
+    username: z.optional(z.string()),
+    password: z.optional(z.string()),
   })
-  .refine((secret) => (secret.username === undefined) === (secret.password === undefined), {
-    message: 'expected username and password together',
-    path: ['password'],
-  });
+  .check(
+    z.refine((secret) => (secret.username === undefined) === (secret.password === undefined), {
+      message: 'expected username and password together',
+      path: ['password'],
+    }),
+  );
 
 export interface PipelineSecret {
   readonly hmacKeys: readonly string[];

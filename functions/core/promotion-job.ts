@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { PromoterError } from './errors.ts';
 import type { PipelineRef } from './pipeline.ts';
 import { formatIssues } from './validation.ts';
@@ -8,7 +8,7 @@ import { formatIssues } from './validation.ts';
  * The versioned message between the webhook and the worker (DESIGN.md section 6), validated on
  * both sides of the queue.
  */
-const text = z.string().min(1, 'expected a non-empty string');
+const text = z.string().check(z.minLength(1, 'expected a non-empty string'));
 
 export const promotionJobSchema = z.object({
   version: z.literal(1, { error: 'expected job version 1' }),
@@ -26,7 +26,7 @@ export const promotionJobSchema = z.object({
       namespace: text,
       name: text,
       apiVersion: text,
-      uid: z.string().optional(),
+      uid: z.optional(z.string()),
     }),
   }),
   receivedAt: z.iso.datetime({ offset: true }),

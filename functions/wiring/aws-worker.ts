@@ -1,3 +1,4 @@
+import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config-repository.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { ENV, readWorkerConfig } from '../config.ts';
@@ -6,11 +7,18 @@ import type { PromotionDependencies } from '../core/promotion.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
 import { createStores } from './aws-stores.ts';
 
-/** The worker function's composition root. */
+/**
+ * The worker function's composition root. Pipeline definitions are read through a short-TTL
+ * cache (PROMOTER_PIPELINE_CACHE_SECONDS).
+ */
 export const createWorkerDependencies = (config = readWorkerConfig()): PromotionDependencies => {
   const cacheDir = config[ENV.gitCacheDir];
+  const stores = createStores(config);
   return {
-    ...createStores(config),
+    ...stores,
+    pipelines: new CachedPipelineStore(stores.pipelines, {
+      ttlMs: config[ENV.pipelineCacheSeconds] * 1000,
+    }),
     repository: new IsomorphicGitConfigRepository(cacheDir === undefined ? {} : { cacheDir }),
     pullRequests: createOctokitPullRequests({
       log: {

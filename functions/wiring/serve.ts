@@ -7,9 +7,11 @@ import { MemoryPromotionStateStore } from '../adapters/memory-promotion-state-st
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { decisionSettings } from '../core/decision.ts';
 import type { LogPort } from '../core/logger.ts';
+import { handlePipelinesApiRequest, type PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { systemClock } from '../core/ports.ts';
 import { type PromotionDependencies, runPromotion } from '../core/promotion.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
+import type { Route } from '../serve/server.ts';
 
 /**
  * The composition root of `promoter serve`: pipelines and secrets from files, an in-memory
@@ -33,10 +35,37 @@ export interface ServeApp {
   readonly pipelines: FilePipelineStore;
   readonly state: MemoryPromotionStateStore;
   readonly metrics: MemoryMetricsSink;
+  /** Extra HTTP routes: `GET /pipelines/{ns}/{name}` (status). */
+  readonly routes: readonly Route[];
   close(): void;
 }
 
-export const createServeApp = async (settings: ServeSettings, logger: LogPort): Promise<ServeApp> => {
+/**
+ * The pipelines API in `serve`: `GET /pipelines/{ns}/{name}` answers the status, unauthenticated
+ * (serve listens on loopback unless told otherwise). `PUT /pipelines` answers 405 without
+ * reading the body: serve reads its pipelines from files and reloads them when they change.
+ * Other paths fall through to the webhook.
+ */
+export const pipelinesRoute =
+  (deps: PipelinesApiDependencies): Route =>
+  async (request, url) => {
+    if (url.pathname !== '/pipelines' && !url.pathname.startsWith('/pipelines/')) return undefined;
+    const result = await handlePipelinesApiRequest(
+      {
+        method: request.method ?? 'GET',
+        path: url.pathname,
+        query: url.search.slice(1),
+        body: new Uint8Array(0),
+      },
+      deps,
+    );
+    return { status: result.status, body: result.body };
+  };
+
+export const createServeApp = async (
+  settings: ServeSettings,
+  logger: LogPort,
+): Promise<ServeApp> => {
   const pipelines = await FilePipelineStore.load(settings.pipelinesPath, logger);
   pipelines.watch();
   const secrets = await FileSecretStore.load(settings.secretsPath);
@@ -63,7 +92,9 @@ export const createServeApp = async (settings: ServeSettings, logger: LogPort): 
       ...common,
       queue,
       settings: decisionSettings(
-        settings.maxEventAgeSeconds === undefined ? {} : { maxEventAgeSeconds: settings.maxEventAgeSeconds },
+        settings.maxEventAgeSeconds === undefined
+          ? {}
+          : { maxEventAgeSeconds: settings.maxEventAgeSeconds },
       ),
     },
     promotion,
@@ -71,6 +102,7 @@ export const createServeApp = async (settings: ServeSettings, logger: LogPort): 
     pipelines,
     state,
     metrics,
+    routes: [pipelinesRoute({ pipelines, state, logger })],
     close: () => pipelines.close(),
   };
 };

@@ -22,7 +22,6 @@ export const TableAccess = {
     'dynamodb:Query',
     'dynamodb:Scan',
     'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
     'dynamodb:DeleteItem',
   ],
 } as const;

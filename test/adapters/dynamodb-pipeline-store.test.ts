@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -13,21 +10,13 @@ import { createDocumentClient, tableDefinition } from '../../functions/adapters/
 import type { Pipeline } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import type { Clock } from '../../functions/core/ports.ts';
+import { readFixture } from '../support/fixtures.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
-/** The shared pipeline fixtures (DESIGN.md section 3): in the repository, else beside it. */
-const fixturesDirectory = [
-  process.env.PIPELINE_FIXTURES,
-  fileURLToPath(new URL('../fixtures/pipelines/', import.meta.url)),
-  fileURLToPath(new URL('../../../shared/fixtures/pipelines/', import.meta.url)),
-].find((candidate): candidate is string => candidate !== undefined && existsSync(candidate));
-
 const loadFixtures = async (...files: string[]): Promise<Pipeline[]> => {
-  if (fixturesDirectory === undefined) throw new Error('pipeline fixtures not found');
   const pipelines: Pipeline[] = [];
   for (const file of files) {
-    const text = await readFile(`${fixturesDirectory}/${file}`, 'utf8');
-    const parsed = parsePipelineManifests(text, file);
+    const parsed = parsePipelineManifests(readFixture(`pipelines/${file}`), file);
     expect(parsed.invalid).toEqual([]);
     pipelines.push(...parsed.pipelines);
   }

@@ -1,0 +1,149 @@
+import { type PipelineRef, pipelineId } from './pipeline.ts';
+import type {
+  DeploymentRecord,
+  PipelineStore,
+  PromotionRecord,
+  PromotionState,
+  PromotionStateStore,
+} from './ports.ts';
+
+/**
+ * Where a pipeline stands (`GET /pipelines/{ns}/{name}`, `promoter status`): its environments in
+ * pipeline order, the revision last deployed in each (from the webhook's deployment events),
+ * and the promotion into each (the worker's record: revision, state, pull request, failure).
+ *
+ * `queued` is also derived: when the environment before this one has a deployment of another
+ * revision that is newer (by event time) than the recorded promotion, or there is no record
+ * yet, the webhook has enqueued a promotion that has not finished: it is waiting in the queue,
+ * being retried, or in the dead-letter queue. Its pull request is then the environment's
+ * rolling one (which the job will update), when there is one.
+ */
+export interface DeploymentStatus {
+  readonly revision: string;
+  /** The deployment event's timestamp (when Flux reported it). */
+  readonly eventTimestamp: string;
+  /** When the webhook recorded it. */
+  readonly recordedAt: string;
+}
+
+export interface PromotionStatus {
+  readonly revision: string;
+  readonly state: PromotionState;
+  /** The environment the revision comes from. */
+  readonly from: string;
+  readonly pullRequest: { readonly number: number; readonly url: string } | null;
+  /** Why it failed (state `failed`): an error code and a message naming what to fix. */
+  readonly failure: { readonly code: string; readonly message: string } | null;
+  /** The source deployment event's timestamp. */
+  readonly eventTimestamp: string;
+  /** When this state was recorded. */
+  readonly updatedAt: string;
+}
+
+export interface EnvironmentStatus {
+  readonly name: string;
+  readonly deployed: DeploymentStatus | null;
+  /** The promotion *into* this environment (never for the first one). */
+  readonly promotion: PromotionStatus | null;
+}
+
+export interface PipelineStatus {
+  /** `namespace/name` */
+  readonly pipeline: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly app: { readonly apiVersion: string; readonly kind: string; readonly name: string };
+  readonly environments: readonly EnvironmentStatus[];
+}
+
+export interface PipelineStatusDependencies {
+  readonly pipelines: PipelineStore;
+  readonly state: Pick<PromotionStateStore, 'listDeployments' | 'listPromotions'>;
+}
+
+const time = (iso: string): number => {
+  const parsed = Date.parse(iso);
+  return Number.isNaN(parsed) ? 0 : parsed;
+};
+
+const recorded = (record: PromotionRecord): PromotionStatus => ({
+  revision: record.revision,
+  state: record.state,
+  from: record.from,
+  pullRequest:
+    record.pullRequest === undefined
+      ? null
+      : { number: record.pullRequest.number, url: record.pullRequest.url },
+  failure:
+    record.failure === undefined
+      ? null
+      : { code: record.failure.code, message: record.failure.message },
+  eventTimestamp: record.eventTimestamp,
+  updatedAt: record.updatedAt,
+});
+
+/** The promotion into an environment, from its record and the previous environment's deployment. */
+export const promotionStatus = (
+  record: PromotionRecord | undefined,
+  source: DeploymentRecord | undefined,
+): PromotionStatus | null => {
+  const pending =
+    source !== undefined &&
+    (record === undefined ||
+      (record.revision !== source.revision &&
+        time(source.eventTimestamp) > time(record.eventTimestamp)));
+  if (!pending) return record === undefined ? null : recorded(record);
+  return {
+    revision: source.revision,
+    state: 'queued',
+    from: source.environment,
+    pullRequest:
+      record?.pullRequest === undefined
+        ? null
+        : { number: record.pullRequest.number, url: record.pullRequest.url },
+    failure: null,
+    eventTimestamp: source.eventTimestamp,
+    updatedAt: source.recordedAt,
+  };
+};
+
+/** The pipeline's status, or undefined when the pipeline is unknown. */
+export const pipelineStatus = async (
+  ref: PipelineRef,
+  deps: PipelineStatusDependencies,
+): Promise<PipelineStatus | undefined> => {
+  const pipeline = await deps.pipelines.get(ref);
+  if (pipeline === undefined) return undefined;
+  const [deployments, promotions] = await Promise.all([
+    deps.state.listDeployments(ref),
+    deps.state.listPromotions(ref),
+  ]);
+  const deployedIn = new Map(deployments.map((record) => [record.environment, record]));
+  const promotedInto = new Map(promotions.map((record) => [record.environment, record]));
+  const environments = pipeline.environments.map((environment, index): EnvironmentStatus => {
+    const deployment = deployedIn.get(environment.name);
+    const previous = index === 0 ? undefined : pipeline.environments[index - 1];
+    return {
+      name: environment.name,
+      deployed:
+        deployment === undefined
+          ? null
+          : {
+              revision: deployment.revision,
+              eventTimestamp: deployment.eventTimestamp,
+              recordedAt: deployment.recordedAt,
+            },
+      promotion:
+        previous === undefined
+          ? null
+          : promotionStatus(promotedInto.get(environment.name), deployedIn.get(previous.name)),
+    };
+  });
+  return {
+    pipeline: pipelineId(pipeline),
+    namespace: pipeline.namespace,
+    name: pipeline.name,
+    app: { apiVersion: pipeline.app.apiVersion, kind: pipeline.app.kind, name: pipeline.app.name },
+    environments,
+  };
+};
