@@ -71,7 +71,13 @@ export const readWebhookConfig = (env: NodeJS.ProcessEnv = process.env) =>
   parse(z.extend(commonSettings, webhookSettings), env);
 
 export const readWorkerConfig = (env: NodeJS.ProcessEnv = process.env) =>
-  parse(z.extend(commonSettings, { [ENV.gitCacheDir]: z.optional(z.string()) }), env);
+  parse(
+    z.extend(commonSettings, {
+      [ENV.gitCacheDir]: z.optional(z.string()),
+      [ENV.queueUrl]: z.url('expected the SQS queue URL'),
+    }),
+    env,
+  );
 
 export const readPipelinesApiConfig = (env: NodeJS.ProcessEnv = process.env) =>
   parse(commonSettings, env);

@@ -5,13 +5,15 @@ import type { MetricPoint, MetricsSink } from './core/ports.ts';
 
 /**
  * The one Logger and one Metrics of a process (Powertools: JSON logs, EMF metrics on stdout,
- * which CloudWatch turns into metrics). POWERTOOLS_* variables override these defaults.
+ * which CloudWatch turns into metrics).
  */
-export const SERVICE_NAME = 'pipeline-promoter';
+// Powertools lets a constructor option win over POWERTOOLS_SERVICE_NAME: read it here, so
+// that each function keeps the name the stack gives it.
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'pipeline-promoter';
 
-export const logger = new Logger({ serviceName: SERVICE_NAME });
+export const logger = new Logger({ serviceName });
 
-export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
 
 /**
  * Each point is written as its own EMF document (Powertools' single metric), because the

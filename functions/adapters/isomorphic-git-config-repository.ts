@@ -924,6 +924,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     request: PromotionBranchRequest,
     context: Context,
   ): Promise<PromotionBranchResult> {
+    const mark = (k: string) => (globalThis as any).__marks?.push([k, performance.now()]);
     cache.useNeedle(request.needle);
     const baseRef = `refs/heads/${request.baseBranch}`;
     const branchRef = `refs/heads/${request.branch}`;
@@ -941,6 +942,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       advertisement = await this.discover(remote, 'git-upload-pack');
     }
     cache.uploadCapabilities = advertisement.capabilities;
+    mark('discover');
 
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const base = advertisement.refs.get(baseRef);
@@ -956,17 +958,21 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
           await this.fetch(cache, remote, advertisement, base);
           cache.writeRefs(request.baseBranch, base);
         }
+        mark('fetch');
         const commit = cache.store.read(base);
         if (commit === undefined || commit.type !== 'commit') {
           throw new ProtocolError(`commit ${base} is missing after the fetch`);
         }
         const rootTree = commitTree(commit.content);
         const scan = this.scan(cache, rootTree, request);
+        mark('scan');
         if (scan.changes.size === 0) {
           return { status: 'unchanged', baseCommit: base, markedFiles: scan.markedFiles };
         }
         const { oid, objects } = this.buildCommit(cache, base, rootTree, scan.changes, request);
+        mark('build');
         await this.push(cache, remote, advertisement, branchRef, oid, objects, context);
+        mark('push');
         // The base must not have moved while we worked: else start again on its new head.
         advertisement = await this.discover(remote, 'git-upload-pack');
         if (advertisement.refs.get(baseRef) === base) {

@@ -7,19 +7,19 @@ import { createWorkerDependencies } from '../wiring/aws-worker.ts';
 
 /**
  * SQS FIFO batch → the promotion core, one record at a time. A permanent failure is recorded by
- * the core and the message acknowledged; a transient one (thrown) fails the record, so that SQS
- * redelivers it after the visibility timeout, and the rest of its message group with it (FIFO
- * order); after the queue's maxReceiveCount it moves to the DLQ. A job that does not parse is
- * thrown too, so that it lands in the DLQ for a person to read.
+ * the core and the message acknowledged. A transient one (thrown) fails the record and, FIFO
+ * order oblige, the rest of its message group in the batch; those come back after a backoff,
+ * and after the queue's maxReceiveCount they move to the DLQ. A job that does not parse is
+ * thrown too, so that it reaches the DLQ for a person to read.
  */
-const deps = createWorkerDependencies();
+const { promotion, redelivery } = createWorkerDependencies();
 const processor = new SqsFifoPartialProcessorAsync();
 
 const promote = async (record: SQSRecord): Promise<void> => {
   const job = parsePromotionJob(record.body);
   logger.appendKeys({ jobId: job.id });
   try {
-    const outcome = await runPromotion(job, deps);
+    const outcome = await runPromotion(job, promotion);
     logger.info('promotion finished', {
       ...outcome,
       receiveCount: record.attributes.ApproximateReceiveCount,
@@ -29,5 +29,23 @@ const promote = async (record: SQSRecord): Promise<void> => {
   }
 };
 
-export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, promote, processor, { context, skipGroupOnError: true });
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const response = await processPartialResponse(event, promote, processor, {
+    context,
+    skipGroupOnError: true,
+    // Report every failure, even all of them, so that each gets its backoff below.
+    throwOnFullBatchFailure: false,
+  });
+  const failed = new Set(response.batchItemFailures.map((failure) => failure.itemIdentifier));
+  if (failed.size > 0) {
+    const records = event.Records.filter((record) => failed.has(record.messageId));
+    const { failed: notDeferred } = await redelivery.defer(
+      records.map((record) => ({
+        receiptHandle: record.receiptHandle,
+        receiveCount: Number(record.attributes.ApproximateReceiveCount),
+      })),
+    );
+    logger.warn('promotions to retry', { messages: records.length, notDeferred });
+  }
+  return response;
+};

@@ -148,6 +148,8 @@ export class PromoterFunctions extends Construct {
       ephemeralStorageSize:
         props.workerEphemeralStorageSize ?? WORKER_DEFAULTS.ephemeralStorageSize,
       environment: {
+        // For ChangeMessageVisibility: a transient failure is retried after a backoff.
+        [ENV.queueUrl]: props.queue.queue.queueUrl,
         [ENV.tableName]: tableName,
         [ENV.secretPrefix]: props.secretPrefix,
         [ENV.gitCacheDir]: WORKER_DEFAULTS.gitCacheDir,

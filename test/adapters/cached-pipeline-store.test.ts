@@ -6,7 +6,9 @@ import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.t
 import type { Clock, PipelineStore } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
 
-const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [Pipeline];
+const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [
+  Pipeline,
+];
 const PODINFO = { namespace: 'flux-system', name: 'podinfo' };
 const UNKNOWN = { namespace: 'flux-system', name: 'unknown' };
 

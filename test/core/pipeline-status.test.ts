@@ -6,20 +6,40 @@ import { pipelineStatus } from '../../functions/core/pipeline-status.ts';
 import type { PromotionRecord } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
 
-const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [Pipeline];
+const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [
+  Pipeline,
+];
 const REF = { namespace: 'flux-system', name: 'podinfo' };
 const PR = { number: 7, url: 'https://github.com/example-org/fleet-prod/pull/7' };
 
 const setup = () => {
   const state = new MemoryPromotionStateStore();
   const deps = {
-    pipelines: { get: async (ref: { namespace: string; name: string }) => (pipelineId(ref) === pipelineId(podinfo) ? podinfo : undefined) },
+    pipelines: {
+      get: async (ref: { namespace: string; name: string }) =>
+        pipelineId(ref) === pipelineId(podinfo) ? podinfo : undefined,
+    },
     state,
   };
   const deploy = (environment: string, revision: string, at: string) =>
-    state.recordDeployment({ pipeline: REF, environment, revision, eventTimestamp: at, recordedAt: at });
-  const promote = (record: Partial<PromotionRecord> & Pick<PromotionRecord, 'environment' | 'revision' | 'state' | 'eventTimestamp'>) =>
-    state.putPromotion({ pipeline: REF, jobId: 'job', from: 'staging', updatedAt: record.eventTimestamp, ...record });
+    state.recordDeployment({
+      pipeline: REF,
+      environment,
+      revision,
+      eventTimestamp: at,
+      recordedAt: at,
+    });
+  const promote = (
+    record: Partial<PromotionRecord> &
+      Pick<PromotionRecord, 'environment' | 'revision' | 'state' | 'eventTimestamp'>,
+  ) =>
+    state.putPromotion({
+      pipeline: REF,
+      jobId: 'job',
+      from: 'staging',
+      updatedAt: record.eventTimestamp,
+      ...record,
+    });
   return { deps, deploy, promote };
 };
 
@@ -29,8 +49,22 @@ describe('pipelineStatus', () => {
     const { deps, deploy, promote } = setup();
     await deploy('dev', '6.5.0', '2026-11-20T16:00:00Z');
     await deploy('staging', '6.5.0', '2026-11-20T16:05:00Z');
-    await promote({ environment: 'staging', from: 'dev', revision: '6.5.0', state: 'opened', eventTimestamp: '2026-11-20T16:00:00.000Z', pullRequest: { number: 3, url: 'https://github.com/example-org/fleet/pull/3' } });
-    await promote({ environment: 'prod', revision: '6.5.0', state: 'opened', eventTimestamp: '2026-11-20T16:05:00.000Z', updatedAt: '2026-11-20T16:05:04.000Z', pullRequest: PR });
+    await promote({
+      environment: 'staging',
+      from: 'dev',
+      revision: '6.5.0',
+      state: 'opened',
+      eventTimestamp: '2026-11-20T16:00:00.000Z',
+      pullRequest: { number: 3, url: 'https://github.com/example-org/fleet/pull/3' },
+    });
+    await promote({
+      environment: 'prod',
+      revision: '6.5.0',
+      state: 'opened',
+      eventTimestamp: '2026-11-20T16:05:00.000Z',
+      updatedAt: '2026-11-20T16:05:04.000Z',
+      pullRequest: PR,
+    });
 
     // Act
     const status = await pipelineStatus(REF, deps);
@@ -41,11 +75,24 @@ describe('pipelineStatus', () => {
       app: { kind: 'HelmRelease', name: 'podinfo' },
     });
     expect(status?.environments).toEqual([
-      { name: 'dev', deployed: { revision: '6.5.0', eventTimestamp: '2026-11-20T16:00:00Z', recordedAt: '2026-11-20T16:00:00Z' }, promotion: null },
+      {
+        name: 'dev',
+        deployed: {
+          revision: '6.5.0',
+          eventTimestamp: '2026-11-20T16:00:00Z',
+          recordedAt: '2026-11-20T16:00:00Z',
+        },
+        promotion: null,
+      },
       {
         name: 'staging',
         deployed: expect.objectContaining({ revision: '6.5.0' }),
-        promotion: expect.objectContaining({ revision: '6.5.0', state: 'opened', from: 'dev', failure: null }),
+        promotion: expect.objectContaining({
+          revision: '6.5.0',
+          state: 'opened',
+          from: 'dev',
+          failure: null,
+        }),
       },
       {
         name: 'prod',
@@ -66,20 +113,39 @@ describe('pipelineStatus', () => {
   it('a failed promotion carries its reason', async () => {
     // Prepare
     const { deps, promote } = setup();
-    const failure = { code: 'NO_MARKER', message: 'no marker # {"$promotion": "flux-system:podinfo:prod"} in ...' };
-    await promote({ environment: 'prod', revision: '6.5.0', state: 'failed', eventTimestamp: '2026-11-20T16:05:00Z', failure });
+    const failure = {
+      code: 'NO_MARKER',
+      message: 'no marker # {"$promotion": "flux-system:podinfo:prod"} in ...',
+    };
+    await promote({
+      environment: 'prod',
+      revision: '6.5.0',
+      state: 'failed',
+      eventTimestamp: '2026-11-20T16:05:00Z',
+      failure,
+    });
 
     // Act
     const status = await pipelineStatus(REF, deps);
 
     // Assess
-    expect(status?.environments[2]?.promotion).toMatchObject({ state: 'failed', failure, pullRequest: null });
+    expect(status?.environments[2]?.promotion).toMatchObject({
+      state: 'failed',
+      failure,
+      pullRequest: null,
+    });
   });
 
   it('a newer deployment of another revision upstream than the recorded promotion: queued, on the rolling PR', async () => {
     // Prepare
     const { deps, deploy, promote } = setup();
-    await promote({ environment: 'prod', revision: '6.5.0', state: 'opened', eventTimestamp: '2026-11-20T16:05:00Z', pullRequest: PR });
+    await promote({
+      environment: 'prod',
+      revision: '6.5.0',
+      state: 'opened',
+      eventTimestamp: '2026-11-20T16:05:00Z',
+      pullRequest: PR,
+    });
     await deploy('staging', '6.6.0', '2026-11-21T09:00:00Z');
 
     // Act
@@ -102,14 +168,27 @@ describe('pipelineStatus', () => {
     const { deps, deploy, promote } = setup();
     await deploy('dev', '6.5.0', '2026-11-20T16:00:00Z');
     await deploy('staging', '6.5.0', '2026-11-21T09:00:00Z');
-    await promote({ environment: 'prod', revision: '6.5.0', state: 'up-to-date', eventTimestamp: '2026-11-20T16:05:00Z' });
+    await promote({
+      environment: 'prod',
+      revision: '6.5.0',
+      state: 'up-to-date',
+      eventTimestamp: '2026-11-20T16:05:00Z',
+    });
 
     // Act
     const status = await pipelineStatus(REF, deps);
 
     // Assess
-    expect(status?.environments[1]?.promotion).toMatchObject({ state: 'queued', revision: '6.5.0', from: 'dev', pullRequest: null });
-    expect(status?.environments[2]?.promotion).toMatchObject({ state: 'up-to-date', revision: '6.5.0' });
+    expect(status?.environments[1]?.promotion).toMatchObject({
+      state: 'queued',
+      revision: '6.5.0',
+      from: 'dev',
+      pullRequest: null,
+    });
+    expect(status?.environments[2]?.promotion).toMatchObject({
+      state: 'up-to-date',
+      revision: '6.5.0',
+    });
   });
 
   it('an unknown pipeline has no status', async () => {

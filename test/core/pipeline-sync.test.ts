@@ -31,7 +31,8 @@ class MemoryRegistry implements PipelineRegistry {
       throw new PromoterError('STORE_UNAVAILABLE', 'table unavailable', { retryable: true });
     }
     const current = this.stored.get(id);
-    if (current !== undefined && canonicalJson(current) === canonicalJson(pipeline)) return 'unchanged';
+    if (current !== undefined && canonicalJson(current) === canonicalJson(pipeline))
+      return 'unchanged';
     this.stored.set(id, pipeline);
     this.writes += 1;
     return current === undefined ? 'created' : 'updated';
@@ -42,7 +43,12 @@ class MemoryRegistry implements PipelineRegistry {
   }
 }
 
-const FIXTURE_FILES = ['invalid-no-hmac.yaml', 'list-from-kubectl.yaml', 'podinfo.yaml', 'search-rfc-draft.yaml'];
+const FIXTURE_FILES = [
+  'invalid-no-hmac.yaml',
+  'list-from-kubectl.yaml',
+  'podinfo.yaml',
+  'search-rfc-draft.yaml',
+];
 const fixtures = (...files: string[]): string =>
   files.map((file) => readFixture(`pipelines/${file}`)).join('\n---\n');
 const ALL = fixtures(...FIXTURE_FILES);
@@ -98,12 +104,24 @@ describe('syncPipelineManifests', () => {
           kind: 'Pipeline',
           metadata: { name: 'podinfo', namespace: 'flux-system' },
           spec: {
-            appRef: { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', name: 'podinfo', secretRef: 'hmac' },
+            appRef: {
+              apiVersion: 'helm.toolkit.fluxcd.io/v2',
+              kind: 'HelmRelease',
+              name: 'podinfo',
+              secretRef: 'hmac',
+            },
             environments: [
               { name: 'dev', targets: [{ namespace: 'dev' }] },
               { name: 'prod', targets: [{ namespace: 'prod' }] },
             ],
-            promotion: [{ type: 'pull-request', url: 'https://github.com/o/r', branch: 'main', secretRef: 'token' }],
+            promotion: [
+              {
+                type: 'pull-request',
+                url: 'https://github.com/o/r',
+                branch: 'main',
+                secretRef: 'token',
+              },
+            ],
           },
         },
       ],
@@ -124,7 +142,11 @@ describe('syncPipelineManifests', () => {
     await syncPipelineManifests(registry, ALL);
 
     // Act
-    const result = await syncPipelineManifests(registry, fixtures('podinfo.yaml', 'invalid-no-hmac.yaml'), { prune: true });
+    const result = await syncPipelineManifests(
+      registry,
+      fixtures('podinfo.yaml', 'invalid-no-hmac.yaml'),
+      { prune: true },
+    );
 
     // Assess
     expect(result.counts).toEqual({ created: 0, updated: 0, unchanged: 1, deleted: 2, invalid: 1 });
@@ -150,14 +172,21 @@ describe('syncPipelineManifests', () => {
     // Prepare
     const registry = new MemoryRegistry();
     await syncPipelineManifests(registry, ALL);
-    const broken = fixtures('podinfo.yaml', 'list-from-kubectl.yaml').replace('kind: HelmRelease', 'kind: 42');
+    const broken = fixtures('podinfo.yaml', 'list-from-kubectl.yaml').replace(
+      'kind: HelmRelease',
+      'kind: 42',
+    );
 
     // Act
     const result = await syncPipelineManifests(registry, broken, { prune: true });
 
     // Assess
     expect(result.invalid.map((entry) => entry.id)).toEqual(['flux-system/podinfo']);
-    expect(result.prune).toEqual({ requested: true, performed: true, kept: ['flux-system/podinfo'] });
+    expect(result.prune).toEqual({
+      requested: true,
+      performed: true,
+      kept: ['flux-system/podinfo'],
+    });
     expect(result.deleted).toEqual(['shopping/search']);
     expect([...registry.stored.keys()].sort()).toEqual(['flux-system/apps', 'flux-system/podinfo']);
   });
@@ -190,11 +219,20 @@ describe('syncPipelineManifests', () => {
     await syncPipelineManifests(registry, ALL);
 
     // Act
-    const empty = await syncPipelineManifests(registry, '# kubectl printed nothing\n', { prune: true });
-    const emptyList = await syncPipelineManifests(registry, 'apiVersion: v1\nkind: List\nitems: []\n', { prune: true });
+    const empty = await syncPipelineManifests(registry, '# kubectl printed nothing\n', {
+      prune: true,
+    });
+    const emptyList = await syncPipelineManifests(
+      registry,
+      'apiVersion: v1\nkind: List\nitems: []\n',
+      { prune: true },
+    );
 
     // Assess
-    expect(empty.prune).toMatchObject({ performed: false, reason: expect.stringContaining('no document') });
+    expect(empty.prune).toMatchObject({
+      performed: false,
+      reason: expect.stringContaining('no document'),
+    });
     expect(empty.counts.deleted).toBe(0);
     expect(emptyList.deleted).toEqual(VALID_IDS);
     expect(registry.stored.size).toBe(0);
@@ -218,7 +256,10 @@ describe('syncPipelineManifests', () => {
     // Prepare
     const registry = new MemoryRegistry();
     const many = Array.from({ length: 20 }, (_, index) =>
-      readFixture('pipelines/podinfo.yaml').replace('name: podinfo\n  namespace', `name: podinfo-${index}\n  namespace`),
+      readFixture('pipelines/podinfo.yaml').replace(
+        'name: podinfo\n  namespace',
+        `name: podinfo-${index}\n  namespace`,
+      ),
     ).join('\n---\n');
 
     // Act

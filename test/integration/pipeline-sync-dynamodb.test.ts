@@ -4,7 +4,11 @@ import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/cli
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { createDocumentClient, definitionKey, tableDefinition } from '../../functions/adapters/dynamodb-table.ts';
+import {
+  createDocumentClient,
+  definitionKey,
+  tableDefinition,
+} from '../../functions/adapters/dynamodb-table.ts';
 import { syncPipelineManifests } from '../../functions/core/pipeline-sync.ts';
 import type { Clock } from '../../functions/core/ports.ts';
 import { FIXTURES, readFixture } from '../support/fixtures.ts';
@@ -47,7 +51,10 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     const response = await client.send(
       new GetItemCommand({
         TableName: tableName,
-        Key: { pk: { S: definitionKey({ namespace: 'flux-system', name }).pk }, sk: { S: 'DEFINITION' } },
+        Key: {
+          pk: { S: definitionKey({ namespace: 'flux-system', name }).pk },
+          sk: { S: 'DEFINITION' },
+        },
         ConsistentRead: true,
       }),
     );
@@ -57,7 +64,12 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
   it('every fixture: the invalid one reported, the others stored as parsed', async () => {
     // Prepare
     const { store } = await freshStore();
-    expect(FIXTURE_FILES).toEqual(['invalid-no-hmac.yaml', 'list-from-kubectl.yaml', 'podinfo.yaml', 'search-rfc-draft.yaml']);
+    expect(FIXTURE_FILES).toEqual([
+      'invalid-no-hmac.yaml',
+      'list-from-kubectl.yaml',
+      'podinfo.yaml',
+      'search-rfc-draft.yaml',
+    ]);
 
     // Act
     const result = await syncPipelineManifests(store, allFixtures());
@@ -67,8 +79,12 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     expect(result.created).toEqual(VALID_IDS);
     expect(result.invalid).toHaveLength(1);
     expect(result.invalid[0]?.id).toBe('flux-system/nohmac');
-    expect(result.invalid[0]?.errors.join('\n')).toMatch(/spec\.promotion\.strategy\.secretRef: expected the secret holding the webhook HMAC key/);
-    expect((await store.list()).map((pipeline) => `${pipeline.namespace}/${pipeline.name}`)).toEqual(VALID_IDS);
+    expect(result.invalid[0]?.errors.join('\n')).toMatch(
+      /spec\.promotion\.strategy\.secretRef: expected the secret holding the webhook HMAC key/,
+    );
+    expect(
+      (await store.list()).map((pipeline) => `${pipeline.namespace}/${pipeline.name}`),
+    ).toEqual(VALID_IDS);
     expect(await store.get({ namespace: 'shopping', name: 'search' })).toMatchObject({
       hmacSecret: 'my-hmac-shared-secret',
       environments: [{ name: 'dev' }, { name: 'prod' }],
@@ -98,7 +114,10 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     const { tableName, store } = await freshStore(clock);
     await syncPipelineManifests(store, allFixtures());
     clock.time += 60_000;
-    const changed = allFixtures().replace('github.example.com/platform/fleet', 'github.example.com/platform/fleet-v2');
+    const changed = allFixtures().replace(
+      'github.example.com/platform/fleet',
+      'github.example.com/platform/fleet-v2',
+    );
 
     // Act
     const result = await syncPipelineManifests(store, changed);
@@ -116,7 +135,11 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     await syncPipelineManifests(store, allFixtures());
 
     // Act
-    const result = await syncPipelineManifests(store, allFixtures(['search-rfc-draft.yaml', 'list-from-kubectl.yaml']), { prune: true });
+    const result = await syncPipelineManifests(
+      store,
+      allFixtures(['search-rfc-draft.yaml', 'list-from-kubectl.yaml']),
+      { prune: true },
+    );
 
     // Assess
     expect(result.counts).toEqual({ created: 0, updated: 0, unchanged: 1, deleted: 2, invalid: 1 });
@@ -130,7 +153,10 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     // Prepare
     const { store } = await freshStore();
     await syncPipelineManifests(store, allFixtures());
-    const podinfoBroken = allFixtures(['search-rfc-draft.yaml']).replace('namespace: podinfo-dev', 'namespace: ""');
+    const podinfoBroken = allFixtures(['search-rfc-draft.yaml']).replace(
+      'namespace: podinfo-dev',
+      'namespace: ""',
+    );
     const unreadable = `${allFixtures(['search-rfc-draft.yaml'])}\n---\n{ "kind": "Pipeline", "metadata": `;
 
     // Act
@@ -138,10 +164,16 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     const skipped = await syncPipelineManifests(store, unreadable, { prune: true });
 
     // Assess
-    expect(kept.invalid.map((entry) => entry.id)).toEqual(['flux-system/nohmac', 'flux-system/podinfo']);
+    expect(kept.invalid.map((entry) => entry.id)).toEqual([
+      'flux-system/nohmac',
+      'flux-system/podinfo',
+    ]);
     expect(kept.prune).toEqual({ requested: true, performed: true, kept: ['flux-system/podinfo'] });
     expect(kept.deleted).toEqual(['shopping/search']);
-    expect(skipped.prune).toMatchObject({ performed: false, reason: expect.stringContaining('name no pipeline') });
+    expect(skipped.prune).toMatchObject({
+      performed: false,
+      reason: expect.stringContaining('name no pipeline'),
+    });
     expect(skipped.deleted).toEqual([]);
     expect((await store.list()).map((pipeline) => pipeline.name)).toEqual(['apps', 'podinfo']);
   });

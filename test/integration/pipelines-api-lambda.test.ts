@@ -16,9 +16,16 @@ import { awsClientConfig } from '../support/moto-server.ts';
  * The pipelines API Lambda handler with API Gateway HTTP API (payload 2.0, IAM authoriser)
  * events, on moto's DynamoDB: the function's settings come from the environment, as in AWS.
  */
-type Handler = (event: APIGatewayProxyEventV2WithIAMAuthorizer) => Promise<APIGatewayProxyStructuredResultV2>;
+type Handler = (
+  event: APIGatewayProxyEventV2WithIAMAuthorizer,
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
-const FIXTURE_FILES = ['invalid-no-hmac.yaml', 'list-from-kubectl.yaml', 'podinfo.yaml', 'search-rfc-draft.yaml'];
+const FIXTURE_FILES = [
+  'invalid-no-hmac.yaml',
+  'list-from-kubectl.yaml',
+  'podinfo.yaml',
+  'search-rfc-draft.yaml',
+];
 const ALL = FIXTURE_FILES.map((file) => readFixture(`pipelines/${file}`)).join('\n---\n');
 
 interface EventOptions {
@@ -40,7 +47,12 @@ const apiEvent = (
   const status = /^\/pipelines\/([^/]+)\/([^/]+)$/.exec(path);
   const routeKey = status === null ? `${method} /pipelines` : `${method} /pipelines/{ns}/{name}`;
   const now = new Date();
-  const body = options.body === undefined ? undefined : options.base64 ? Buffer.from(options.body).toString('base64') : options.body;
+  const body =
+    options.body === undefined
+      ? undefined
+      : options.base64
+        ? Buffer.from(options.body).toString('base64')
+        : options.body;
   return {
     version: '2.0',
     routeKey,
@@ -49,7 +61,9 @@ const apiEvent = (
     headers: {
       accept: '*/*',
       'content-length': String(options.body === undefined ? 0 : Buffer.byteLength(options.body)),
-      ...(options.body === undefined ? {} : { 'content-type': options.contentType ?? 'application/yaml' }),
+      ...(options.body === undefined
+        ? {}
+        : { 'content-type': options.contentType ?? 'application/yaml' }),
       host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
       'user-agent': 'pipeline-promoter-cli',
       'x-amz-content-sha256': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
@@ -62,7 +76,9 @@ const apiEvent = (
     ...(options.query === undefined
       ? {}
       : { queryStringParameters: Object.fromEntries(new URLSearchParams(options.query)) }),
-    ...(status === null ? {} : { pathParameters: { ns: status[1] as string, name: status[2] as string } }),
+    ...(status === null
+      ? {}
+      : { pathParameters: { ns: status[1] as string, name: status[2] as string } }),
     requestContext: {
       accountId: '123456789012',
       apiId: 'a1b2c3d4e5',
@@ -79,7 +95,13 @@ const apiEvent = (
       },
       domainName: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
       domainPrefix: 'a1b2c3d4e5',
-      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '203.0.113.10', userAgent: 'pipeline-promoter-cli' },
+      http: {
+        method,
+        path: rawPath,
+        protocol: 'HTTP/1.1',
+        sourceIp: '203.0.113.10',
+        userAgent: 'pipeline-promoter-cli',
+      },
       requestId: `${randomUUID()}`,
       routeKey,
       stage,
@@ -149,7 +171,13 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
     await handler(apiEvent('PUT', '/pipelines', { body: readFixture('pipelines/podinfo.yaml') }));
     const state = new DynamoDbPromotionStateStore(createDocumentClient(client), tableName);
     const ref = { namespace: 'flux-system', name: 'podinfo' };
-    await state.recordDeployment({ pipeline: ref, environment: 'staging', revision: '6.5.0', eventTimestamp: '2026-11-20T16:01:01Z', recordedAt: '2026-11-20T16:01:02.000Z' });
+    await state.recordDeployment({
+      pipeline: ref,
+      environment: 'staging',
+      revision: '6.5.0',
+      eventTimestamp: '2026-11-20T16:01:01Z',
+      recordedAt: '2026-11-20T16:01:02.000Z',
+    });
     await state.putPromotion({
       pipeline: ref,
       environment: 'prod',
@@ -176,7 +204,11 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
         {
           name: 'prod',
           deployed: null,
-          promotion: { revision: '6.5.0', state: 'opened', pullRequest: { number: 12, url: 'https://github.com/example-org/fleet-prod/pull/12' } },
+          promotion: {
+            revision: '6.5.0',
+            state: 'opened',
+            pullRequest: { number: 12, url: 'https://github.com/example-org/fleet-prod/pull/12' },
+          },
         },
       ],
     });
@@ -187,7 +219,11 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
   it('PUT /pipelines?prune=true deletes the pipelines absent from the body (named stage too)', async () => {
     // Prepare
     await handler(apiEvent('PUT', '/pipelines', { body: ALL }));
-    const event = apiEvent('PUT', '/pipelines', { body: readFixture('pipelines/podinfo.yaml'), query: 'prune=true', stage: 'live' });
+    const event = apiEvent('PUT', '/pipelines', {
+      body: readFixture('pipelines/podinfo.yaml'),
+      query: 'prune=true',
+      stage: 'live',
+    });
 
     // Act
     const result = await handler(event);
@@ -204,15 +240,54 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
   });
 
   it.each([
-    ['an empty body', apiEvent('PUT', '/pipelines', { body: '  \n' }), 400, /empty body: expected what `kubectl get pipelines/],
+    [
+      'an empty body',
+      apiEvent('PUT', '/pipelines', { body: '  \n' }),
+      400,
+      /empty body: expected what `kubectl get pipelines/,
+    ],
     ['no body', apiEvent('PUT', '/pipelines'), 400, /empty body/],
-    ['a body that is not UTF-8', { ...apiEvent('PUT', '/pipelines'), body: Buffer.from([0xff, 0xfe, 0x00]).toString('base64'), isBase64Encoded: true }, 400, /not UTF-8/],
-    ['prune=maybe', apiEvent('PUT', '/pipelines', { body: ALL, query: 'prune=maybe' }), 400, /prune: expected true or false/],
-    ['an unknown parameter', apiEvent('PUT', '/pipelines', { body: ALL, query: 'purne=true' }), 400, /unknown query parameter "purne"/],
-    ['a body over 4 MiB', apiEvent('PUT', '/pipelines', { body: `# ${'x'.repeat(MAX_SYNC_BODY_BYTES)}` }), 413, /body over 4194304 bytes/],
-    ['a base64 body over 4 MiB', apiEvent('PUT', '/pipelines', { body: `# ${'x'.repeat(MAX_SYNC_BODY_BYTES)}`, base64: true }), 413, /body over/],
+    [
+      'a body that is not UTF-8',
+      {
+        ...apiEvent('PUT', '/pipelines'),
+        body: Buffer.from([0xff, 0xfe, 0x00]).toString('base64'),
+        isBase64Encoded: true,
+      },
+      400,
+      /not UTF-8/,
+    ],
+    [
+      'prune=maybe',
+      apiEvent('PUT', '/pipelines', { body: ALL, query: 'prune=maybe' }),
+      400,
+      /prune: expected true or false/,
+    ],
+    [
+      'an unknown parameter',
+      apiEvent('PUT', '/pipelines', { body: ALL, query: 'purne=true' }),
+      400,
+      /unknown query parameter "purne"/,
+    ],
+    [
+      'a body over 4 MiB',
+      apiEvent('PUT', '/pipelines', { body: `# ${'x'.repeat(MAX_SYNC_BODY_BYTES)}` }),
+      413,
+      /body over 4194304 bytes/,
+    ],
+    [
+      'a base64 body over 4 MiB',
+      apiEvent('PUT', '/pipelines', { body: `# ${'x'.repeat(MAX_SYNC_BODY_BYTES)}`, base64: true }),
+      413,
+      /body over/,
+    ],
     ['GET /pipelines', apiEvent('GET', '/pipelines'), 405, /use PUT/],
-    ['DELETE /pipelines/{ns}/{name}', apiEvent('DELETE', '/pipelines/flux-system/podinfo'), 405, /use GET/],
+    [
+      'DELETE /pipelines/{ns}/{name}',
+      apiEvent('DELETE', '/pipelines/flux-system/podinfo'),
+      405,
+      /use GET/,
+    ],
     ['another path', apiEvent('POST', '/pipeline'), 404, /not found/],
   ])('%s: %i with a clear error', async (_name, event, status, message) => {
     // Prepare: the event

@@ -37,7 +37,7 @@ export interface GitServer {
   createRepository(
     name: string,
     files: FileTree,
-    options?: { readonly branch?: string; readonly message?: string },
+    options?: { readonly branch?: string; readonly message?: string; readonly repack?: boolean },
   ): Promise<string>;
   /** Adds a commit on `branch` that writes `files` (null deletes). Returns the commit id. */
   addCommit(
@@ -76,9 +76,10 @@ export const runGit = (
   cwd: string,
   args: readonly string[],
   input?: Buffer | string | Iterable<Buffer | string>,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<RunResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd, env: gitEnvironment(), stdio: 'pipe' });
+    const child = spawn('git', args, { cwd, env: { ...gitEnvironment(), ...env }, stdio: 'pipe' });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -108,8 +109,9 @@ const mustGit = async (
   cwd: string,
   args: readonly string[],
   input?: Buffer | string | Iterable<Buffer | string>,
+  env?: NodeJS.ProcessEnv,
 ): Promise<string> => {
-  const result = await runGit(cwd, args, input);
+  const result = await runGit(cwd, args, input, env);
   if (result.code !== 0) {
     throw new Error(`git ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
   }
@@ -159,6 +161,11 @@ function* fastImportCommit(
 }
 
 let clock = 1_700_000_000;
+
+// glibc returns memory to the system after each of fast-import's many small frees: on a big
+// import that is most of its time (hundreds of thousands of brk calls). A trim threshold and a
+// top pad make a 60,000-file import take about 2 s instead of 7 s.
+const FAST_IMPORT_ENV = { MALLOC_TRIM_THRESHOLD_: '1073741824', MALLOC_TOP_PAD_: '268435456' };
 
 export const startGitServer = async (options: GitServerOptions = {}): Promise<GitServer> => {
   const projectRoot = await mkdtemp(join(tmpdir(), 'git-server-'));
@@ -241,8 +248,11 @@ export const startGitServer = async (options: GitServerOptions = {}): Promise<Gi
           ),
           Buffer.from('done\n'),
         ],
+        FAST_IMPORT_ENV,
       );
       await mustGit(path, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);
+      // Pack it as a git host would (deltas computed once, not at every fetch).
+      if (createOptions.repack === true) await mustGit(path, ['repack', '-a', '-d', '-q']);
       return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
     },
     async addCommit(name, branch, files, message = 'Upstream change') {
@@ -253,6 +263,7 @@ export const startGitServer = async (options: GitServerOptions = {}): Promise<Gi
         path,
         ['fast-import', '--quiet', '--done', '--force'],
         [...fastImportCommit(branch, files, message, from, clock), Buffer.from('done\n')],
+        FAST_IMPORT_ENV,
       );
       return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
     },

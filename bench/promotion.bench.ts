@@ -1,0 +1,437 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IsomorphicGitConfigRepository } from '../functions/adapters/isomorphic-git-config-repository.ts';
+import type { PromotionBranchRequest } from '../functions/core/ports.ts';
+import {
+  editMarkers,
+  isPromotableFile,
+  type MarkerTarget,
+  markerFor,
+  needle,
+} from '../functions/core/promotion-markers.ts';
+import { runGit, startGitServer } from '../test/support/git-server.ts';
+
+/**
+ * The pull-request promotion's git work (DESIGN.md section 7.3), from job start to "branch
+ * pushed" plus one PR API call, through IsomorphicGitConfigRepository and, in the same run,
+ * through the git CLI doing the same work (`clone --depth 1 --single-branch`, `git grep` the
+ * marker, patch, commit, `push --force`), on fleet repositories of 6,000 and 60,000 YAML files
+ * served by a loopback `git http-backend`.
+ *
+ * - cold: a fresh child process and an empty cache for each measurement (its peak RSS is the
+ *   child's `process.resourceUsage().maxRSS`); the git CLI clones into an empty directory.
+ * - warm: the same process, the repository seen before, one new upstream commit; the git CLI
+ *   keeps its clone and runs `fetch --depth 1` + `reset --hard` instead of cloning.
+ *
+ * Figures are medians. Exits 1 when a target is missed.
+ */
+
+const SIZES = [
+  { label: '6,000', apps: 500, coldRuns: 3, warmRuns: 5 },
+  { label: '60,000', apps: 5_000, coldRuns: 2, warmRuns: 3 },
+] as const;
+const ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
+const BRANCH = 'promotion-fleet-app-prod';
+const AUTHOR = { name: 'Pipeline Promoter', email: 'promoter@example.com' };
+
+const appName = (index: number): string => `app-${String(index).padStart(5, '0')}`;
+
+/** Four YAML files per app and environment, one with the app's marker for that environment. */
+const fleetFiles = (apps: number): Record<string, string> => {
+  const files: Record<string, string> = {};
+  for (let index = 0; index < apps; index++) {
+    const app = appName(index);
+    for (const env of ENVIRONMENTS) {
+      const dir = `clusters/${env}/${app}`;
+      files[`${dir}/release.yaml`] = [
+        'apiVersion: helm.toolkit.fluxcd.io/v2',
+        'kind: HelmRelease',
+        'metadata:',
+        `  name: ${app}`,
+        `  namespace: ${app}-${env}`,
+        'spec:',
+        '  interval: 5m',
+        '  chart:',
+        '    spec:',
+        `      chart: ${app}`,
+        `      version: 1.0.${index % 7} # {"$promotion": "fleet:${app}:${env}"}`,
+        '      sourceRef:',
+        '        kind: HelmRepository',
+        '        name: charts',
+        '  values:',
+        `    replicaCount: ${(index % 3) + 1}`,
+        '',
+      ].join('\n');
+      files[`${dir}/values.yaml`] = [
+        `# values for ${app} in ${env}`,
+        'image:',
+        `  repository: registry.example.com/${app}`,
+        '  pullPolicy: IfNotPresent',
+        'resources:',
+        '  limits:',
+        `    cpu: ${100 + (index % 9) * 50}m`,
+        `    memory: ${128 + (index % 5) * 64}Mi`,
+        '  requests:',
+        '    cpu: 50m',
+        '    memory: 64Mi',
+        'service:',
+        '  type: ClusterIP',
+        `  port: ${8000 + (index % 100)}`,
+        'ingress:',
+        `  enabled: ${index % 2 === 0}`,
+        `  host: ${app}.${env}.example.com`,
+        '',
+      ].join('\n');
+      files[`${dir}/kustomization.yaml`] = [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        `namespace: ${app}-${env}`,
+        'resources:',
+        '  - release.yaml',
+        '  - configmap.yaml',
+        'configMapGenerator:',
+        `  - name: ${app}-values`,
+        '    files:',
+        '      - values.yaml',
+        '',
+      ].join('\n');
+      files[`${dir}/configmap.yaml`] = [
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata:',
+        `  name: ${app}-settings`,
+        `  namespace: ${app}-${env}`,
+        'data:',
+        '  LOG_LEVEL: info',
+        '  FEATURE_FLAGS: "a,b,c"',
+        `  REGION: eu-west-${(index % 3) + 1}`,
+        `  OWNER: team-${index % 17}`,
+        '',
+      ].join('\n');
+    }
+  }
+  return files;
+};
+
+/** The one PR API call both flows make: a POST to a tiny local server. */
+const openPullRequest = (url: string, title: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const body = JSON.stringify({ title, head: BRANCH, base: 'main', body: 'promotion' });
+    const request = httpRequest(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      (response) => {
+        response.resume();
+        response.on('end', () =>
+          response.statusCode === 201 ? resolve() : reject(new Error(`PR ${response.statusCode}`)),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+
+interface Job {
+  readonly cloneUrl: string;
+  readonly prUrl: string;
+  readonly target: MarkerTarget;
+}
+
+const promotionRequest = (job: Job, revision: string): PromotionBranchRequest => ({
+  repository: { cloneUrl: job.cloneUrl, apiBaseUrl: '', owner: 'fleet', repo: 'config' },
+  credentials: { username: 'x-access-token', password: 'bench-token' },
+  baseBranch: 'main',
+  branch: BRANCH,
+  includePath: isPromotableFile,
+  needle,
+  edit: (_path, content) => editMarkers(content, job.target, revision),
+  commit: { message: `Promote fleet/${job.target.name} in prod to ${revision}`, author: AUTHOR },
+});
+
+// ───────────────────────────── child process side ─────────────────────────────
+
+type ChildTask =
+  | { readonly kind: 'cold'; readonly job: Job; readonly cacheDir: string }
+  | { readonly kind: 'warm'; readonly job: Job; readonly cacheDir: string; readonly runs: number };
+
+type ChildMessage =
+  | { readonly kind: 'upstream' }
+  | { readonly kind: 'done'; readonly ms: number[]; readonly maxRssKiB: number };
+
+const send = (message: ChildMessage): void => {
+  process.send?.(message);
+};
+
+const nextMessage = (): Promise<unknown> =>
+  new Promise((resolve) => process.once('message', resolve));
+
+const promoteOnce = async (
+  repository: IsomorphicGitConfigRepository,
+  job: Job,
+  revision: string,
+): Promise<number> => {
+  const started = performance.now();
+  const result = await repository.preparePromotionBranch(promotionRequest(job, revision));
+  if (result.status !== 'pushed') throw new Error(`expected a push, got ${result.status}`);
+  await openPullRequest(job.prUrl, `Promote to ${revision}`);
+  return performance.now() - started;
+};
+
+const runChild = async (task: ChildTask): Promise<void> => {
+  const repository = new IsomorphicGitConfigRepository({ cacheDir: task.cacheDir });
+  if (task.kind === 'cold') {
+    const ms = await promoteOnce(repository, task.job, '2.0.0');
+    send({ kind: 'done', ms: [ms], maxRssKiB: process.resourceUsage().maxRSS });
+    return;
+  }
+  await promoteOnce(repository, task.job, '2.1.0');
+  const ms: number[] = [];
+  for (let run = 1; run <= task.runs; run++) {
+    send({ kind: 'upstream' });
+    await nextMessage();
+    ms.push(await promoteOnce(repository, task.job, `2.1.${run}`));
+  }
+  send({ kind: 'done', ms, maxRssKiB: process.resourceUsage().maxRSS });
+};
+
+// ───────────────────────────── git CLI baseline ─────────────────────────────
+
+const git = async (cwd: string, args: readonly string[]): Promise<string> => {
+  const result = await runGit(cwd, args);
+  if (result.code !== 0) throw new Error(`git ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout.toString('utf8');
+};
+
+/** grep the marker, patch the files, commit, push --force, open the PR. */
+const cliPromote = async (work: string, job: Job, revision: string): Promise<void> => {
+  const marker = markerFor(job.target.namespace, job.target.name, job.target.environment);
+  const listed = await runGit(work, ['grep', '-l', '-F', '-e', marker, '--', '*.yaml', '*.yml']);
+  const paths = listed.stdout.toString('utf8').split('\n').filter(Boolean);
+  for (const path of paths) {
+    const file = join(work, path);
+    const edit = editMarkers(await readFile(file, 'utf8'), job.target, revision);
+    if (edit.markers > 0) await writeFile(file, edit.content);
+  }
+  await git(work, [
+    'commit',
+    '-q',
+    '-a',
+    '-m',
+    `Promote fleet/${job.target.name} in prod to ${revision}`,
+  ]);
+  await git(work, ['push', '-q', '--force', 'origin', `HEAD:refs/heads/${BRANCH}`]);
+  await openPullRequest(job.prUrl, `Promote to ${revision}`);
+};
+
+const cliCold = async (job: Job, revision: string): Promise<{ ms: number; work: string }> => {
+  const parent = await mkdtemp(join(tmpdir(), 'bench-cli-'));
+  const work = join(parent, 'work');
+  const started = performance.now();
+  await git(parent, [
+    'clone',
+    '-q',
+    '--depth',
+    '1',
+    '--single-branch',
+    '--branch',
+    'main',
+    job.cloneUrl,
+    work,
+  ]);
+  await cliPromote(work, job, revision);
+  return { ms: performance.now() - started, work: parent };
+};
+
+const cliWarm = async (parent: string, job: Job, revision: string): Promise<number> => {
+  const work = join(parent, 'work');
+  const started = performance.now();
+  await git(work, ['fetch', '-q', '--depth', '1', 'origin', 'main']);
+  await git(work, ['reset', '-q', '--hard', 'FETCH_HEAD']);
+  await cliPromote(work, job, revision);
+  return performance.now() - started;
+};
+
+// ───────────────────────────── the run ─────────────────────────────
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+const spawnChild = (
+  task: ChildTask,
+  onUpstream: () => Promise<void>,
+): Promise<{ ms: number[]; maxRssKiB: number }> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(
+      fileURLToPath(import.meta.url),
+      ['--child', JSON.stringify(task)],
+      {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
+    child.on('message', (message: ChildMessage) => {
+      if (message.kind === 'upstream') {
+        onUpstream().then(() => child.send('go'), reject);
+      } else {
+        resolve({ ms: message.ms, maxRssKiB: message.maxRssKiB });
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`bench child exited with ${code}`));
+    });
+  });
+
+interface Row {
+  readonly figure: string;
+  readonly ours: number;
+  readonly baseline: number | undefined;
+  readonly unit: 'ms' | 'MiB';
+  readonly target: string;
+  readonly met: boolean;
+}
+
+const main = async (): Promise<void> => {
+  const credentials = { username: 'x-access-token', password: 'bench-token' };
+  const server = await startGitServer({ credentials });
+  const pulls = createServer((request, response) => {
+    request.resume();
+    request.on('end', () =>
+      response.writeHead(201, { 'content-type': 'application/json' }).end('{"number":1}'),
+    );
+  });
+  await new Promise<void>((resolve) => pulls.listen(0, '127.0.0.1', resolve));
+  const prUrl = `http://127.0.0.1:${(pulls.address() as AddressInfo).port}/api/v3/repos/fleet/config/pulls`;
+  const scratch = await mkdtemp(join(tmpdir(), 'bench-promotion-'));
+  const rows: Row[] = [];
+  const started = performance.now();
+
+  try {
+    for (const size of SIZES) {
+      const name = `fleet/config-${size.apps}`;
+      const setup = performance.now();
+      await server.createRepository(name, fleetFiles(size.apps), { repack: true });
+      const url = new URL(server.repositoryUrl(name));
+      url.username = credentials.username;
+      url.password = credentials.password;
+      const target = {
+        namespace: 'fleet',
+        name: appName(Math.floor(size.apps / 2)),
+        environment: 'prod',
+      };
+      const job: Job = { cloneUrl: server.repositoryUrl(name), prUrl, target };
+      const cliJob: Job = { ...job, cloneUrl: url.toString() };
+      console.log(
+        `${size.label} files: repository ready in ${((performance.now() - setup) / 1000).toFixed(1)} s`,
+      );
+      let upstreamCount = 0;
+      const upstream = async (): Promise<void> => {
+        upstreamCount += 1;
+        const app = appName(upstreamCount % size.apps);
+        await server.addCommit(name, 'main', {
+          [`clusters/dev/${app}/values.yaml`]: `# upstream change ${upstreamCount}\nimage:\n  tag: v${upstreamCount}\n`,
+        });
+      };
+
+      // Cold: alternate the two flows so that both see the same machine.
+      const ours: number[] = [];
+      const cli: number[] = [];
+      let rss = 0;
+      let clone = '';
+      for (let run = 0; run < size.coldRuns; run++) {
+        const cacheDir = await mkdtemp(join(scratch, 'cache-'));
+        const child = await spawnChild({ kind: 'cold', job, cacheDir }, upstream);
+        ours.push(...child.ms);
+        rss = Math.max(rss, child.maxRssKiB);
+        await rm(cacheDir, { recursive: true, force: true });
+        const baseline = await cliCold(cliJob, '2.0.0');
+        cli.push(baseline.ms);
+        if (clone !== '') await rm(clone, { recursive: true, force: true });
+        clone = baseline.work;
+      }
+      const coldTarget = size.apps < 1000 ? 1.0 : 1.5;
+      rows.push({
+        figure: `cold, ${size.label} files`,
+        ours: median(ours),
+        baseline: median(cli),
+        unit: 'ms',
+        target: `≤ ${coldTarget.toFixed(1)}x`,
+        met: median(ours) <= coldTarget * median(cli),
+      });
+      rows.push({
+        figure: `peak RSS cold, ${size.label} files`,
+        ours: rss / 1024,
+        baseline: undefined,
+        unit: 'MiB',
+        target: '< 1024 MiB',
+        met: rss / 1024 < 1024,
+      });
+
+      // Warm: ours in one process (prime, then one upstream commit before each promotion); the
+      // git CLI in the clone it kept.
+      const cacheDir = await mkdtemp(join(scratch, 'cache-'));
+      const warm = await spawnChild({ kind: 'warm', job, cacheDir, runs: size.warmRuns }, upstream);
+      const cliWarmMs: number[] = [];
+      for (let run = 1; run <= size.warmRuns; run++) {
+        await upstream();
+        cliWarmMs.push(await cliWarm(clone, cliJob, `2.2.${run}`));
+      }
+      await rm(clone, { recursive: true, force: true });
+      await rm(cacheDir, { recursive: true, force: true });
+      rows.push({
+        figure: `warm, ${size.label} files`,
+        ours: median(warm.ms),
+        baseline: median(cliWarmMs),
+        unit: 'ms',
+        target: '≤ 0.25x',
+        met: median(warm.ms) <= 0.25 * median(cliWarmMs),
+      });
+      console.log(
+        `  cold ours ${ours.map((ms) => ms.toFixed(0)).join('/')} ms, git CLI ${cli.map((ms) => ms.toFixed(0)).join('/')} ms; warm ours ${warm.ms.map((ms) => ms.toFixed(0)).join('/')} ms, git CLI ${cliWarmMs.map((ms) => ms.toFixed(0)).join('/')} ms`,
+      );
+    }
+  } finally {
+    await server.close();
+    await new Promise<void>((resolve) => pulls.close(() => resolve()));
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  const format = (value: number, unit: Row['unit']): string =>
+    unit === 'ms' ? `${value.toFixed(0)} ms` : `${value.toFixed(0)} MiB`;
+  console.log('');
+  console.log('| figure | ours | git CLI baseline | ratio | target | met |');
+  console.log('|---|---:|---:|---:|---|---|');
+  for (const row of rows) {
+    const ratio = row.baseline === undefined ? '' : `${(row.ours / row.baseline).toFixed(2)}x`;
+    const baseline = row.baseline === undefined ? '' : format(row.baseline, row.unit);
+    console.log(
+      `| ${row.figure} | ${format(row.ours, row.unit)} | ${baseline} | ${ratio} | ${row.target} | ${row.met ? 'yes' : 'NO'} |`,
+    );
+  }
+  console.log(`\nwhole bench: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (rows.some((row) => !row.met)) process.exitCode = 1;
+};
+
+const childIndex = process.argv.indexOf('--child');
+if (childIndex >= 0) {
+  const task = JSON.parse(process.argv[childIndex + 1] ?? '{}') as ChildTask;
+  runChild(task).then(
+    () => process.disconnect?.(),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+} else {
+  await main();
+}

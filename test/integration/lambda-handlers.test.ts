@@ -1,0 +1,281 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
+import {
+  createDocumentClient,
+  TTL_ATTRIBUTE,
+  tableDefinition,
+} from '../../functions/adapters/dynamodb-table.ts';
+import { signBody } from '../../functions/core/signature.ts';
+import {
+  type FakeGitHubEnterprise,
+  startFakeGitHubEnterprise,
+} from '../support/fake-github-enterprise.ts';
+import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
+import { awsClientConfig } from '../support/moto-server.ts';
+import { fleetTree, podinfoPipeline } from '../support/promotion-harness.ts';
+
+/**
+ * The Lambda handlers called directly with real event shapes (API Gateway HTTP API payload 2.0,
+ * SQS FIFO batches), on their real AWS adapters against moto and the fake GitHub Enterprise.
+ */
+let server: FakeGitHubEnterprise;
+let sqs: SQSClient;
+let queueUrl: string;
+let webhook: typeof import('../../functions/handlers/webhook-lambda.ts');
+let worker: typeof import('../../functions/handlers/worker-lambda.ts');
+const context = { functionName: 'test', awsRequestId: 'req' } as Context;
+
+beforeAll(async () => {
+  const endpoint = inject('motoEndpoint');
+  const aws = awsClientConfig(endpoint);
+  server = await startFakeGitHubEnterprise();
+  const before = await fleetTree('before');
+  await server.createRepository('example-org', 'fleet', before);
+  await server.createRepository('example-org', 'fleet-prod', before);
+
+  sqs = new SQSClient(aws);
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `jobs-${randomUUID()}.fifo`,
+      Attributes: { FifoQueue: 'true', VisibilityTimeout: '0' },
+    }),
+  );
+  queueUrl = queue.QueueUrl as string;
+  const tableName = `promoter-${randomUUID()}`;
+  const dynamo = new DynamoDBClient(aws);
+  await dynamo.send(new CreateTableCommand(tableDefinition(tableName)));
+  await dynamo.send(
+    new UpdateTimeToLiveCommand({
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+    }),
+  );
+  const prefix = `test-${randomUUID()}/`;
+  const secrets = new SecretsManagerClient(aws);
+  for (const name of ['promotion-credentials', 'prod-promotion-credentials']) {
+    await secrets.send(
+      new CreateSecretCommand({
+        Name: `${prefix}flux-system/${name}`,
+        SecretString: JSON.stringify({ 'hmac-key': FIXTURE_HMAC_KEY, token: server.token }),
+      }),
+    );
+  }
+  const store = new DynamoDbPipelineStore(createDocumentClient(dynamo), tableName);
+  await store.put(podinfoPipeline(server));
+  await store.put({
+    ...podinfoPipeline(server, 'unreachable'),
+    promotion: {
+      manual: false,
+      hmacSecret: 'promotion-credentials',
+      strategy: {
+        type: 'pull-request',
+        provider: 'github',
+        baseBranch: 'main',
+        credentialsSecret: 'promotion-credentials',
+        repository: {
+          cloneUrl: 'http://127.0.0.1:9/example-org/fleet.git',
+          apiBaseUrl: 'http://127.0.0.1:9/api/v3',
+          owner: 'example-org',
+          repo: 'fleet',
+        },
+      },
+    },
+  });
+
+  vi.stubEnv('AWS_REGION', aws.region);
+  vi.stubEnv('AWS_ACCESS_KEY_ID', aws.credentials.accessKeyId);
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', aws.credentials.secretAccessKey);
+  vi.stubEnv('PROMOTER_AWS_ENDPOINT', endpoint);
+  vi.stubEnv('PROMOTER_QUEUE_URL', queueUrl);
+  vi.stubEnv('PROMOTER_TABLE_NAME', tableName);
+  vi.stubEnv('PROMOTER_SECRET_PREFIX', prefix);
+  vi.stubEnv('PROMOTER_GIT_CACHE_DIR', await mkdtemp(join(tmpdir(), 'worker-git-')));
+  webhook = await import('../../functions/handlers/webhook-lambda.ts');
+  worker = await import('../../functions/handlers/worker-lambda.ts');
+});
+
+afterAll(async () => {
+  vi.unstubAllEnvs();
+  await server?.close();
+});
+
+const apiEvent = (
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): APIGatewayProxyEventV2 => ({
+  version: '2.0',
+  routeKey: 'POST /promotion/{ns}/{name}/{env}',
+  rawPath: path,
+  rawQueryString: '',
+  headers: { 'content-type': 'application/json', ...headers },
+  requestContext: {
+    accountId: '123456789012',
+    apiId: 'api',
+    domainName: 'api.example.com',
+    domainPrefix: 'api',
+    http: {
+      method: 'POST',
+      path,
+      protocol: 'HTTP/1.1',
+      sourceIp: '10.0.0.1',
+      userAgent: 'Go-http-client/1.1',
+    },
+    requestId: 'id',
+    routeKey: 'POST /promotion/{ns}/{name}/{env}',
+    stage: '$default',
+    time: '26/Nov/2026:07:00:00 +0000',
+    timeEpoch: Date.now(),
+  },
+  body: Buffer.from(body).toString('base64'),
+  isBase64Encoded: true,
+});
+
+const receive = async (): Promise<Message[]> =>
+  (
+    await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        MessageSystemAttributeNames: ['All'],
+        WaitTimeSeconds: 0,
+      }),
+    )
+  ).Messages ?? [];
+
+const sqsEvent = (messages: Message[]): SQSEvent => ({
+  Records: messages.map((message) => ({
+    messageId: message.MessageId as string,
+    receiptHandle: message.ReceiptHandle as string,
+    body: message.Body as string,
+    attributes: {
+      ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1',
+      SentTimestamp: message.Attributes?.SentTimestamp ?? '0',
+      SenderId: 'sender',
+      ApproximateFirstReceiveTimestamp: '0',
+      MessageGroupId: message.Attributes?.MessageGroupId as string,
+      MessageDeduplicationId: message.Attributes?.MessageDeduplicationId as string,
+      SequenceNumber: message.Attributes?.SequenceNumber as string,
+    },
+    messageAttributes: {},
+    md5OfBody: message.MD5OfBody as string,
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:jobs.fifo',
+    awsRegion: 'us-east-1',
+  })),
+});
+
+/** What the SQS event source mapping does: call the handler, delete what did not fail. */
+const runWorker = async (messages: Message[]) => {
+  const result = await worker.handler(sqsEvent(messages), context);
+  const failed = new Set(result.batchItemFailures.map((failure) => failure.itemIdentifier));
+  for (const message of messages.filter(
+    (candidate) => !failed.has(candidate.MessageId as string),
+  )) {
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+    );
+  }
+  return result;
+};
+
+describe('webhook and worker Lambda handlers on moto', () => {
+  it('a Flux event through the webhook handler lands on SQS FIFO and the worker turns it into a PR', async () => {
+    // Prepare
+    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
+      '"namespace":"podinfo-dev"',
+      '"namespace":"podinfo-qa"',
+    );
+    const stdout = vi.spyOn(process.stdout, 'write');
+
+    // Act: webhook (base64 body, mixed-case signature header as API Gateway passes it through)
+    const answer = await webhook.handler(
+      apiEvent('/promotion/flux-system/podinfo/staging', body, {
+        'X-Signature': signBody(body, FIXTURE_HMAC_KEY),
+      }),
+    );
+
+    // Assess
+    expect(answer.statusCode).toBe(202);
+    expect(JSON.parse(answer.body as string)).toMatchObject({
+      promoted: true,
+      promotion: { to: 'prod', revision: '6.5.0' },
+    });
+    const emf = stdout.mock.calls
+      .map(([line]) => String(line))
+      .filter((line) => line.includes('"CloudWatchMetrics"'));
+    stdout.mockRestore();
+    expect(
+      emf.some(
+        (line) => line.includes('"WebhookRequests":1') && line.includes('"Outcome":"accepted"'),
+      ),
+    ).toBe(true);
+    expect(
+      emf.some(
+        (line) => line.includes('"Deployments":1') && line.includes('"Environment":"staging"'),
+      ),
+    ).toBe(true);
+    const messages = await receive();
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.Attributes?.MessageGroupId).toBe('flux-system/podinfo/prod');
+
+    // Act: worker
+    const result = await runWorker(messages);
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([]);
+    expect(
+      server.standIn.pullRequests('example-org', 'fleet-prod').map((pull) => pull.title),
+    ).toEqual(['Promote flux-system/podinfo in prod to 6.5.0']);
+    expect(
+      await server.readBranchFiles(
+        'example-org',
+        'fleet-prod',
+        'promotion-flux-system-podinfo-prod',
+      ),
+    ).toEqual(await fleetTree('after'));
+  });
+
+  it('a transient failure fails the record and defers its redelivery; a bad job fails for the DLQ', async () => {
+    // Prepare: a pipeline whose git server refuses connections, and a job that does not parse.
+    const body = freshEvent('helmrelease-upgrade-succeeded.json');
+    const accepted = await webhook.handler(
+      apiEvent('/promotion/flux-system/unreachable/dev', body, {
+        'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+      }),
+    );
+    expect(accepted.statusCode).toBe(202);
+    const [message] = await receive();
+    if (message === undefined) throw new Error('no message');
+    const bad = { ...message, MessageId: 'bad', Body: '{"version":2}' };
+
+    // Act
+    const result = await runWorker([message, bad]);
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([
+      { itemIdentifier: message.MessageId },
+      { itemIdentifier: 'bad' },
+    ]);
+    // The queue's own visibility timeout is 0 here: only the 30 s deferral keeps it hidden.
+    expect(await receive()).toEqual([]);
+  });
+});

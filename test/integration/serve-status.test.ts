@@ -1,0 +1,176 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../functions/core/logger.ts';
+import { signBody } from '../../functions/core/signature.ts';
+import { createServeServer, listen } from '../../functions/serve/server.ts';
+import { createServeApp, type ServeApp } from '../../functions/wiring/serve.ts';
+import {
+  type FakeGitHubEnterprise,
+  startFakeGitHubEnterprise,
+} from '../support/fake-github-enterprise.ts';
+import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import { fleetTree } from '../support/promotion-harness.ts';
+
+/**
+ * The status of a pipeline after an end-to-end promotion in `serve`: a signed Flux event from
+ * staging, the in-process worker promoting into prod on git http-backend and the GitHub stand-in,
+ * then `GET /pipelines/{ns}/{name}` and `promoter status` showing the deployment and the PR.
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const OWNER = 'example-org';
+
+let github: FakeGitHubEnterprise;
+let app: ServeApp;
+let server: Server;
+let url: string;
+
+beforeAll(async () => {
+  github = await startFakeGitHubEnterprise();
+  const files = await fleetTree('before');
+  await github.createRepository(OWNER, 'fleet', files);
+  await github.createRepository(OWNER, 'fleet-prod', files);
+  const folder = await mkdtemp(join(tmpdir(), 'serve-status-'));
+  await writeFile(
+    join(folder, 'pipelines.yaml'),
+    readFixture('pipelines/podinfo.yaml').replaceAll('https://github.com/', `${github.url}/`),
+  );
+  await writeFile(
+    join(folder, 'secrets.json'),
+    JSON.stringify({
+      'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: github.token },
+      'flux-system/prod-promotion-credentials': { token: github.token },
+    }),
+  );
+  app = await createServeApp(
+    {
+      pipelinesPath: join(folder, 'pipelines.yaml'),
+      secretsPath: join(folder, 'secrets.json'),
+      gitCacheDir: join(folder, 'git-cache'),
+      retryDelayMs: () => 10,
+      github: { spaceWrites: false, retryAfterBaseValue: 5 },
+    },
+    silentLogger,
+  );
+  server = createServeServer({ webhook: app.webhook, logger: silentLogger, routes: app.routes });
+  url = await listen(server, 0, '127.0.0.1');
+});
+afterAll(async () => {
+  app?.close();
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await github?.close();
+});
+
+const promoterStatus = (
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bin/promoter.ts', 'status', ...args],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', AWS_EC2_METADATA_DISABLED: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+
+describe('serve: pipeline status after an end-to-end promotion', () => {
+  it('GET /pipelines/flux-system/podinfo shows the staging deployment and the prod PR; promoter status prints it', async () => {
+    // Prepare
+    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
+      '"namespace":"podinfo-dev"',
+      '"namespace":"podinfo-qa"',
+    );
+    const before = await fetch(`${url}/pipelines/flux-system/podinfo`);
+    const beforeStatus = (await before.json()) as { environments: unknown[] };
+
+    // Act
+    const delivery = await fetch(`${url}/promotion/flux-system/podinfo/staging`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+      },
+      body,
+    });
+    const accepted = (await delivery.json()) as { promoted: boolean };
+    await app.queue.drain();
+    const response = await fetch(`${url}/pipelines/flux-system/podinfo`);
+    const status = (await response.json()) as Record<string, unknown>;
+    const printed = await promoterStatus(['flux-system/podinfo', '--api', url]);
+
+    // Assess
+    expect(beforeStatus.environments).toEqual([
+      { name: 'dev', deployed: null, promotion: null },
+      { name: 'staging', deployed: null, promotion: null },
+      { name: 'prod', deployed: null, promotion: null },
+    ]);
+    expect(delivery.status).toBe(202);
+    expect(accepted.promoted).toBe(true);
+    const [pull] = github.standIn.pullRequests(OWNER, 'fleet-prod');
+    const prUrl = `${github.url}/${OWNER}/fleet-prod/pull/${pull?.number}`;
+    expect(response.status).toBe(200);
+    expect(status).toMatchObject({
+      pipeline: 'flux-system/podinfo',
+      environments: [
+        { name: 'dev', deployed: null, promotion: null },
+        { name: 'staging', deployed: { revision: '6.5.0' }, promotion: null },
+        {
+          name: 'prod',
+          deployed: null,
+          promotion: {
+            revision: '6.5.0',
+            state: 'opened',
+            from: 'staging',
+            pullRequest: { number: pull?.number, url: prUrl },
+            failure: null,
+          },
+        },
+      ],
+    });
+    expect(printed.stderr).toBe('');
+    expect(printed.code).toBe(0);
+    const prodRow = printed.stdout.split('\n').find((line) => line.startsWith('prod '));
+    expect(prodRow?.split(/\s{2,}/)).toEqual([
+      'prod',
+      '-',
+      '6.5.0',
+      'opened',
+      prUrl,
+      expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+    ]);
+  });
+
+  it('an unknown pipeline is 404; PUT /pipelines is 405 (serve reads its pipelines from files)', async () => {
+    // Prepare: nothing
+
+    // Act
+    const unknown = await fetch(`${url}/pipelines/flux-system/nope`);
+    const put = await fetch(`${url}/pipelines`, { method: 'PUT', body: 'kind: List\nitems: []\n' });
+
+    // Assess
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: 'pipeline flux-system/nope not found' });
+    expect(put.status).toBe(405);
+    expect(((await put.json()) as { error: string }).error).toMatch(
+      /reads its pipelines from files/,
+    );
+  });
+});
