@@ -612,8 +612,35 @@ interface TreeEntry {
 }
 
 interface Tree {
+  readonly oid: string;
   readonly raw: Buffer;
   entries: readonly TreeEntry[] | undefined;
+  /** The tree's subtrees and needle hits, for the cache's needle `generation`. */
+  summary: TreeSummary | undefined;
+}
+
+type SummaryItem =
+  | { readonly name: string; readonly tree: Tree; readonly hit?: undefined }
+  | { readonly name: string; readonly tree?: undefined; readonly hit: Hit };
+
+interface TreeSummary {
+  readonly generation: number;
+  /** Subtrees and files with the needle, in tree order. */
+  readonly items: readonly SummaryItem[];
+  readonly blobs: number;
+}
+
+/** A blob whose bytes hold the needle; its text is decoded once, when first needed. */
+class Hit {
+  private decoded: { readonly text: string; readonly encoding: 'utf8' | 'latin1' } | undefined;
+  constructor(
+    readonly oid: string,
+    readonly bytes: Buffer,
+  ) {}
+  get text(): { readonly text: string; readonly encoding: 'utf8' | 'latin1' } {
+    this.decoded ??= decode(this.bytes);
+    return this.decoded;
+  }
 }
 
 const parseTree = (raw: Buffer): TreeEntry[] => {
@@ -679,9 +706,11 @@ class RepositoryCache {
   /** Commits held without their parents (the depth-1 heads fetched), oldest first. */
   shallow: string[] = [];
   readonly trees = new Map<string, Tree>();
-  /** Blob oid → its bytes when they hold `needle`, else null. */
-  blobs = new Map<string, Buffer | null>();
+  /** Blob oid → a Hit when its bytes hold `needle`, else null. */
+  blobs = new Map<string, Hit | null>();
   needle: string | undefined;
+  /** Bumped when the needle changes: tree summaries of older generations are rebuilt. */
+  generation = 0;
   uploadCapabilities: Set<string> | undefined;
   receiveCapabilities: Set<string> | undefined;
   pendingWrites: Promise<void>[] = [];
@@ -696,6 +725,7 @@ class RepositoryCache {
     if (this.needle === needle) return;
     this.needle = needle;
     this.blobs = new Map();
+    this.generation += 1;
   }
 
   /** The tree `oid`, from memory or from the packs. */
@@ -706,21 +736,40 @@ class RepositoryCache {
       if (object === undefined || object.type !== 'tree') {
         throw new ProtocolError(`tree ${oid} is missing from the cache`);
       }
-      tree = { raw: object.content, entries: undefined };
+      tree = { oid, raw: object.content, entries: undefined, summary: undefined };
       this.trees.set(oid, tree);
     }
     return tree;
   }
 
-  /** The blob's bytes when they hold the needle, else null. */
-  blob(oid: string): Buffer | null {
+  /** A Hit when the blob's bytes hold the needle, else null. */
+  blob(oid: string): Hit | null {
     const known = this.blobs.get(oid);
     if (known !== undefined) return known;
     const object = this.store.read(oid);
     if (object === undefined) throw new ProtocolError(`blob ${oid} is missing from the cache`);
-    const hit = object.content.includes(this.needle ?? '') ? object.content : null;
+    const hit = object.content.includes(this.needle ?? '') ? new Hit(oid, object.content) : null;
     this.blobs.set(oid, hit);
     return hit;
+  }
+
+  /** The tree's subtrees and needle hits (built once per tree and needle). */
+  summary(tree: Tree): TreeSummary {
+    if (tree.summary?.generation === this.generation) return tree.summary;
+    tree.entries ??= parseTree(tree.raw);
+    const items: SummaryItem[] = [];
+    let blobs = 0;
+    for (const entry of tree.entries) {
+      if (entry.kind === 'tree') {
+        items.push({ name: entry.name, tree: this.tree(entry.oid) });
+      } else if (entry.kind === 'blob') {
+        blobs += 1;
+        const hit = this.blob(entry.oid);
+        if (hit !== null) items.push({ name: entry.name, hit });
+      }
+    }
+    tree.summary = { generation: this.generation, items, blobs };
+    return tree.summary;
   }
 
   /** Takes in a received pack: indexes it, keeps its trees and needle hits, writes it to disk. */
@@ -728,9 +777,11 @@ class RepositoryCache {
     const needle = this.needle ?? '';
     const { data, objects } = indexPack(received, this.store, (oid, object) => {
       if (object.type === 'tree') {
-        if (!this.trees.has(oid)) this.trees.set(oid, { raw: object.content, entries: undefined });
+        if (!this.trees.has(oid)) {
+          this.trees.set(oid, { oid, raw: object.content, entries: undefined, summary: undefined });
+        }
       } else if (object.type === 'blob') {
-        this.blobs.set(oid, object.content.includes(needle) ? object.content : null);
+        this.blobs.set(oid, object.content.includes(needle) ? new Hit(oid, object.content) : null);
       }
     });
     const name = data.toString('hex', data.length - 20);
@@ -823,6 +874,7 @@ class RepositoryCache {
     this.shallow = [];
     this.trees.clear();
     this.blobs = new Map();
+    this.generation += 1;
   }
 }
 
@@ -1104,28 +1156,24 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     const changes = new Map<string, Buffer>();
     let trees = 0;
     let blobs = 0;
-    const walk = (oid: string, prefix: string): void => {
-      const tree = cache.tree(oid);
-      tree.entries ??= parseTree(tree.raw);
+    const walk = (tree: Tree, prefix: string): void => {
+      const summary = cache.summary(tree);
       trees += 1;
-      for (const entry of tree.entries) {
-        if (entry.kind === 'tree') {
-          walk(entry.oid, `${prefix}${entry.name}/`);
+      blobs += summary.blobs;
+      for (const item of summary.items) {
+        if (item.tree !== undefined) {
+          walk(item.tree, `${prefix}${item.name}/`);
           continue;
         }
-        if (entry.kind !== 'blob') continue;
-        blobs += 1;
-        const bytes = cache.blob(entry.oid);
-        if (bytes === null) continue;
-        const path = `${prefix}${entry.name}`;
+        const path = `${prefix}${item.name}`;
         if (!request.includePath(path)) continue;
-        const { text, encoding } = decode(bytes);
+        const { text, encoding } = item.hit.text;
         const edit = request.edit(path, text);
         if (edit.markers > 0) markedFiles += 1;
         if (edit.content !== text) changes.set(path, Buffer.from(edit.content, encoding));
       }
     };
-    walk(rootTree, '');
+    walk(cache.tree(rootTree), '');
     // Drop what the current head no longer reaches once it is most of what is kept.
     if (cache.trees.size > 2 * trees + 1024 || cache.blobs.size > 2 * blobs + 4096) {
       this.prune(cache, rootTree);
@@ -1135,19 +1183,19 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
 
   private prune(cache: RepositoryCache, rootTree: string): void {
     const trees = new Map<string, Tree>();
-    const blobs = new Map<string, Buffer | null>();
-    const walk = (oid: string): void => {
-      const tree = cache.tree(oid);
-      trees.set(oid, tree);
+    const blobs = new Map<string, Hit | null>();
+    const walk = (tree: Tree): void => {
+      if (trees.has(tree.oid)) return;
+      trees.set(tree.oid, tree);
       for (const entry of tree.entries ?? parseTree(tree.raw)) {
-        if (entry.kind === 'tree') walk(entry.oid);
+        if (entry.kind === 'tree') walk(cache.tree(entry.oid));
         else if (entry.kind === 'blob') {
           const known = cache.blobs.get(entry.oid);
           if (known !== undefined) blobs.set(entry.oid, known);
         }
       }
     };
-    walk(rootTree);
+    walk(cache.tree(rootTree));
     cache.trees.clear();
     for (const [oid, tree] of trees) cache.trees.set(oid, tree);
     cache.blobs = blobs;

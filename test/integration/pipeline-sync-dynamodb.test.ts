@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CachedPipelineStore } from '../../functions/adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import {
   createDocumentClient,
@@ -176,5 +177,29 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
     });
     expect(skipped.deleted).toEqual([]);
     expect((await store.list()).map((pipeline) => pipeline.name)).toEqual(['apps', 'podinfo']);
+  });
+
+  it('what the webhook and the worker read (through the cache): synced, then pruned after the TTL', async () => {
+    // Prepare
+    const clock = new ManualClock();
+    const { store } = await freshStore(clock);
+    const served = new CachedPipelineStore(store, { clock, ttlMs: 30_000 });
+    const search = { namespace: 'shopping', name: 'search' };
+    const before = await served.get(search);
+    clock.time += 5_000;
+
+    // Act
+    await syncPipelineManifests(store, allFixtures());
+    const synced = await served.get(search);
+    await syncPipelineManifests(store, allFixtures(['search-rfc-draft.yaml']), { prune: true });
+    const cached = await served.get(search);
+    clock.time += 30_000;
+    const pruned = await served.get(search);
+
+    // Assess
+    expect(before).toBeUndefined();
+    expect(synced).toMatchObject({ ...search, app: { name: 'search' } });
+    expect(cached).toEqual(synced);
+    expect(pruned).toBeUndefined();
   });
 });
