@@ -15,6 +15,7 @@ import { parsePipelineManifests } from '../functions/core/pipeline-manifest.ts';
 import { decodePipelineSecret } from '../functions/core/pipeline-secret.ts';
 import { signBody } from '../functions/core/signature.ts';
 import { handleWebhookRequest, type WebhookDependencies } from '../functions/core/webhook.ts';
+import { ESM_REQUIRE_BANNER } from '../lib/constructs/promoter-function.ts';
 import { FIXTURE_HMAC_KEY, FIXTURES, freshEvent, readFixture } from '../test/support/fixtures.ts';
 import { type BenchRow, median, printTable } from './support/report.ts';
 

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import { DEFAULT_SECRET_PREFIX } from './adapters/secrets-manager-secret-store.ts';
 import { PromoterError } from './core/errors.ts';
+import { DEFAULT_SECRET_PREFIX } from './core/pipeline-secret.ts';
 import { formatIssues } from './core/validation.ts';
 
 export { DEFAULT_SECRET_PREFIX };
@@ -30,14 +30,16 @@ const wholeSeconds = (minimum: number) =>
       z.gte(minimum, `expected seconds >= ${minimum}`),
     );
 
+/** A comma-separated list; unset, empty or blank (no reason in it) means the default list. */
 const reasonList = z.pipe(
   z.optional(z.string()),
-  z.transform((value) =>
-    value
-      ?.split(',')
+  z.transform((value): string[] | undefined => {
+    const reasons = (value ?? '')
+      .split(',')
       .map((reason) => reason.trim())
-      .filter(Boolean),
-  ),
+      .filter(Boolean);
+    return reasons.length === 0 ? undefined : reasons;
+  }),
 );
 
 const webhookSettings = {

@@ -24,6 +24,9 @@ export class PowertoolsMetricsSink implements MetricsSink {
 
   record(point: MetricPoint): void {
     const single = this.target.singleMetric();
+    // Exactly the dimensions of DESIGN.md section 9: no `service`, which Powertools adds by
+    // default and which would make every query and alarm name it.
+    single.clearDefaultDimensions();
     single.addDimensions({ ...point.dimensions });
     for (const [key, value] of Object.entries(point.metadata ?? {})) single.addMetadata(key, value);
     single.addMetric(point.name, point.unit, point.value);

@@ -5,7 +5,8 @@ import { createServeApp } from '../../functions/wiring/serve.ts';
 
 /**
  * A server for bench/webhook.bench.ts, in its own process: `bare` answers 202 to everything,
- * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines. Sends its URL over IPC.
+ * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines, its worker off so that
+ * only the webhook is measured. Sends its URL over IPC.
  */
 const [kind, pipelinesPath, secretsPath] = process.argv.slice(2);
 if (kind === 'bare') {
@@ -19,7 +20,11 @@ if (kind === 'bare') {
   process.send?.(await listen(server, 0, '127.0.0.1'));
 } else {
   const app = await createServeApp(
-    { pipelinesPath: pipelinesPath as string, secretsPath: secretsPath as string },
+    {
+      pipelinesPath: pipelinesPath as string,
+      secretsPath: secretsPath as string,
+      runWorker: false,
+    },
     logger,
   );
   const server = createServeServer({ webhook: app.webhook, logger });

@@ -4,6 +4,7 @@ import {
   PutCommand,
   paginateQuery,
 } from '@aws-sdk/lib-dynamodb';
+import { eventTime } from '../core/event-order.ts';
 import type { PipelineRef } from '../core/pipeline.ts';
 import type {
   Clock,
@@ -12,7 +13,7 @@ import type {
   PromotionState,
   PromotionStateStore,
 } from '../core/ports.ts';
-import { systemClock } from '../core/ports.ts';
+import { PROMOTION_STATES, systemClock } from '../core/ports.ts';
 import {
   DEPLOYMENT_SORT_KEY_PREFIX,
   deploymentKey,
@@ -31,27 +32,25 @@ import {
  * (pipeline, environment) for each, `sk = DEPLOYMENT#{env}` and `sk = PROMOTION#{env}`, holding
  * the record's fields plus `eventTime`, the record's `eventTimestamp` as epoch milliseconds (N).
  * Ordering uses `eventTime`, not the ISO text, because event timestamps may carry different UTC
- * offsets and then do not sort as strings.
+ * offsets and then do not sort as strings (core/event-order.ts).
  *
- * Each put is one conditional PutItem that replaces the whole item, so a record never mixes
- * fields of two writes. The conditions:
+ * Each write is one conditional PutItem that replaces the whole item, so a record never mixes
+ * fields of two writes. `putPromotion` and `recordDeployment` follow the same rule, with the
+ * condition `attribute_not_exists(pk) OR eventTime <= :eventTime`: the record is written only
+ * when
  *
- * - `recordDeployment` writes when there is no item, or the stored `eventTime` is older than or
- *   equal to the new one: the item is the latest deployment by event time. An older event is
- *   ignored: nothing is written (`tryRecordDeployment` resolves false).
+ *   1. no record is stored for that (pipeline, environment), or
+ *   2. the stored record's event is not newer than the new record's: its `eventTime` is earlier
+ *      than or equal to the new one. Equal is allowed: of two writes for the same event (a job
+ *      delivered again, a redeploy of the same revision), the last one wins.
  *
- * - `putPromotion` writes when any of these holds:
- *     1. there is no item;
- *     2. the stored `eventTime` is older than or equal to the new one (newer or same event wins,
- *        so the same job can move its record from queued to opened/failed and so on);
- *     3. the stored state is `queued` and the new state is not: a job's outcome replaces the
- *        `queued` record of a newer job that has not run yet (that job writes its own outcome
- *        when it runs, and until then the record says what the pull request holds).
- *   So a record with an older event time never replaces a completed one (any state but
- *   `queued`), and an older `queued` record never replaces a newer `queued` one: a late event
- *   cannot roll the recorded state back. A refused write is not an error (`tryPutPromotion`
- *   resolves false).
+ * A record whose event is strictly older than the stored one's is not written and that is not an
+ * error (`tryPutPromotion` and `tryRecordDeployment` resolve false): a late event cannot roll the
+ * recorded deployment or promotion back. MemoryPromotionStateStore follows the same rule.
  *
+ * An `eventTimestamp` that is not an ISO 8601 date-time is a RangeError (nothing is written).
+ * `listDeployments` and `listPromotions` return a pipeline's records ordered by environment name
+ * (the sort key's order).
  * `expiresAt` is set on these items only when `recordTtlDays` is given (epoch seconds, from the
  * write time); by default state is kept. DynamoDB errors are STORE_UNAVAILABLE (retryable).
  */
@@ -61,28 +60,14 @@ export interface DynamoDbPromotionStateStoreOptions {
   readonly clock?: Clock;
 }
 
-/** Every state, checked complete by the compiler. */
-const PROMOTION_STATES: Readonly<Record<PromotionState, true>> = {
-  queued: true,
-  opened: true,
-  updated: true,
-  'up-to-date': true,
-  superseded: true,
-  failed: true,
-};
-
 const isPromotionState = (value: unknown): value is PromotionState =>
-  typeof value === 'string' && Object.hasOwn(PROMOTION_STATES, value);
+  typeof value === 'string' && (PROMOTION_STATES as readonly string[]).includes(value);
 
-const eventTimeOf = (record: { readonly eventTimestamp: string }, what: string): number => {
-  const time = Date.parse(record.eventTimestamp);
-  if (Number.isNaN(time)) {
-    throw new RangeError(
-      `${what}: eventTimestamp ${JSON.stringify(record.eventTimestamp)} is not an ISO 8601 date-time`,
-    );
-  }
-  return time;
-};
+/** Written only when there is no item or the stored event is not newer (see above). */
+const NOT_NEWER_STORED = {
+  ConditionExpression: 'attribute_not_exists(#pk) OR #eventTime <= :eventTime',
+  ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#eventTime': 'eventTime' },
+} as const;
 
 export class DynamoDbPromotionStateStore implements PromotionStateStore {
   private readonly clock: Clock;
@@ -105,7 +90,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
   async tryRecordDeployment(record: DeploymentRecord): Promise<boolean> {
     const { pipeline, environment } = record;
     const what = `deployment of ${pipeline.namespace}/${pipeline.name} in ${environment}`;
-    const eventTime = eventTimeOf(record, what);
+    const time = eventTime(record.eventTimestamp, what);
     const item = {
       ...deploymentKey(pipeline, environment),
       namespace: pipeline.namespace,
@@ -113,16 +98,11 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
       environment,
       revision: record.revision,
       eventTimestamp: record.eventTimestamp,
-      eventTime,
+      eventTime: time,
       recordedAt: record.recordedAt,
       ...this.expiry(),
     };
-    return this.conditionalPut(item, {
-      ConditionExpression: 'attribute_not_exists(#pk) OR #eventTime <= :eventTime',
-      ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#eventTime': 'eventTime' },
-      ExpressionAttributeValues: { ':eventTime': eventTime },
-      what: `record ${what}`,
-    });
+    return this.conditionalPut(item, time, `record ${what}`);
   }
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
@@ -167,7 +147,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
   async tryPutPromotion(record: PromotionRecord): Promise<boolean> {
     const { pipeline, environment } = record;
     const what = `promotion of ${pipeline.namespace}/${pipeline.name} into ${environment}`;
-    const eventTime = eventTimeOf(record, what);
+    const time = eventTime(record.eventTimestamp, what);
     const item = {
       ...promotionKey(pipeline, environment),
       namespace: pipeline.namespace,
@@ -178,7 +158,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
       jobId: record.jobId,
       from: record.from,
       eventTimestamp: record.eventTimestamp,
-      eventTime,
+      eventTime: time,
       updatedAt: record.updatedAt,
       ...(record.pullRequest === undefined
         ? {}
@@ -188,20 +168,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
         : { failure: { code: record.failure.code, message: record.failure.message } }),
       ...this.expiry(),
     };
-    const completes = record.state !== 'queued';
-    return this.conditionalPut(item, {
-      ConditionExpression: `attribute_not_exists(#pk) OR #eventTime <= :eventTime${completes ? ' OR #state = :queued' : ''}`,
-      ExpressionAttributeNames: {
-        '#pk': PARTITION_KEY,
-        '#eventTime': 'eventTime',
-        ...(completes ? { '#state': 'state' } : {}),
-      },
-      ExpressionAttributeValues: {
-        ':eventTime': eventTime,
-        ...(completes ? { ':queued': 'queued' } : {}),
-      },
-      what: `put ${what}`,
-    });
+    return this.conditionalPut(item, time, `put ${what}`);
   }
 
   async listPromotions(ref: PipelineRef): Promise<PromotionRecord[]> {
@@ -217,17 +184,17 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
 
   private async conditionalPut(
     item: Record<string, unknown>,
-    condition: {
-      ConditionExpression: string;
-      ExpressionAttributeNames: Record<string, string>;
-      ExpressionAttributeValues: Record<string, unknown>;
-      what: string;
-    },
+    time: number,
+    what: string,
   ): Promise<boolean> {
-    const { what, ...expression } = condition;
     try {
       await this.client.send(
-        new PutCommand({ TableName: this.tableName, Item: item, ...expression }),
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ...NOT_NEWER_STORED,
+          ExpressionAttributeValues: { ':eventTime': time },
+        }),
       );
       return true;
     } catch (error) {

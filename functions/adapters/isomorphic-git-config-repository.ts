@@ -15,32 +15,39 @@ import type {
 } from '../core/ports.ts';
 
 /**
- * The ConfigRepository port with isomorphic-git's smart-HTTP transport (ref discovery,
- * credentials through `onAuth`, the Node HTTP client) and a purpose-built object path around it,
- * because a promotion needs a tiny part of what a clone does (DESIGN.md section 7.3):
+ * The ConfigRepository port over git smart HTTP, with isomorphic-git's transport (ref discovery
+ * and requests through `GitRemoteHTTP`, its Node HTTP client, credentials with `onAuth`) and a
+ * purpose-built object path, because a promotion needs a small part of what a clone does
+ * (DESIGN.md section 7.3). Per promotion:
  *
- * - fetch: one `git-upload-pack` request for the base head only, depth 1, no tags, no checkout,
- *   telling the server which heads the cache already holds (`have`) so that a warm cache
- *   receives only the new commit's objects;
- * - the received pack is read once, in one pass, with Node's zlib and crypto: each object is
- *   inflated, hashed and, for blobs, checked for the `needle` there and then. The pack and a
- *   standard `.idx` v2 go to the cache directory (a bare git repository that git and
- *   isomorphic-git can read), so a later process fetches only what is new;
- * - the base tree is walked from cached tree objects; only files whose path passes
- *   `includePath` and whose bytes hold `needle` are decoded and handed to `edit`;
- * - the changed blobs, the trees above them and one commit (parent: the base head) are sent as
- *   a small pack in one `git-receive-pack` request that force-updates `branch`;
- * - afterwards the base head is read again; when it moved, the promotion starts again on the
- *   new head (at most `maxAttempts` times, then GIT_PUSH_REJECTED, retryable).
+ * 1. Read the refs (`info/refs`). On first contact the receive-pack advertisement is read at the
+ *    same time, for its capabilities.
+ * 2. Unless the cache holds the base head: one `git-upload-pack` request for it, no tags, no
+ *    checkout. The first fetch asks for depth 1; later ones name the heads held (`have`, and the
+ *    depth-1 boundary as `shallow`) and ask for a thin pack, so that only the new commits'
+ *    objects come (the server skips its shallow computation, too). A thin pack is made whole
+ *    (`index-pack --fix-thin`'s way) before it is kept.
+ * 3. The pack is read once, with Node's zlib and crypto: each object inflated, resolved, hashed
+ *    and, for a blob, checked for `needle` there and then. Pack and `.idx` (v2) are written to
+ *    the cache directory, a bare git repository that git and isomorphic-git can read.
+ * 4. The base tree is walked from cached, parsed trees; files whose bytes hold `needle` and
+ *    whose path passes `includePath` are decoded (once) and handed to `edit`.
+ * 5. The changed blobs, the trees above them and one commit (parent: the base head) go in one
+ *    `git-receive-pack` request that force-updates `branch`; the answer is taken at the end of
+ *    the report (hooks and `gc --auto` that follow are not waited for).
+ * 6. The refs are read again: when the base moved, the promotion starts again on the new head
+ *    (at most `maxAttempts` times, then GIT_PUSH_REJECTED, retryable).
  *
- * isomorphic-git's own `fetch`/`readBlob`/`push` were measured first (bench/promotion.bench.ts):
- * its pack indexing (pako and one awaited SHA-1 per object), its per-object lookups (a loose
- * object probe and a directory listing per read) and its push (two walks of the whole tree) cost
- * seconds at 6,000 files and a minute at 60,000, where this path takes a fraction of the git CLI.
+ * isomorphic-git's own clone path was measured first (bench/promotion.bench.ts, this machine):
+ * `fetch` depth 1 + `readTree`/`readBlob` with a shared `cache` took 2.4 s + 5.2 s at 6,000 files
+ * and 19 s + 40 s at 60,000 (git CLI clone: 0.5 s and 9 s): its pack indexing inflates with pako
+ * and awaits one SHA-1 per object, each object read probes for a loose file and lists the pack
+ * directory, and its push lists the objects of the whole tree twice.
  *
- * One directory per repository under `cacheDir`; promotions of one repository run one at a
- * time in a process (a promise lock per directory). Errors are PromoterError GIT_* codes whose
- * messages name the repository URL (without credentials) and the branch.
+ * One directory per repository under `cacheDir`; promotions of one repository run one at a time
+ * in a process (a promise lock per directory), and a process keeps up to 16 repositories in
+ * memory (trees, needle hits, packs). Errors are PromoterError GIT_* codes whose messages name
+ * the repository URL (without credentials) and the branch.
  */
 
 export interface IsomorphicGitConfigRepositoryOptions {
@@ -69,7 +76,25 @@ interface Context {
   readonly url: string;
   readonly baseBranch: string;
   readonly branch: string;
+  /** Secrets to scrub from the text of an underlying error. */
+  readonly secrets: readonly string[];
 }
+
+/** A password written into a clone URL, as written and decoded. */
+const urlPasswords = (url: string): string[] => {
+  try {
+    const { password } = new URL(url);
+    return password === '' ? [] : [password, decodeURIComponent(password)];
+  } catch {
+    return [];
+  }
+};
+
+const scrub = (text: string, secrets: readonly string[]): string =>
+  secrets.reduce(
+    (scrubbed, secret) => (secret.length >= 4 ? scrubbed.split(secret).join('***') : scrubbed),
+    text,
+  );
 
 /** The clone URL without user information (credentials never reach a message). */
 const safeUrl = (url: string): string => {
@@ -148,7 +173,7 @@ const toPromoterError = (error: unknown, context: Context): PromoterError => {
       { data, cause: error },
     );
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = scrub(error instanceof Error ? error.message : String(error), context.secrets);
   const network = typeof code === 'string' && NETWORK_CODES.has(code);
   return new PromoterError(
     'GIT_UNAVAILABLE',
@@ -185,11 +210,55 @@ function* packets(data: Buffer): Generator<Buffer | null> {
   }
 }
 
-const collect = async (body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> => {
+/**
+ * A pkt-line response up to its first flush packet (which ends a push report); the rest of the
+ * body is drained in the background.
+ */
+const readUntilFlush = async (body: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> => {
+  if (body === undefined) return Buffer.alloc(0);
+  const iterator = body[Symbol.asyncIterator]();
+  let data = Buffer.alloc(0);
+  let position = 0;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done === true) return data;
+    data = Buffer.concat([data, Buffer.from(next.value)]);
+    while (position + 4 <= data.length) {
+      const length = Number.parseInt(data.toString('latin1', position, position + 4), 16);
+      if (Number.isNaN(length)) return data;
+      if (length === 0) {
+        void (async () => {
+          try {
+            for (
+              let rest = await iterator.next();
+              rest.done !== true;
+              rest = await iterator.next()
+            );
+          } catch {
+            // The report is in hand; the end of the response does not matter.
+          }
+        })();
+        return data.subarray(0, position + 4);
+      }
+      if (position + length > data.length) break;
+      position += Math.max(length, 4);
+    }
+  }
+};
+
+/** A response body as one Buffer; undefined (and the download stopped) past `limit` bytes. */
+const collect = async (
+  body: AsyncIterable<Uint8Array> | undefined,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Buffer | undefined> => {
   if (body === undefined) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
-  for await (const chunk of body)
+  let size = 0;
+  for await (const chunk of body) {
     chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    size += chunk.length;
+    if (size > limit) return undefined;
+  }
   return Buffer.concat(chunks);
 };
 
@@ -348,6 +417,11 @@ class ObjectStore {
 
   has(oid: string): boolean {
     return this.index.has(oid);
+  }
+
+  /** The size of the packs held. */
+  bytes(): number {
+    return this.packs.reduce((total, pack) => total + pack.data.length, 0);
   }
 
   add(pack: Pack, offsets: Iterable<readonly [string, number]>): void {
@@ -703,8 +777,10 @@ interface Advertisement {
 /** Everything a process keeps about one repository between promotions. */
 class RepositoryCache {
   store = new ObjectStore();
-  /** Commits held without their parents (the depth-1 heads fetched), oldest first. */
+  /** Commits held without their parents (the depth-1 boundary), as git's `shallow` file. */
   shallow: string[] = [];
+  /** Heads fetched (complete trees), oldest first: what the next fetch says it has. */
+  heads: string[] = [];
   readonly trees = new Map<string, Tree>();
   /** Blob oid → a Hit when its bytes hold `needle`, else null. */
   blobs = new Map<string, Hit | null>();
@@ -797,10 +873,11 @@ class RepositoryCache {
     const base = join(packDirectory, `pack-${name}`);
     try {
       await this.fs.promises.mkdir(packDirectory, { recursive: true });
-      await this.fs.promises.writeFile(`${base}.pack.tmp`, data);
-      await this.fs.promises.rename(`${base}.pack.tmp`, `${base}.pack`);
-      await this.fs.promises.writeFile(`${base}.idx.tmp`, writeIndex(objects, name));
-      await this.fs.promises.rename(`${base}.idx.tmp`, `${base}.idx`);
+      const suffix = `tmp-${process.pid}`;
+      await this.fs.promises.writeFile(`${base}.pack.${suffix}`, data);
+      await this.fs.promises.rename(`${base}.pack.${suffix}`, `${base}.pack`);
+      await this.fs.promises.writeFile(`${base}.idx.${suffix}`, writeIndex(objects, name));
+      await this.fs.promises.rename(`${base}.idx.${suffix}`, `${base}.idx`);
     } catch {
       // The cache is an optimisation: a pack that could not be written is fetched again.
     }
@@ -809,12 +886,19 @@ class RepositoryCache {
   /** Records the heads held (the `shallow` file) and the base branch's remote ref. */
   writeRefs(baseBranch: string, head: string): void {
     const directory = this.directory;
-    const shallow = `${this.shallow.join('\n')}\n`;
+    const files = {
+      shallow: `${this.shallow.join('\n')}\n`,
+      // Not a git file: the heads a later process names as `have`.
+      'promoter-heads': `${this.heads.join('\n')}\n`,
+    };
     this.pendingWrites.push(
       (async () => {
         try {
-          await this.fs.promises.writeFile(join(directory, 'shallow.tmp'), shallow);
-          await this.fs.promises.rename(join(directory, 'shallow.tmp'), join(directory, 'shallow'));
+          for (const [file, text] of Object.entries(files)) {
+            const temporary = join(directory, `${file}.tmp-${process.pid}`);
+            await this.fs.promises.writeFile(temporary, text);
+            await this.fs.promises.rename(temporary, join(directory, file));
+          }
           await git.writeRef({
             fs: this.fs,
             gitdir: directory,
@@ -854,9 +938,11 @@ class RepositoryCache {
         this.store.add({ name: name.replace(/^pack-/, ''), data }, readIndex(idx));
       }
       const shallow = await fs.readFile(join(this.directory, 'shallow'), 'utf8').catch(() => '');
-      this.shallow = shallow
-        .split('\n')
-        .filter((oid) => /^[0-9a-f]{40}$/.test(oid) && this.store.has(oid));
+      const held = (text: string): string[] =>
+        text.split('\n').filter((oid) => /^[0-9a-f]{40}$/.test(oid) && this.store.has(oid));
+      this.shallow = held(shallow);
+      const heads = join(this.directory, 'promoter-heads');
+      this.heads = held(await fs.readFile(heads, 'utf8').catch(() => shallow));
     } catch {
       await this.reset();
     }
@@ -872,16 +958,34 @@ class RepositoryCache {
     await this.fs.promises.rm(join(this.directory, 'shallow'), { force: true });
     this.store = new ObjectStore();
     this.shallow = [];
+    this.heads = [];
     this.trees.clear();
     this.blobs = new Map();
     this.generation += 1;
   }
 }
 
-/** The caches of this process, by directory. */
-const fresh = new Map<string, RepositoryCache>();
 /** One promotion at a time per cache directory in this process. */
 const locks = new Map<string, Promise<void>>();
+/** The caches of this process, by directory, least recently used first. */
+const caches = new Map<string, RepositoryCache>();
+/** Repositories kept in memory; the least recently used beyond it keep their directory only. */
+const MAX_CACHED_REPOSITORIES = 16;
+
+const cacheFor = (directory: string, fs: typeof nodeFs): RepositoryCache => {
+  let cache = caches.get(directory);
+  if (cache !== undefined) {
+    caches.delete(directory);
+  } else {
+    cache = new RepositoryCache(directory, fs);
+    for (const key of caches.keys()) {
+      if (caches.size < MAX_CACHED_REPOSITORIES) break;
+      if (!locks.has(key)) caches.delete(key);
+    }
+  }
+  caches.set(directory, cache);
+  return cache;
+};
 
 const withLock = async <T>(key: string, task: () => Promise<T>): Promise<T> => {
   const previous = locks.get(key) ?? Promise.resolve();
@@ -945,6 +1049,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       url: safeUrl(request.repository.cloneUrl),
       baseBranch: request.baseBranch,
       branch: request.branch,
+      secrets: [request.credentials.password, ...urlPasswords(request.repository.cloneUrl)],
     };
     const directory = this.cacheDirectoryFor(request.repository.cloneUrl);
     const remote: Remote = {
@@ -953,11 +1058,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       credentials: request.credentials,
     };
     return withLock(directory, async () => {
-      let cache = fresh.get(directory);
-      if (cache === undefined) {
-        cache = new RepositoryCache(directory, this.fs);
-        fresh.set(directory, cache);
-      }
+      const cache = cacheFor(directory, this.fs);
       try {
         await cache.load();
         if (cache.store.packs.length > this.maxPacks) await cache.reset();
@@ -976,7 +1077,6 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     request: PromotionBranchRequest,
     context: Context,
   ): Promise<PromotionBranchResult> {
-    const mark = (k: string) => (globalThis as any).__marks?.push([k, performance.now()]);
     cache.useNeedle(request.needle);
     const baseRef = `refs/heads/${request.baseBranch}`;
     const branchRef = `refs/heads/${request.branch}`;
@@ -994,7 +1094,6 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       advertisement = await this.discover(remote, 'git-upload-pack');
     }
     cache.uploadCapabilities = advertisement.capabilities;
-    mark('discover');
 
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const base = advertisement.refs.get(baseRef);
@@ -1007,24 +1106,22 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       }
       try {
         if (!cache.store.has(base)) {
-          await this.fetch(cache, remote, advertisement, base);
+          await this.fetch(cache, remote, advertisement, base, 'incremental');
+          // A base reset to a commit older than what the cache holds: fetch it afresh.
+          if (!cache.store.has(base)) await this.fetch(cache, remote, advertisement, base, 'fresh');
           cache.writeRefs(request.baseBranch, base);
         }
-        mark('fetch');
         const commit = cache.store.read(base);
         if (commit === undefined || commit.type !== 'commit') {
           throw new ProtocolError(`commit ${base} is missing after the fetch`);
         }
         const rootTree = commitTree(commit.content);
         const scan = this.scan(cache, rootTree, request);
-        mark('scan');
         if (scan.changes.size === 0) {
           return { status: 'unchanged', baseCommit: base, markedFiles: scan.markedFiles };
         }
         const { oid, objects } = this.buildCommit(cache, base, rootTree, scan.changes, request);
-        mark('build');
         await this.push(cache, remote, advertisement, branchRef, oid, objects, context);
-        mark('push');
         // The base must not have moved while we worked: else start again on its new head.
         advertisement = await this.discover(remote, 'git-upload-pack');
         if (advertisement.refs.get(baseRef) === base) {
@@ -1087,24 +1184,35 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   }
 
   /** Fetches `head` at depth 1, telling the server which heads the cache holds. */
+  /**
+   * Fetches `head`. A first fetch asks for depth 1 (the head's tree only). Later ones name the
+   * heads the cache holds (`have`, and the depth-1 boundary as `shallow`) without deepening
+   * again: the server then sends the commits since those heads and their new objects, and skips
+   * its costly shallow computation (100 ms at 60,000 files). Should that answer grow past the
+   * size of a fresh copy (history rewritten, no common commit), it is dropped for a depth-1
+   * fetch.
+   */
   private async fetch(
     cache: RepositoryCache,
     remote: Remote,
     advertisement: Advertisement,
     head: string,
+    mode: 'incremental' | 'depth-1' | 'fresh',
   ): Promise<void> {
-    const offered = advertisement.capabilities;
-    const names = new Set([...offered].map((capability) => capability.split('=')[0]));
+    const names = new Set(
+      [...advertisement.capabilities].map((capability) => capability.split('=')[0]),
+    );
     const wanted = ['side-band-64k', 'ofs-delta', 'thin-pack', 'no-progress', AGENT].filter(
       (capability) => names.has(capability.split('=')[0]),
     );
     if (!names.has('side-band-64k') && names.has('side-band')) wanted.push('side-band');
     const shallowSupported = names.has('shallow');
-    const haves = cache.shallow.slice(-16).reverse();
+    const incremental = mode === 'incremental' && cache.heads.length > 0;
+    const haves = mode === 'fresh' ? [] : cache.heads.slice(-16).reverse();
     const body: Buffer[] = [pkt(`want ${head} ${wanted.join(' ')}\n`)];
     if (shallowSupported) {
       for (const oid of cache.shallow) body.push(pkt(`shallow ${oid}\n`));
-      body.push(pkt('deepen 1\n'));
+      if (!incremental) body.push(pkt('deepen 1\n'));
     }
     body.push(FLUSH);
     for (const oid of haves) body.push(pkt(`have ${oid}\n`));
@@ -1118,7 +1226,14 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       headers: this.authHeaders(remote),
       body: [Buffer.concat(body)],
     });
-    const raw = await collect(response.body);
+    const limit = incremental
+      ? Math.max(64 * 1024 * 1024, 2 * cache.store.bytes())
+      : Number.POSITIVE_INFINITY;
+    const raw = await collect(response.body, limit);
+    if (raw === undefined) {
+      await this.fetch(cache, remote, advertisement, head, 'depth-1');
+      return;
+    }
     const pack: Buffer[] = [];
     const shallow = new Set(cache.shallow);
     let sideband = false;
@@ -1136,12 +1251,9 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       else if (line.startsWith('unshallow ')) shallow.delete(line.slice(10));
       else if (line.startsWith('ERR ')) throw this.uploadError(line.slice(4));
     }
-    const data = Buffer.concat(pack);
-    cache.addPack(data);
-    // Keep the order: older heads first, the new one last.
-    cache.shallow = [...cache.shallow.filter((oid) => shallow.has(oid))];
-    for (const oid of shallow) if (!cache.shallow.includes(oid)) cache.shallow.push(oid);
-    if (!cache.shallow.includes(head)) cache.shallow.push(head);
+    cache.addPack(Buffer.concat(pack));
+    cache.shallow = [...shallow];
+    cache.heads = [...cache.heads.filter((oid) => oid !== head), head].slice(-16);
   }
 
   private uploadError(message: string): Error {
@@ -1279,7 +1391,9 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       headers: this.authHeaders(remote),
       body: [body],
     });
-    const raw = await collect(response.body);
+    // The report ends with a flush packet: the ref is updated by then, and whatever the server
+    // still does (hooks, `gc --auto`) is not waited for.
+    const raw = await readUntilFlush(response.body);
     if (!capabilities.includes('report-status')) return;
     const lines: string[] = [];
     for (const packet of packets(raw)) {

@@ -1,7 +1,15 @@
+import { eventTime, isLaterEvent } from '../core/event-order.ts';
 import { type PipelineRef, pipelineId } from '../core/pipeline.ts';
 import type { DeploymentRecord, PromotionRecord, PromotionStateStore } from '../core/ports.ts';
 
-/** The promotion-state twin for `serve` and tests: latest deployment and promotion per env. */
+/**
+ * The promotion-state twin for `serve` and tests: latest deployment and promotion per env, with
+ * exactly DynamoDbPromotionStateStore's write rule, for deployments and promotions alike: a
+ * record is written only when none is stored for that (pipeline, environment) or the stored one's
+ * event is not newer than the new one's (equal instants allowed, the last write wins). Event
+ * timestamps are compared as instants (core/event-order.ts), never as text; one that is not an
+ * ISO 8601 date-time is a RangeError. Lists are ordered by environment name, as DynamoDB's are.
+ */
 export class MemoryPromotionStateStore implements PromotionStateStore {
   private readonly deployments = new Map<string, Map<string, DeploymentRecord>>();
   private readonly promotions = new Map<string, Map<string, PromotionRecord>>();
@@ -16,16 +24,43 @@ export class MemoryPromotionStateStore implements PromotionStateStore {
     return entries;
   }
 
-  async recordDeployment(record: DeploymentRecord): Promise<void> {
-    const entries = MemoryPromotionStateStore.of(this.deployments, record.pipeline);
-    const current = entries.get(record.environment);
-    if (current === undefined || current.eventTimestamp <= record.eventTimestamp) {
-      entries.set(record.environment, record);
+  /** Stores `record` unless the stored record of its environment has a newer event. */
+  private static putIfNotNewerStored<T extends DeploymentRecord | PromotionRecord>(
+    map: Map<string, Map<string, T>>,
+    record: T,
+    what: string,
+  ): boolean {
+    eventTime(record.eventTimestamp, what);
+    const entries = MemoryPromotionStateStore.of(map, record.pipeline);
+    const stored = entries.get(record.environment);
+    if (stored !== undefined && isLaterEvent(stored.eventTimestamp, record.eventTimestamp)) {
+      return false;
     }
+    entries.set(record.environment, record);
+    return true;
+  }
+
+  private static sorted<T extends { readonly environment: string }>(entries: Map<string, T>): T[] {
+    return [...entries.values()].sort((a, b) =>
+      a.environment < b.environment ? -1 : a.environment > b.environment ? 1 : 0,
+    );
+  }
+
+  async recordDeployment(record: DeploymentRecord): Promise<void> {
+    await this.tryRecordDeployment(record);
+  }
+
+  /** `recordDeployment` that says whether it wrote: false when a newer deployment is stored. */
+  async tryRecordDeployment(record: DeploymentRecord): Promise<boolean> {
+    return MemoryPromotionStateStore.putIfNotNewerStored(
+      this.deployments,
+      record,
+      `deployment of ${pipelineId(record.pipeline)} in ${record.environment}`,
+    );
   }
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
-    return [...MemoryPromotionStateStore.of(this.deployments, ref).values()];
+    return MemoryPromotionStateStore.sorted(MemoryPromotionStateStore.of(this.deployments, ref));
   }
 
   async getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined> {
@@ -33,10 +68,19 @@ export class MemoryPromotionStateStore implements PromotionStateStore {
   }
 
   async putPromotion(record: PromotionRecord): Promise<void> {
-    MemoryPromotionStateStore.of(this.promotions, record.pipeline).set(record.environment, record);
+    await this.tryPutPromotion(record);
+  }
+
+  /** `putPromotion` that says whether it wrote: false when a newer promotion is stored. */
+  async tryPutPromotion(record: PromotionRecord): Promise<boolean> {
+    return MemoryPromotionStateStore.putIfNotNewerStored(
+      this.promotions,
+      record,
+      `promotion of ${pipelineId(record.pipeline)} into ${record.environment}`,
+    );
   }
 
   async listPromotions(ref: PipelineRef): Promise<PromotionRecord[]> {
-    return [...MemoryPromotionStateStore.of(this.promotions, ref).values()];
+    return MemoryPromotionStateStore.sorted(MemoryPromotionStateStore.of(this.promotions, ref));
   }
 }

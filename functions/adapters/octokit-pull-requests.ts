@@ -7,6 +7,7 @@ import {
 import { retry } from '@octokit/plugin-retry';
 import { type ThrottlingOptions, throttling } from '@octokit/plugin-throttling';
 import { PromoterError } from '../core/errors.ts';
+import { refuseInsecureUrl } from '../core/http-url.ts';
 import type { PullRequestRequest, PullRequestResult, PullRequests } from '../core/ports.ts';
 
 /**
@@ -85,8 +86,6 @@ const silentLog: OctokitLog = {
   warn: (message, ...details) => console.warn(message, ...details),
   error: (message, ...details) => console.error(message, ...details),
 };
-
-const LOOPBACK = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
 
 interface HttpErrorLike {
   readonly status: number;
@@ -249,11 +248,9 @@ const checkApiBaseUrl = (apiBaseUrl: string): string => {
   } catch {
     throw new PromoterError('INVALID_CONFIG', `GitHub API base URL ${apiBaseUrl} is not a URL`);
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
-    throw new PromoterError(
-      'INVALID_CONFIG',
-      `GitHub API base URL ${url.origin} must use https (http is allowed for loopback hosts only)`,
-    );
+  const refused = refuseInsecureUrl(url);
+  if (refused !== undefined) {
+    throw new PromoterError('INVALID_CONFIG', `GitHub API base URL ${url.origin}: ${refused}`);
   }
   return apiBaseUrl.replace(/\/+$/, '');
 };

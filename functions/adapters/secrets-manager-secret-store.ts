@@ -1,6 +1,7 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { isPromoterError, PromoterError } from '../core/errors.ts';
 import {
+  DEFAULT_SECRET_PREFIX,
   type PipelineSecret,
   parsePipelineSecret,
   type SecretRef,
@@ -9,36 +10,46 @@ import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
 
 /**
  * The `SecretStore` port on AWS Secrets Manager (DESIGN.md section 4): the secret reference
- * `S` in namespace `NS` is the secret `{prefix}NS/S` (prefix `pipeline-promoter/` unless told),
- * whose SecretString is the JSON object with Weave's keys.
+ * `S` in namespace `NS` is the secret `{prefix}NS/S` (prefix DEFAULT_SECRET_PREFIX,
+ * `pipeline-promoter/`, unless told), whose SecretString is the JSON object with Weave's keys.
  *
  * Decoded values are cached in memory for `ttlMs` (60 s unless told), so that a burst of
  * webhook deliveries costs one GetSecretValue and a rotated key is picked up within the TTL;
- * concurrent gets of the same secret share one request. Failures are not cached.
+ * concurrent gets of the same secret share one request.
  *
- * Errors name the secret id, never its value: ResourceNotFoundException is SECRET_NOT_FOUND
- * (not retryable); an unreadable value is INVALID_SECRET (not retryable); throttling, network
- * and every other service error are SECRET_UNAVAILABLE (retryable).
+ * Errors name the secret id and what to check, never its value:
+ * - permanent (not retryable), which only an operator can fix:
+ *   ResourceNotFoundException is SECRET_NOT_FOUND; AccessDeniedException (the role may not read
+ *   the secret or decrypt it), DecryptionFailure (its KMS key cannot decrypt it) and
+ *   InvalidRequestException (e.g. the secret is scheduled for deletion) are SECRET_UNAVAILABLE
+ *   with `retryable: false`; an unreadable value is INVALID_SECRET.
+ * - transient (retryable): throttling, 5xx, network and every other error are SECRET_UNAVAILABLE.
+ *
+ * A permanent failure is cached for `failureTtlMs` (5 s unless told), so that a stream of
+ * unsigned requests to a pipeline whose secret is missing does not cost a GetSecretValue each;
+ * a transient failure is not cached.
  */
-export const DEFAULT_SECRET_PREFIX = 'pipeline-promoter/';
 export const DEFAULT_SECRET_TTL_MS = 60_000;
+export const DEFAULT_SECRET_FAILURE_TTL_MS = 5_000;
 
 export interface SecretsManagerSecretStoreOptions {
   /** Prepended to `NS/S`; `pipeline-promoter/` unless told. */
   readonly prefix?: string;
   /** How long a decoded value is served from memory; 60 s unless told, 0 disables the cache. */
   readonly ttlMs?: number;
+  /** How long a permanent failure is answered from memory; 5 s unless told, 0: not at all. */
+  readonly failureTtlMs?: number;
   readonly clock?: Clock;
 }
 
-interface CacheEntry {
-  readonly value: PipelineSecret;
-  readonly expiresAt: number;
-}
+type CacheEntry =
+  | { readonly value: PipelineSecret; readonly expiresAt: number }
+  | { readonly failure: PromoterError; readonly expiresAt: number };
 
 export class SecretsManagerSecretStore implements SecretStore {
   private readonly prefix: string;
   private readonly ttlMs: number;
+  private readonly failureTtlMs: number;
   private readonly clock: Clock;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inFlight = new Map<string, Promise<PipelineSecret>>();
@@ -49,6 +60,7 @@ export class SecretsManagerSecretStore implements SecretStore {
   ) {
     this.prefix = options.prefix ?? DEFAULT_SECRET_PREFIX;
     this.ttlMs = options.ttlMs ?? DEFAULT_SECRET_TTL_MS;
+    this.failureTtlMs = options.failureTtlMs ?? DEFAULT_SECRET_FAILURE_TTL_MS;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -60,18 +72,35 @@ export class SecretsManagerSecretStore implements SecretStore {
   async get(ref: SecretRef): Promise<PipelineSecret> {
     const id = this.secretName(ref);
     const cached = this.cache.get(id);
-    if (cached !== undefined && this.clock.now().getTime() < cached.expiresAt) return cached.value;
+    if (cached !== undefined && this.clock.now().getTime() < cached.expiresAt) {
+      if ('failure' in cached) throw cached.failure;
+      return cached.value;
+    }
     const pending = this.inFlight.get(id);
     if (pending !== undefined) return pending;
-    const request = this.fetch(ref, id).finally(() => this.inFlight.delete(id));
+    const request = this.fetch(ref, id)
+      .catch((error: unknown) => {
+        this.rememberFailure(id, error);
+        throw error;
+      })
+      .finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, request);
     return request;
   }
 
-  /** Forgets cached values: one secret's, or all of them. */
+  /** Forgets cached values and failures: one secret's, or all of them. */
   invalidate(ref?: SecretRef): void {
     if (ref === undefined) this.cache.clear();
     else this.cache.delete(this.secretName(ref));
+  }
+
+  /** Caches a permanent failure (a PromoterError that is not retryable) for `failureTtlMs`. */
+  private rememberFailure(id: string, error: unknown): void {
+    if (this.failureTtlMs <= 0 || !isPromoterError(error) || error.retryable) return;
+    this.cache.set(id, {
+      failure: error,
+      expiresAt: this.clock.now().getTime() + this.failureTtlMs,
+    });
   }
 
   private async fetch(ref: SecretRef, id: string): Promise<PipelineSecret> {
@@ -114,6 +143,21 @@ export class SecretsManagerSecretStore implements SecretStore {
 const errorName = (error: unknown): string =>
   error instanceof Error ? error.name : typeof error === 'string' ? error : 'Error';
 
+/** Permanent Secrets Manager failures: the message says what to check, for the secret `id`. */
+const PERMANENT_FAILURES: Readonly<Record<string, (id: string) => string>> = {
+  AccessDeniedException: (id) =>
+    `access to secret ${id} was denied: check that the function's role may ` +
+    `secretsmanager:GetSecretValue on it (the stack grants it on the secret prefix) and, when ` +
+    'the secret is encrypted with a customer managed KMS key, kms:Decrypt with that key',
+  DecryptionFailure: (id) =>
+    `Secrets Manager cannot decrypt secret ${id}: check that its KMS key exists, is enabled and ` +
+    "lets the function's role (kms:Decrypt) and Secrets Manager use it",
+  InvalidRequestException: (id) =>
+    `secret ${id} cannot be read in its current state: check whether it is scheduled for ` +
+    `deletion (restore it with \`aws secretsmanager restore-secret --secret-id ${id}\`) ` +
+    'and that it has a current version',
+};
+
 const secretsManagerError = (error: unknown, id: string): PromoterError => {
   const name = errorName(error);
   if (name === 'ResourceNotFoundException') {
@@ -127,6 +171,14 @@ const secretsManagerError = (error: unknown, id: string): PromoterError => {
   }
   // Service messages name the secret and the failure, never the value.
   const detail = error instanceof Error && error.message !== '' ? `: ${error.message}` : '';
+  const permanent = Object.hasOwn(PERMANENT_FAILURES, name) ? PERMANENT_FAILURES[name] : undefined;
+  if (permanent !== undefined) {
+    return new PromoterError('SECRET_UNAVAILABLE', `${permanent(id)} (${name}${detail})`, {
+      retryable: false,
+      data: { secret: id, error: name },
+      cause: error,
+    });
+  }
   return new PromoterError(
     'SECRET_UNAVAILABLE',
     `could not read secret ${id} from Secrets Manager (${name}${detail})`,

@@ -12,10 +12,11 @@ export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--p
 
 const SHUTDOWN_GRACE_MS = 30_000;
 
-const positiveInteger = (value: string, flag: string): number => {
+const wholeNumber = (value: string, flag: string, minimum: number): number => {
   const number = Number(value);
-  if (!Number.isInteger(number) || number < 0)
-    throw new Error(`${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(number) || number < minimum) {
+    throw new Error(`${flag}: expected a whole number >= ${minimum}, got ${JSON.stringify(value)}`);
+  }
   return number;
 };
 
@@ -39,7 +40,7 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
       ...(values['git-cache'] === undefined ? {} : { gitCacheDir: values['git-cache'] }),
       ...(values['max-event-age'] === undefined
         ? {}
-        : { maxEventAgeSeconds: positiveInteger(values['max-event-age'], '--max-event-age') }),
+        : { maxEventAgeSeconds: wholeNumber(values['max-event-age'], '--max-event-age', 1) }),
     },
     logger,
   );
@@ -49,7 +50,7 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     metricsSnapshot: () => app.metrics.snapshot(),
     routes: app.routes,
   });
-  const url = await listen(server, positiveInteger(values.port, '--port'), values.host);
+  const url = await listen(server, wholeNumber(values.port, '--port', 0), values.host);
   logger.info('promoter serve listening', {
     url,
     webhook: `${url}/promotion/{namespace}/{pipeline}/{environment}`,

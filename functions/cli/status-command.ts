@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import * as z from 'zod';
+import { PROMOTION_STATUS_STATES } from '../core/pipeline-status.ts';
 import {
   type ApiRequest,
   apiUrl,
@@ -16,14 +17,7 @@ export const STATUS_USAGE = `promoter status NAMESPACE/NAME --api URL [--region 
   (promoter serve, e.g. --api http://127.0.0.1:8080).
   Exit status: 0 shown, 1 pipeline not found, 2 failed.`;
 
-const promotionState = z.enum([
-  'queued',
-  'opened',
-  'updated',
-  'up-to-date',
-  'superseded',
-  'failed',
-]);
+const promotionState = z.enum(PROMOTION_STATUS_STATES);
 
 const statusAnswer = z.object({
   pipeline: z.string(),

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import * as z from 'zod';
+import { isLoopbackHost, refuseInsecureUrl } from '../core/http-url.ts';
 import { MAX_SYNC_BODY_BYTES } from '../core/pipelines-api.ts';
 
 export const SYNC_USAGE = `promoter sync -f FILE|- --api URL [--prune] [--region REGION] [--json]
@@ -21,10 +22,9 @@ export const SYNC_USAGE = `promoter sync -f FILE|- --api URL [--prune] [--region
  * credential chain (environment, SSO, shared files, web identity/IRSA, ECS/EKS Pod Identity,
  * instance metadata), and a request with retries on throttling and transient failures.
  */
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 const EXECUTE_API_HOST = /^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
 
-export const isLoopbackUrl = (url: URL): boolean => LOOPBACK_HOST.test(url.hostname);
+export const isLoopbackUrl = (url: URL): boolean => isLoopbackHost(url.hostname);
 
 /** `{api}{path}`: the API base URL (with or without a trailing slash) and a route path. */
 export const apiUrl = (api: string, path: string): URL => {
@@ -36,11 +36,8 @@ export const apiUrl = (api: string, path: string): URL => {
       `--api: expected the API URL (https://<id>.execute-api.<region>.amazonaws.com), got ${JSON.stringify(api)}`,
     );
   }
-  if (base.protocol !== 'https:' && !(base.protocol === 'http:' && isLoopbackUrl(base))) {
-    throw new Error(
-      `--api: expected an https:// URL (http:// only for loopback hosts), got ${JSON.stringify(api)}`,
-    );
-  }
+  const refused = refuseInsecureUrl(base);
+  if (refused !== undefined) throw new Error(`--api: ${refused}`);
   if (base.search !== '' || base.hash !== '') {
     throw new Error(`--api: expected the API base URL without a query, got ${JSON.stringify(api)}`);
   }

@@ -21,6 +21,15 @@ export const NEVER_PROMOTING_REASONS: ReadonlySet<string> = new Set([
   'UninstallSucceeded',
 ]);
 
+/**
+ * The event message travels in the job and into the PR body; Kustomization messages can list
+ * every applied object. A PR body over GitHub's 65,536 characters would fail the promotion.
+ */
+export const MAX_JOB_MESSAGE_CHARS = 2048;
+
+const truncate = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+
 export interface DecisionSettings {
   readonly maxEventAgeMs: number;
   readonly maxClockSkewMs: number;
@@ -132,7 +141,7 @@ export const decide = (
       event: {
         timestamp: event.timestamp,
         reason: event.reason,
-        message: event.message,
+        message: truncate(event.message, MAX_JOB_MESSAGE_CHARS),
         involvedObject: {
           kind: object.kind,
           namespace: object.namespace,

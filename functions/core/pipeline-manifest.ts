@@ -1,5 +1,6 @@
 import { parseAllDocuments } from 'yaml';
 import * as z from 'zod';
+import { refuseInsecureUrl } from './http-url.ts';
 import type {
   Environment,
   GitHubRepository,
@@ -36,25 +37,29 @@ const promotionSpec = z.object({
   strategy: z.object(
     {
       'pull-request': pullRequestSpec.optional(),
-      notification: z.looseObject({}).optional(),
+      notification: z.unknown().optional(),
       secretRef: secretRef.optional(),
     },
-    { error: 'expected a strategy with pull-request or notification' },
+    { error: 'expected a strategy with pull-request' },
   ),
 });
 
 const rfcPromotionItem = z.object({
   name: z.string().optional(),
-  type: z.enum(['pull-request', 'notification'], {
-    error: 'expected pull-request or notification',
-  }),
+  type: z.string({ error: 'expected pull-request' }),
   url: z.string().optional(),
   branch: z.string().optional(),
   secretRef: looseSecretRef.optional(),
 });
 
+/** Environment names end up in branch names and `NS:NAME:ENV` markers. */
+const environmentName = name.regex(
+  /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/,
+  'expected letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+);
+
 const environmentSpec = z.object({
-  name,
+  name: environmentName,
   targets: z
     .array(
       z.object({
@@ -78,11 +83,9 @@ const pipelineManifest = z.object({
       secretRef: looseSecretRef.optional(),
     }),
     environments: z.array(environmentSpec).min(1, 'expected at least one environment'),
-    promotion: z
-      .union([promotionSpec, z.array(rfcPromotionItem).min(1)], {
-        error: 'expected {strategy: ...} or a list of promotions',
-      })
-      .optional(),
+    // The shipped shape or the RFC draft's list: told apart before validation, so that errors
+    // inside either name their field.
+    promotion: z.unknown().optional(),
   }),
 });
 
@@ -101,28 +104,30 @@ export interface ParsedPipelines {
   readonly invalid: InvalidPipeline[];
 }
 
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+/** The URL as it may appear in a message: any user information (a token) masked. */
+const withoutCredentials = (raw: string): string => raw.replace(/\/\/[^/@]*@/, '//***@');
 
 /**
  * The GitHub repository behind a clone URL: `https://host/owner/repo(.git)`, or the SSH forms
  * (`git@host:owner/repo.git`, `ssh://git@host/owner/repo`) rewritten to HTTPS since git runs
- * over HTTPS with the token. `http://` is accepted only for loopback hosts.
+ * over HTTPS with the token. `http://` is accepted only for loopback hosts, and credentials in
+ * the URL never: they belong in the secret.
  */
 export const parseGitHubRepositoryUrl = (raw: string): GitHubRepository | string => {
+  const shown = JSON.stringify(withoutCredentials(raw));
   const scp = /^[\w.-]+@([\w.-]+(?::\d+)?):(?!\/)(.+)$/.exec(raw);
   let url: URL;
   try {
     url = new URL(scp ? `https://${scp[1]}/${scp[2]}` : raw);
   } catch {
-    return `expected an https:// repository URL, got ${JSON.stringify(raw)}`;
+    return `expected an https:// repository URL, got ${shown}`;
   }
   if (url.protocol === 'ssh:') url = new URL(`https://${url.host}${url.pathname}`);
-  if (url.protocol === 'http:' && !LOOPBACK_HOST.test(url.hostname)) {
-    return `http:// is refused for ${url.host}: use https:// (plain http is only for loopback hosts)`;
+  if (url.username !== '' || url.password !== '') {
+    return `expected a repository URL without credentials, got ${shown}: put the token in the pipeline's secret`;
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    return `expected an https:// repository URL, got ${JSON.stringify(raw)}`;
-  }
+  const refused = refuseInsecureUrl(url);
+  if (refused !== undefined) return refused;
   const parts = url.pathname
     .replace(/\/+$/, '')
     .replace(/\.git$/, '')
@@ -130,7 +135,7 @@ export const parseGitHubRepositoryUrl = (raw: string): GitHubRepository | string
     .filter(Boolean);
   const [owner, repo] = parts;
   if (parts.length !== 2 || owner === undefined || repo === undefined) {
-    return `expected https://${url.host}/<owner>/<repository>, got ${JSON.stringify(raw)}`;
+    return `expected https://${url.host}/<owner>/<repository>, got ${shown}`;
   }
   const origin = `${url.protocol}//${url.host}`;
   return {
@@ -177,6 +182,9 @@ const pullRequestStrategy = (
   };
 };
 
+const NOTIFICATION_NOT_SUPPORTED =
+  'the notification strategy is not supported yet: use pull-request';
+
 const shippedPromotion = (
   spec: PromotionSpec,
   path: string,
@@ -184,27 +192,24 @@ const shippedPromotion = (
 ): Promotion | undefined => {
   const { strategy } = spec;
   const pr = strategy['pull-request'];
-  if (pr !== undefined && strategy.notification !== undefined) {
-    issues.add(`${path}.strategy`, 'expected one of pull-request or notification, got both');
+  if (strategy.notification !== undefined) {
+    issues.add(`${path}.strategy.notification`, NOTIFICATION_NOT_SUPPORTED);
     return undefined;
   }
-  let normalised: PromotionStrategy | undefined;
-  if (pr !== undefined) {
-    normalised = pullRequestStrategy(
-      {
-        type: pr.type,
-        url: pr.url,
-        baseBranch: pr.baseBranch,
-        credentialsSecret: pr.secretRef.name,
-      },
-      `${path}.strategy.pull-request`,
-      issues,
-    );
-  } else if (strategy.notification !== undefined) {
-    normalised = { type: 'notification' };
-  } else {
-    issues.add(`${path}.strategy`, 'expected pull-request or notification');
+  if (pr === undefined) {
+    issues.add(`${path}.strategy`, 'expected pull-request');
+    return undefined;
   }
+  const normalised = pullRequestStrategy(
+    {
+      type: pr.type,
+      url: pr.url,
+      baseBranch: pr.baseBranch,
+      credentialsSecret: pr.secretRef.name,
+    },
+    `${path}.strategy.pull-request`,
+    issues,
+  );
   if (normalised === undefined) return undefined;
   return {
     manual: spec.manual ?? false,
@@ -227,8 +232,16 @@ const rfcPromotion = (
   }
   const item = items[0];
   if (item === undefined) return undefined;
-  if (item.type === 'notification') return { manual: false, strategy: { type: 'notification' } };
   const itemPath = `${path}[0]`;
+  if (item.type !== 'pull-request') {
+    issues.add(
+      `${itemPath}.type`,
+      item.type === 'notification'
+        ? NOTIFICATION_NOT_SUPPORTED
+        : `expected pull-request, got ${JSON.stringify(item.type)}`,
+    );
+    return undefined;
+  }
   if (item.url === undefined)
     issues.add(`${itemPath}.url`, 'expected the configuration repository URL');
   if (item.branch === undefined) issues.add(`${itemPath}.branch`, 'expected the base branch');
@@ -251,14 +264,29 @@ const rfcPromotion = (
   return strategy === undefined ? undefined : { manual: false, strategy };
 };
 
+const rfcPromotionList = z.array(rfcPromotionItem).min(1, 'expected at least one promotion');
+
+const defaultPromotion = (raw: unknown, issues: Issues): Promotion | undefined => {
+  if (raw === undefined) return undefined;
+  const root = ['spec', 'promotion'];
+  if (Array.isArray(raw)) {
+    const list = rfcPromotionList.safeParse(raw);
+    if (list.success) return rfcPromotion(list.data, 'spec.promotion', issues);
+    issues.list.push(...formatIssues(list.error.issues, root));
+    return undefined;
+  }
+  const shipped = promotionSpec.safeParse(raw);
+  if (shipped.success) return shippedPromotion(shipped.data, 'spec.promotion', issues);
+  issues.list.push(...formatIssues(shipped.error.issues, root));
+  return undefined;
+};
+
 const normalise = (manifest: PipelineManifest): Pipeline | Issues => {
   const { metadata, spec } = manifest;
   const issues = new Issues();
-  const promotion = Array.isArray(spec.promotion)
-    ? rfcPromotion(spec.promotion, 'spec.promotion', issues)
-    : spec.promotion === undefined
-      ? undefined
-      : shippedPromotion(spec.promotion, 'spec.promotion', issues);
+  const issuesBefore = issues.list.length;
+  const promotion = defaultPromotion(spec.promotion, issues);
+  const promotionInvalid = issues.list.length > issuesBefore;
 
   const seen = new Set<string>();
   const environments = spec.environments.map((environment, index): Environment => {
@@ -300,7 +328,7 @@ const normalise = (manifest: PipelineManifest): Pipeline | Issues => {
   const hmacSecret =
     promotion?.hmacSecret ??
     (spec.appRef.secretRef === undefined ? undefined : secretName(spec.appRef.secretRef));
-  if (hmacSecret === undefined) {
+  if (hmacSecret === undefined && !promotionInvalid) {
     issues.add(
       'spec.promotion.strategy.secretRef',
       'expected the secret holding the webhook HMAC key (hmac-key): the webhook refuses unsigned events. ' +

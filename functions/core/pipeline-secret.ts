@@ -34,6 +34,12 @@ export interface SecretRef {
   readonly name: string;
 }
 
+/**
+ * The naming contract (DESIGN.md section 4): the `secretRef` `S` of a pipeline in namespace `NS`
+ * is the secret `{prefix}NS/S`, with this prefix unless the deployment configures another.
+ */
+export const DEFAULT_SECRET_PREFIX = 'pipeline-promoter/';
+
 export const secretId = (ref: SecretRef): string => `${ref.namespace}/${ref.name}`;
 
 /** Decodes a secret's JSON text; errors name the secret and key, never the value. */

@@ -1,10 +1,10 @@
 import { type PipelineRef, pipelineId } from './pipeline.ts';
-import type {
-  DeploymentRecord,
-  PipelineStore,
-  PromotionRecord,
-  PromotionState,
-  PromotionStateStore,
+import {
+  type DeploymentRecord,
+  type PipelineStore,
+  PROMOTION_STATES,
+  type PromotionRecord,
+  type PromotionStateStore,
 } from './ports.ts';
 
 /**
@@ -26,9 +26,14 @@ export interface DeploymentStatus {
   readonly recordedAt: string;
 }
 
+/** The states the status shows: the stored ones and the derived `queued`. */
+export const PROMOTION_STATUS_STATES = [...PROMOTION_STATES, 'queued'] as const;
+
+export type PromotionStatusState = (typeof PROMOTION_STATUS_STATES)[number];
+
 export interface PromotionStatus {
   readonly revision: string;
-  readonly state: PromotionState;
+  readonly state: PromotionStatusState;
   /** The environment the revision comes from. */
   readonly from: string;
   readonly pullRequest: { readonly number: number; readonly url: string } | null;

@@ -42,11 +42,8 @@ export interface PullRequestStrategy {
   readonly credentialsSecret: string;
 }
 
-export interface NotificationStrategy {
-  readonly type: 'notification';
-}
-
-export type PromotionStrategy = PullRequestStrategy | NotificationStrategy;
+/** Weave's other strategy, `notification`, is refused as not supported yet. */
+export type PromotionStrategy = PullRequestStrategy;
 
 export interface Promotion {
   readonly manual: boolean;

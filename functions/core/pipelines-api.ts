@@ -1,4 +1,5 @@
 import { errorMessage, isPromoterError } from './errors.ts';
+import { decodePathSegment } from './http-url.ts';
 import type { LogPort } from './logger.ts';
 import { pipelineStatus } from './pipeline-status.ts';
 import { hasNoDocuments, syncPipelineManifests } from './pipeline-sync.ts';
@@ -66,15 +67,6 @@ const error = (
   body: { error: message },
   ...(headers === undefined ? {} : { headers }),
 });
-
-const decodeSegment = (segment: string): string | undefined => {
-  try {
-    const decoded = decodeURIComponent(segment);
-    return decoded === '' || decoded.includes('/') ? undefined : decoded;
-  } catch {
-    return undefined;
-  }
-};
 
 /** `?prune=true|false|1|0` (or a bare `?prune`); a string when the query is not understood. */
 export const parseSyncQuery = (query: string): { prune: boolean } | string => {
@@ -171,8 +163,8 @@ export const handlePipelinesApiRequest = async (
   }
   const match = STATUS_PATH.exec(request.path);
   if (match !== null) {
-    const namespace = decodeSegment(match[1] ?? '');
-    const name = decodeSegment(match[2] ?? '');
+    const namespace = decodePathSegment(match[1] ?? '');
+    const name = decodePathSegment(match[2] ?? '');
     if (namespace === undefined || name === undefined) {
       return error(404, 'not found: GET /pipelines/{namespace}/{name}');
     }

@@ -51,13 +51,19 @@ export interface DeploymentRecord {
   readonly recordedAt: string;
 }
 
-export type PromotionState =
-  | 'queued'
-  | 'opened'
-  | 'updated'
-  | 'up-to-date'
-  | 'superseded'
-  | 'failed';
+/**
+ * The states a stored promotion record can have, each written by the worker when a job ends.
+ * (The status API also shows `queued`, which it derives and nothing stores: pipeline-status.ts.)
+ */
+export const PROMOTION_STATES = [
+  'opened',
+  'updated',
+  'up-to-date',
+  'superseded',
+  'failed',
+] as const;
+
+export type PromotionState = (typeof PROMOTION_STATES)[number];
 
 /** The latest promotion into one environment of one pipeline. */
 export interface PromotionRecord {

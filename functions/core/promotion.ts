@@ -1,4 +1,5 @@
 import { isPromoterError, PromoterError } from './errors.ts';
+import { isLaterEvent } from './event-order.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric } from './metric-names.ts';
 import {
@@ -59,28 +60,30 @@ export const promotionBranch = (job: Pick<PromotionJob, 'pipeline' | 'to'>): str
 export const promotionTitle = (job: Pick<PromotionJob, 'pipeline' | 'to' | 'revision'>): string =>
   `Promote ${job.pipeline.namespace}/${job.pipeline.name} in ${job.to} to ${job.revision}`;
 
-const inlineCode = (text: string): string => `\`${text.replaceAll('`', "'")}\``;
+/** Text safe inside a Markdown table cell: one line, no cell separator. */
+const cell = (text: string): string => text.replace(/\r?\n|\r/g, ' ').replaceAll('|', '\\|');
+
+const inlineCode = (text: string): string => `\`${cell(text).replaceAll('`', "'")}\``;
 
 export const promotionBody = (job: PromotionJob, changedFiles: readonly string[]): string => {
   const object = job.event.involvedObject;
+  const pipeline = `${job.pipeline.namespace}/${job.pipeline.name}`;
   return [
-    `Promotes ${inlineCode(`${job.pipeline.namespace}/${job.pipeline.name}`)} into **${job.to}** at revision ${inlineCode(job.revision)}, deployed in **${job.from}**.`,
+    `Promotes ${inlineCode(pipeline)} into **${cell(job.to)}** at revision ${inlineCode(job.revision)}, deployed in **${cell(job.from)}**.`,
     '',
     '| | |',
     '|---|---|',
     `| Revision | ${inlineCode(job.revision)} |`,
-    `| Source environment | ${job.from} |`,
-    `| Event | ${object.kind} ${inlineCode(`${object.namespace}/${object.name}`)}: ${job.event.reason} at ${job.event.timestamp} |`,
-    `| Message | ${inlineCode(job.event.message.replaceAll('|', '/').replaceAll('\n', ' '))} |`,
+    `| Source environment | ${cell(job.from)} |`,
+    `| Event | ${cell(object.kind)} ${inlineCode(`${object.namespace}/${object.name}`)}: ${cell(job.event.reason)} at ${cell(job.event.timestamp)} |`,
+    `| Message | ${inlineCode(job.event.message)} |`,
     '',
     'Changed files:',
     ...changedFiles.map((file) => `- ${inlineCode(file)}`),
     '',
-    `pipeline-promoter: ${job.pipeline.namespace}/${job.pipeline.name}/${job.to}`,
+    `pipeline-promoter: ${pipeline}/${job.to}`,
   ].join('\n');
 };
-
-const newer = (a: string, b: string): boolean => Date.parse(a) > Date.parse(b);
 
 export const runPromotion = async (
   job: PromotionJob,
@@ -88,44 +91,21 @@ export const runPromotion = async (
 ): Promise<PromotionOutcome> => {
   const id = pipelineId(job.pipeline);
   const context = { pipeline: id, environment: job.to, revision: job.revision, jobId: job.id };
-  const pipeline = await deps.pipelines.get(job.pipeline);
-  const dimensions = {
+  const eventTimestamp = new Date(job.event.timestamp).toISOString();
+  let application = job.event.involvedObject.name;
+  const dimensions = () => ({
     [Dimension.Pipeline]: id,
-    [Dimension.Application]: pipeline?.app.name ?? job.event.involvedObject.name,
+    [Dimension.Application]: application,
     [Dimension.Environment]: job.to,
-  };
+  });
   const count = (name: string, metadata: Record<string, string> = {}) =>
     deps.metrics.record({
       name,
       unit: 'Count',
       value: 1,
-      dimensions,
+      dimensions: dimensions(),
       metadata: { revision: job.revision, jobId: job.id, ...metadata },
     });
-
-  if (pipeline === undefined || findEnvironment(pipeline, job.to) === undefined) {
-    const reason = pipeline === undefined ? 'pipeline-deleted' : 'environment-removed';
-    deps.logger.warn('promotion dropped', { ...context, reason });
-    count(Metric.PromotionsDropped, { reason });
-    return { status: 'dropped', reason };
-  }
-
-  const previous = await deps.state.getPromotion(job.pipeline, job.to);
-  const eventTimestamp = new Date(job.event.timestamp).toISOString();
-  if (
-    previous !== undefined &&
-    previous.state !== 'failed' &&
-    previous.revision !== job.revision &&
-    newer(previous.eventTimestamp, eventTimestamp)
-  ) {
-    deps.logger.info('promotion superseded by a later event', {
-      ...context,
-      by: previous.revision,
-    });
-    count(Metric.PromotionsSuperseded, { supersededBy: previous.revision });
-    return { status: 'superseded', by: previous.revision };
-  }
-
   const record = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
     deps.state.putPromotion({
       pipeline: job.pipeline,
@@ -139,24 +119,54 @@ export const runPromotion = async (
     });
 
   try {
+    const pipeline = await deps.pipelines.get(job.pipeline);
+    if (pipeline === undefined || findEnvironment(pipeline, job.to) === undefined) {
+      const reason = pipeline === undefined ? 'pipeline-deleted' : 'environment-removed';
+      deps.logger.warn('promotion dropped', { ...context, reason });
+      count(Metric.PromotionsDropped, { reason });
+      return { status: 'dropped', reason };
+    }
+    application = pipeline.app.name;
+
+    // A late event must not roll the environment back, whatever became of the later one: a
+    // later revision that failed still makes this one stale.
+    const previous = await deps.state.getPromotion(job.pipeline, job.to);
+    if (
+      previous !== undefined &&
+      previous.revision !== job.revision &&
+      isLaterEvent(previous.eventTimestamp, eventTimestamp)
+    ) {
+      deps.logger.info('promotion superseded by a later event', {
+        ...context,
+        by: previous.revision,
+      });
+      count(Metric.PromotionsSuperseded, { supersededBy: previous.revision });
+      return { status: 'superseded', by: previous.revision };
+    }
+
     const outcome = await promoteByPullRequest(job, pipeline, deps);
     if (outcome.status === 'up-to-date') {
       await record({ state: 'up-to-date' });
       count(Metric.PromotionsUpToDate);
-    } else {
-      await record({ state: outcome.status, pullRequest: outcome.pullRequest });
-      count(outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated, {
-        pullRequest: outcome.pullRequest.url,
+      deps.logger.info('promotion done', { ...context, outcome: outcome.status });
+      return outcome;
+    }
+    await record({ state: outcome.status, pullRequest: outcome.pullRequest });
+    count(outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated, {
+      pullRequest: outcome.pullRequest.url,
+    });
+    // One latency sample per revision reaching the PR: a redelivered or replayed job that finds
+    // the PR already at this revision would only add an inflated duplicate.
+    const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
+    if (outcome.status === 'opened' || previous?.revision !== job.revision) {
+      deps.metrics.record({
+        name: Metric.PromotionLatency,
+        unit: 'Milliseconds',
+        value: latencyMs,
+        dimensions: dimensions(),
+        metadata: { revision: job.revision, jobId: job.id, pullRequest: outcome.pullRequest.url },
       });
     }
-    const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
-    deps.metrics.record({
-      name: Metric.PromotionLatency,
-      unit: 'Milliseconds',
-      value: latencyMs,
-      dimensions,
-      metadata: { revision: job.revision, jobId: job.id },
-    });
     deps.logger.info('promotion done', { ...context, outcome: outcome.status, latencyMs });
     return outcome;
   } catch (error) {
@@ -174,10 +184,11 @@ export const runPromotion = async (
 
 const pullRequestStrategy = (pipeline: Pipeline, environment: string): PullRequestStrategy => {
   const strategy = promotionInto(pipeline, environment)?.strategy;
-  if (strategy?.type === 'pull-request') return strategy;
+  if (strategy !== undefined) return strategy;
+  // The model refuses such a pipeline; a stored definition from elsewhere might not.
   throw new PromoterError(
-    'UNSUPPORTED_PROVIDER',
-    `pipeline ${pipelineId(pipeline)}: promotion into ${environment} uses the ${strategy?.type ?? 'no'} strategy; only pull-request is supported yet`,
+    'INVALID_PIPELINE',
+    `pipeline ${pipelineId(pipeline)} has no promotion strategy for ${environment}`,
   );
 };
 

@@ -15,8 +15,11 @@ export const formatPath = (path: readonly PropertyKey[]): string =>
   }, '');
 
 /** One line per issue, each naming the field it is about. */
-export const formatIssues = (issues: readonly z.core.$ZodIssue[], root = ''): string[] =>
+export const formatIssues = (
+  issues: readonly z.core.$ZodIssue[],
+  root: readonly PropertyKey[] = [],
+): string[] =>
   issues.map((issue) => {
-    const path = formatPath([...(root === '' ? [] : [root]), ...issue.path]);
+    const path = formatPath([...root, ...issue.path]);
     return path === '' ? issue.message : `${path}: ${issue.message}`;
   });

@@ -1,6 +1,7 @@
 import { type DecisionSettings, decide } from './decision.ts';
 import { errorMessage, isPromoterError } from './errors.ts';
 import { fluxEventSchema } from './flux-event.ts';
+import { decodePathSegment } from './http-url.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric, WebhookOutcome } from './metric-names.ts';
 import { type Pipeline, pipelineId, webhookSecretFor } from './pipeline.ts';
@@ -59,19 +60,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const PATH = /^\/promotion\/([^/]+)\/([^/]+)\/([^/]+)\/?$/;
 
-const decodeSegment = (segment: string): string | undefined => {
-  try {
-    const decoded = decodeURIComponent(segment);
-    return decoded === '' ? undefined : decoded;
-  } catch {
-    return undefined;
-  }
-};
-
 const parsePath = (path: string) => {
   const match = PATH.exec(path);
   if (match === null) return undefined;
-  const [namespace, name, environment] = match.slice(1).map((part) => decodeSegment(part ?? ''));
+  const [namespace, name, environment] = match
+    .slice(1)
+    .map((part) => decodePathSegment(part ?? ''));
   if (namespace === undefined || name === undefined || environment === undefined) return undefined;
   return { namespace, name, environment };
 };

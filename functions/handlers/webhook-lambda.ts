@@ -1,34 +1,24 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { handleWebhookRequest, normaliseHeaders } from '../core/webhook.ts';
+import { handleWebhookRequest, MAX_BODY_BYTES, normaliseHeaders } from '../core/webhook.ts';
 import { logger } from '../observability.ts';
 import { createWebhookDependencies } from '../wiring/aws-webhook.ts';
+import { jsonResponse, requestBody, routePath } from './api-gateway-http.ts';
 
 /** API Gateway HTTP API (payload 2.0) → the shared webhook request function. */
 const deps = createWebhookDependencies();
-
-/** `rawPath` without a named stage's prefix (`$default` has none). */
-const routePath = (event: APIGatewayProxyEventV2): string => {
-  const stage = event.requestContext.stage;
-  const prefix = `/${stage}`;
-  return stage !== '$default' && event.rawPath.startsWith(`${prefix}/`)
-    ? event.rawPath.slice(prefix.length)
-    : event.rawPath;
-};
 
 export const handler = async (
   event: APIGatewayProxyEventV2,
 ): Promise<APIGatewayProxyStructuredResultV2> => {
   const started = performance.now();
-  const body =
-    event.body === undefined
-      ? Buffer.alloc(0)
-      : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  const { body, truncated } = requestBody(event, MAX_BODY_BYTES);
   const result = await handleWebhookRequest(
     {
       method: event.requestContext.http.method,
       path: routePath(event),
       headers: normaliseHeaders(event.headers),
       body,
+      bodyTruncated: truncated,
     },
     deps,
   );
@@ -40,9 +30,5 @@ export const handler = async (
     revision: result.revision,
     latencyMs: Math.round(performance.now() - started),
   });
-  return {
-    statusCode: result.status,
-    headers: { 'content-type': 'application/json', ...result.headers },
-    body: JSON.stringify(result.body),
-  };
+  return jsonResponse(result.status, result.body, result.headers);
 };

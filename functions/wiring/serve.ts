@@ -26,6 +26,8 @@ export interface ServeSettings {
   readonly retryDelayMs?: (attempt: number) => number;
   /** Options for the GitHub client (tests shorten its retry waits). */
   readonly github?: Parameters<typeof createOctokitPullRequests>[0];
+  /** False: jobs stay queued (the webhook benchmark measures the webhook alone). */
+  readonly runWorker?: boolean;
 }
 
 export interface ServeApp {
@@ -83,10 +85,12 @@ export const createServeApp = async (
     ),
     pullRequests: createOctokitPullRequests(settings.github),
   };
-  queue.process(async (job) => {
-    const outcome = await runPromotion(job, promotion);
-    logger.info('promotion finished', { jobId: job.id, ...outcome });
-  });
+  if (settings.runWorker !== false) {
+    queue.process(async (job) => {
+      const outcome = await runPromotion(job, promotion);
+      logger.info('promotion finished', { jobId: job.id, ...outcome });
+    });
+  }
   return {
     webhook: {
       ...common,

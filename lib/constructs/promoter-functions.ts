@@ -66,11 +66,14 @@ export interface PromoterFunctionsProps {
 
 /**
  * The three functions and, next to each, exactly the access it needs:
- * - webhook: `sqs:SendMessage` on the job queue; item reads and writes on the table;
- *   `secretsmanager:GetSecretValue` on the secret prefix (the pipelines' HMAC keys).
- * - worker: consumes the job queue (event source mapping, partial batch failures); item reads
- *   and writes on the table; `secretsmanager:GetSecretValue` on the prefix (GitHub tokens).
- * - pipelines API: definition reads, writes, listing and deletion on the table.
+ * - webhook: `sqs:SendMessage` on the job queue; GetItem and PutItem on the table (read the
+ *   pipeline, record the deployment); `secretsmanager:GetSecretValue` on the secret prefix (the
+ *   pipelines' HMAC keys).
+ * - worker: consumes the job queue (event source mapping, partial batch failures); GetItem and
+ *   PutItem on the table (pipeline and promotion record); `secretsmanager:GetSecretValue` on the
+ *   prefix (GitHub tokens).
+ * - pipelines API: GetItem, Scan, PutItem and DeleteItem (definitions) and Query (a pipeline's
+ *   deployments and promotions, for the status) on the table.
  */
 export class PromoterFunctions extends Construct {
   public readonly webhook: NodejsFunction;
@@ -132,7 +135,7 @@ export class PromoterFunctions extends Construct {
     this.webhook = webhook.function;
     this.webhookLogGroup = webhook.logGroup;
     props.queue.queue.grant(webhook.role, 'sqs:SendMessage');
-    props.table.grant(webhook.role, TableAccess.readWriteItems);
+    props.table.grant(webhook.role, TableAccess.webhook);
     webhook.role.addToPrincipalPolicy(readSecrets);
     Validations.of(webhook.role).acknowledge(secretsAcknowledgement);
 
@@ -173,7 +176,7 @@ export class PromoterFunctions extends Construct {
         : { maxConcurrency: props.workerMaxConcurrency }),
     });
     this.worker.addEventSource(this.workerEventSource);
-    props.table.grant(worker.role, TableAccess.readWriteItems);
+    props.table.grant(worker.role, TableAccess.worker);
     worker.role.addToPrincipalPolicy(readSecrets);
     Validations.of(worker.role).acknowledge(secretsAcknowledgement);
     Validations.of(this.worker).acknowledge({
@@ -194,6 +197,6 @@ export class PromoterFunctions extends Construct {
     });
     this.pipelinesApi = pipelinesApi.function;
     this.pipelinesApiLogGroup = pipelinesApi.logGroup;
-    props.table.grant(pipelinesApi.role, TableAccess.manageDefinitions);
+    props.table.grant(pipelinesApi.role, TableAccess.pipelinesApi);
   }
 }

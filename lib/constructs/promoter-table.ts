@@ -12,12 +12,22 @@ export interface PromoterTableProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
-/** The DynamoDB actions each kind of reader or writer of the table needs, and no more. */
+/**
+ * The DynamoDB actions each function needs, and no more (see the adapters' commands):
+ * DynamoDbPipelineStore `get` is GetItem, `list` Scan, `put` PutItem, `delete` DeleteItem;
+ * DynamoDbPromotionStateStore `getPromotion` is GetItem, `putPromotion` and `recordDeployment`
+ * PutItem, `listDeployments` and `listPromotions` Query. Nothing uses UpdateItem or BatchWriteItem.
+ */
 export const TableAccess = {
-  /** Webhook and worker: read a pipeline's items, record deployments and promotions. */
-  readWriteItems: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  /** Pipelines API (sync): the above, plus listing definitions (Scan) and deleting them. */
-  manageDefinitions: [
+  /** Webhook: reads the pipeline (GetItem), records the deployment (PutItem). */
+  webhook: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+  /** Worker: reads the pipeline and the promotion record (GetItem), records the outcome (PutItem). */
+  worker: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+  /**
+   * Pipelines API: sync reads, lists (Scan), writes and deletes definitions; the status lists a
+   * pipeline's deployments and promotions (Query).
+   */
+  pipelinesApi: [
     'dynamodb:GetItem',
     'dynamodb:Query',
     'dynamodb:Scan',
@@ -41,7 +51,8 @@ export const TableAccess = {
  * Items of one pipeline's partition, `pk = PIPELINE#{ns}/{name}`:
  * - `sk = DEFINITION`: the normalised pipeline definition (written by `PUT /pipelines`).
  * - `sk = DEPLOYMENT#{env}`: the latest deployment seen in `{env}` (written by the webhook).
- * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its state (webhook, worker).
+ * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its outcome (written by the
+ *   worker when a job ends; `queued` is never stored, the status API derives it).
  *
  * Everything about one pipeline is one Query away; listing pipelines is a Scan filtered on
  * `sk = DEFINITION` (a few items per pipeline). On-demand billing, point-in-time recovery,

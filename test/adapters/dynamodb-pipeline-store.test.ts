@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   DynamoDbPipelineStore,
   pipelineContentHash,
 } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { createDocumentClient, tableDefinition } from '../../functions/adapters/dynamodb-table.ts';
+import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import type { Pipeline } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import type { Clock } from '../../functions/core/ports.ts';
+import { createTestTable } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
@@ -43,12 +44,8 @@ describe('DynamoDbPipelineStore (moto)', () => {
   });
   afterAll(() => client.destroy());
 
-  /** A fresh table per test, created as the stack creates it (pk/sk, PAY_PER_REQUEST). */
-  const createTable = async (): Promise<string> => {
-    const tableName = `pipeline-promoter-${randomUUID()}`;
-    await client.send(new CreateTableCommand(tableDefinition(tableName)));
-    return tableName;
-  };
+  /** A fresh table per test, created as the stack creates it (pk/sk, PAY_PER_REQUEST, TTL). */
+  const createTable = (): Promise<string> => createTestTable(client);
 
   it('puts, gets and lists the fixture pipelines unchanged by the round trip', async () => {
     // Prepare

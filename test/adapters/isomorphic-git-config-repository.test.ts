@@ -285,6 +285,43 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     expect(small).toBeLessThan(whole ?? 0);
   });
 
+  it('follows a base whose history was rewritten upstream', async () => {
+    // Prepare
+    const { name } = await createRepository();
+    const repository = await adapter();
+    await repository.preparePromotionBranch(promotion(name, { revision: '6.4.9' }));
+    const tree = await server.git(name, ['rev-parse', 'main^{tree}']);
+    const rewritten = await server.git(name, ['commit-tree', tree, '-m', 'Squashed history']);
+    await server.git(name, ['update-ref', 'refs/heads/main', rewritten]);
+
+    // Act
+    const result = await repository.preparePromotionBranch(promotion(name));
+
+    // Assess
+    expect(result.status).toBe('pushed');
+    expect(result.baseCommit).toBe(rewritten);
+    expect(await parentsOf(name, BRANCH)).toEqual([rewritten]);
+    expect(await server.readFiles(name, BRANCH)).toEqual(AFTER);
+  });
+
+  it('follows a base reset to a commit older than the one it fetched', async () => {
+    // Prepare
+    const { name, head } = await createRepository();
+    const repository = await adapter();
+    await server.addCommit(name, 'main', { 'notes.txt': 'later\n' });
+    await repository.preparePromotionBranch(promotion(name, { revision: '6.4.9' }));
+    await server.git(name, ['update-ref', 'refs/heads/main', head]);
+
+    // Act
+    const result = await repository.preparePromotionBranch(promotion(name));
+
+    // Assess
+    expect(result.status).toBe('pushed');
+    expect(result.baseCommit).toBe(head);
+    expect(await parentsOf(name, BRANCH)).toEqual([head]);
+    expect(await server.readFiles(name, BRANCH)).toEqual(AFTER);
+  });
+
   it('leaves a cache directory git can read, and a new process resumes from it', async () => {
     // Prepare
     const { name, head } = await createRepository();

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DeleteSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SecretsManagerSecretStore } from '../../functions/adapters/secrets-manager-secret-store.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import type { Clock } from '../../functions/core/ports.ts';
+import { createTestSecret } from '../support/aws-test-resources.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
 /** A clock the test moves by hand. */
@@ -37,9 +38,8 @@ describe('SecretsManagerSecretStore (moto)', () => {
   /** A unique namespace per test, so that tests share the server and nothing else. */
   const uniqueNamespace = (): string => `ns-${randomUUID()}`;
 
-  const createSecret = async (name: string, value: string): Promise<void> => {
-    await client.send(new CreateSecretCommand({ Name: name, SecretString: value }));
-  };
+  const createSecret = (name: string, value: string): Promise<void> =>
+    createTestSecret(client, name, value);
 
   const callsDuring = async (work: () => Promise<unknown>): Promise<number> => {
     const before = getSecretValueCalls;
@@ -141,17 +141,20 @@ describe('SecretsManagerSecretStore (moto)', () => {
     expect(message).toContain('create-secret');
   });
 
-  it('answers invalid JSON with INVALID_SECRET without the secret text, and does not cache it', async () => {
+  it('answers invalid JSON with INVALID_SECRET without the secret text, cached as a failure', async () => {
     // Prepare
     const namespace = uniqueNamespace();
     const leaky = '{"hmac-key": "super-secret-value", oops';
     await createSecret(`pipeline-promoter/${namespace}/broken`, leaky);
-    const store = new SecretsManagerSecretStore(client);
+    const clock = new ManualClock();
+    const store = new SecretsManagerSecretStore(client, { clock });
     const ref = { namespace, name: 'broken' };
 
     // Act
     const error = await store.get(ref).catch((caught: unknown) => caught);
-    const again = await callsDuring(() => store.get(ref).catch(() => undefined));
+    const withinFailureTtl = await callsDuring(() => store.get(ref).catch(() => undefined));
+    clock.advance(5_000);
+    const afterFailureTtl = await callsDuring(() => store.get(ref).catch(() => undefined));
 
     // Assess
     expect(error).toMatchObject({ code: 'INVALID_SECRET', retryable: false });
@@ -159,8 +162,137 @@ describe('SecretsManagerSecretStore (moto)', () => {
     expect(message).toContain(`pipeline-promoter/${namespace}/broken`);
     expect(message).not.toContain('super-secret-value');
     expect(JSON.stringify(data)).not.toContain('super-secret-value');
-    expect(again).toBe(1);
+    expect([withinFailureTtl, afterFailureTtl]).toEqual([0, 1]);
   });
+
+  it('answers a missing secret from memory for 5 s, then asks Secrets Manager again', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    const clock = new ManualClock();
+    const store = new SecretsManagerSecretStore(client, { clock });
+    const ref = { namespace, name: 'late' };
+    const codeOf = (work: Promise<unknown>) =>
+      work.then(
+        () => 'found',
+        (error: unknown) => (error as PromoterError).code,
+      );
+
+    // Act: unsigned requests keep coming; the secret is created within the 5 s.
+    const codes: string[] = [];
+    const first = await callsDuring(async () => {
+      codes.push(await codeOf(store.get(ref)));
+    });
+    await createSecret(`pipeline-promoter/${namespace}/late`, JSON.stringify({ 'hmac-key': 'k' }));
+    const withinFailureTtl = await callsDuring(async () => {
+      for (let request = 0; request < 5; request += 1) {
+        clock.advance(999);
+        codes.push(await codeOf(store.get(ref)));
+      }
+    });
+    clock.advance(5);
+    const afterFailureTtl = await callsDuring(async () => {
+      codes.push(await codeOf(store.get(ref)));
+    });
+
+    // Assess
+    expect([first, withinFailureTtl, afterFailureTtl]).toEqual([1, 0, 1]);
+    expect(codes).toEqual([...Array<string>(6).fill('SECRET_NOT_FOUND'), 'found']);
+  });
+
+  it('does not cache a permanent failure with failureTtlMs 0, nor a transient one', async () => {
+    // Prepare: a missing secret; an unreachable endpoint (one attempt), its requests counted.
+    const namespace = uniqueNamespace();
+    const uncached = new SecretsManagerSecretStore(client, { failureTtlMs: 0 });
+    const unreachable = new SecretsManagerClient({
+      ...awsClientConfig('http://127.0.0.1:9'),
+      maxAttempts: 1,
+    });
+    let unreachableCalls = 0;
+    unreachable.middlewareStack.add(
+      (next) => async (args) => {
+        unreachableCalls += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCalls' },
+    );
+    const transient = new SecretsManagerSecretStore(unreachable);
+    const ref = { namespace, name: 'absent' };
+
+    // Act
+    const permanentCalls = await callsDuring(async () => {
+      await uncached.get(ref).catch(() => undefined);
+      await uncached.get(ref).catch(() => undefined);
+    });
+    const errors = [
+      await transient.get(ref).catch((caught: unknown) => caught),
+      await transient.get(ref).catch((caught: unknown) => caught),
+    ];
+    unreachable.destroy();
+
+    // Assess
+    expect(permanentCalls).toBe(2);
+    expect(errors).toMatchObject([
+      { code: 'SECRET_UNAVAILABLE', retryable: true },
+      { code: 'SECRET_UNAVAILABLE', retryable: true },
+    ]);
+    expect(unreachableCalls).toBe(2);
+  });
+
+  it('answers a secret scheduled for deletion with a permanent error naming it and what to do', async () => {
+    // Prepare
+    const namespace = uniqueNamespace();
+    const id = `pipeline-promoter/${namespace}/deleted`;
+    await createSecret(id, JSON.stringify({ 'hmac-key': 'deleted-key-value' }));
+    await client.send(new DeleteSecretCommand({ SecretId: id, RecoveryWindowInDays: 7 }));
+    const store = new SecretsManagerSecretStore(client);
+
+    // Act
+    const error = await store
+      .get({ namespace, name: 'deleted' })
+      .catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toMatchObject({ code: 'SECRET_UNAVAILABLE', retryable: false });
+    const { message } = error as PromoterError;
+    expect(message).toContain(id);
+    expect(message).toContain('restore-secret');
+    expect(message).toContain('InvalidRequestException');
+    expect(message).not.toContain('deleted-key-value');
+  });
+
+  it.each([
+    ['AccessDeniedException', 'secretsmanager:GetSecretValue'],
+    ['DecryptionFailure', 'KMS key'],
+  ])(
+    'answers %s with a permanent error naming the secret and what to check',
+    async (name, hint) => {
+      // Prepare: moto does not enforce IAM or KMS; the service's error comes from a middleware.
+      const denied = new SecretsManagerClient(awsClientConfig(inject('motoEndpoint')));
+      denied.middlewareStack.add(
+        () => async () => {
+          throw Object.assign(new Error(`the service says ${name}`), { name });
+        },
+        { step: 'finalizeRequest', name: 'serviceError' },
+      );
+      const store = new SecretsManagerSecretStore(denied);
+
+      // Act
+      const error = await store
+        .get({ namespace: 'flux-system', name: 'hmac' })
+        .catch((caught: unknown) => caught);
+      denied.destroy();
+
+      // Assess
+      expect(error).toMatchObject({
+        code: 'SECRET_UNAVAILABLE',
+        retryable: false,
+        data: { secret: 'pipeline-promoter/flux-system/hmac', error: name },
+      });
+      const { message } = error as PromoterError;
+      expect(message).toContain('pipeline-promoter/flux-system/hmac');
+      expect(message).toContain(hint);
+    },
+  );
 
   it('answers a value with a wrong key type with INVALID_SECRET naming the key, not the value', async () => {
     // Prepare

@@ -1,10 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  CreateQueueCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   SqsJobQueue,
@@ -17,6 +12,7 @@ import {
   parsePromotionJob,
   promotionJobId,
 } from '../../functions/core/promotion-job.ts';
+import { createFifoQueue } from '../support/aws-test-resources.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
@@ -50,17 +46,6 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
   });
   afterAll(() => client.destroy());
 
-  const createFifoQueue = async (): Promise<string> => {
-    const response = await client.send(
-      new CreateQueueCommand({
-        QueueName: `promotions-${randomUUID()}.fifo`,
-        Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'false' },
-      }),
-    );
-    if (response.QueueUrl === undefined) throw new Error('moto returned no queue URL');
-    return response.QueueUrl;
-  };
-
   const receiveAll = async (queueUrl: string): Promise<Message[]> => {
     const messages: Message[] = [];
     // FIFO receives may hand out one group per call: read until the queue is dry.
@@ -84,7 +69,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
 
   it('enqueues the same job twice as one message with its group and deduplication ids', async () => {
     // Prepare
-    const queueUrl = await createFifoQueue();
+    const queueUrl = await createFifoQueue(client);
     const queue = new SqsJobQueue(client, queueUrl);
     const job = jobFor('staging', '6.5.4');
 
@@ -105,7 +90,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
 
   it('enqueues jobs for two target environments as two messages in two groups', async () => {
     // Prepare
-    const queueUrl = await createFifoQueue();
+    const queueUrl = await createFifoQueue(client);
     const queue = new SqsJobQueue(client, queueUrl);
     const staging = jobFor('staging', '6.5.4');
     const prod = jobFor('prod', '6.5.3');

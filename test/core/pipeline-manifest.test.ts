@@ -160,6 +160,41 @@ describe('parsePipelineManifests', () => {
     );
   });
 
+  it('names the field inside spec.promotion, in either shape', () => {
+    const shipped = parsePipelineManifests(
+      podinfoYaml.replace(
+        /\n {8}baseBranch: main\n {8}secretRef:\n {10}name: promotion-credentials\n {6}secretRef/,
+        '\n        secretRef:\n          name: promotion-credentials\n      secretRef',
+      ),
+    );
+    const rfc = parsePipelineManifests(
+      readFixture('pipelines/search-rfc-draft.yaml').replace('type: pull-request', 'type: 7'),
+    );
+    expect(shipped.invalid[0]?.errors).toEqual([
+      'spec.promotion.strategy.pull-request.baseBranch: expected a non-empty string',
+    ]);
+    expect(rfc.invalid[0]?.errors).toEqual(['spec.promotion[0].type: expected pull-request']);
+  });
+
+  it('refuses the notification strategy as not supported yet', () => {
+    const text = podinfoYaml.replace(
+      '  promotion:\n    strategy:\n      pull-request:',
+      '  promotion:\n    strategy:\n      notification: {}\n      pull-request:',
+    );
+    expect(parsePipelineManifests(text).invalid[0]?.errors).toContain(
+      'spec.promotion.strategy.notification: the notification strategy is not supported yet: use pull-request',
+    );
+  });
+
+  it('refuses environment names that cannot be part of a branch name or marker', () => {
+    const { invalid } = parsePipelineManifests(
+      podinfoYaml.replace('- name: staging', '- name: "stag ing:x"'),
+    );
+    expect(invalid[0]?.errors[0]).toMatch(
+      /^spec\.environments\[1\]\.name: expected letters, digits/,
+    );
+  });
+
   it('reports YAML syntax errors and duplicate pipelines instead of throwing', () => {
     // Act
     const broken = parsePipelineManifests('a: [1, 2', 'broken.yaml');
@@ -200,6 +235,13 @@ describe('parseGitHubRepositoryUrl', () => {
       owner: 'org',
       repo: 'repo',
     });
+  });
+
+  it('refuses credentials in the URL without repeating them', () => {
+    const message = parseGitHubRepositoryUrl('https://bob:ghp_SECRET@github.com/org/repo');
+    expect(message).toMatch(/without credentials/);
+    expect(message).not.toContain('ghp_SECRET');
+    expect(parseGitHubRepositoryUrl('https://ghp_SECRET@github.com/o')).not.toContain('ghp_SECRET');
   });
 
   it('refuses http:// for hosts other than loopback, and URLs without owner/repo', () => {

@@ -85,7 +85,7 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
     expect(harness.jobs).toHaveLength(1);
   });
 
-  it('header names are case-insensitive once normalised, and the Kustomization group revision is read', async () => {
+  it('reads a Kustomization revision from metadata["<group>/revision"]', async () => {
     const harness = webhookHarness();
     const body = freshEvent('kustomization-reconciliation-succeeded.json');
     const result = await handleWebhookRequest(
@@ -374,6 +374,17 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
       deps,
     );
     expect(result).toMatchObject({ status: 503, outcome: 'unavailable' });
+  });
+});
+
+describe('normaliseHeaders', () => {
+  it('lower-cases header names, so that X-Signature and x-signature are the same header', async () => {
+    const harness = webhookHarness();
+    const body = freshEvent('helmrelease-upgrade-succeeded.json');
+    const headers = normaliseHeaders({ 'X-SIGNATURE': signBody(body, FIXTURE_HMAC_KEY), 'Content-Type': ['application/json'] });
+    expect(headers).toEqual({ 'x-signature': signBody(body, FIXTURE_HMAC_KEY), 'content-type': 'application/json' });
+    const result = await handleWebhookRequest({ method: 'POST', path: PODINFO_DEV, headers, body: Buffer.from(body) }, harness.deps);
+    expect(result.status).toBe(202);
   });
 });
 

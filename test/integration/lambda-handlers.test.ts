@@ -2,14 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
-  CreateTableCommand,
-  DynamoDBClient,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import {
-  CreateQueueCommand,
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
@@ -18,12 +13,13 @@ import {
 import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import {
-  createDocumentClient,
-  TTL_ATTRIBUTE,
-  tableDefinition,
-} from '../../functions/adapters/dynamodb-table.ts';
+import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import { signBody } from '../../functions/core/signature.ts';
+import {
+  createFifoQueue,
+  createTestSecret,
+  createTestTable,
+} from '../support/aws-test-resources.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -52,31 +48,16 @@ beforeAll(async () => {
   await server.createRepository('example-org', 'fleet-prod', before);
 
   sqs = new SQSClient(aws);
-  const queue = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: `jobs-${randomUUID()}.fifo`,
-      Attributes: { FifoQueue: 'true', VisibilityTimeout: '0' },
-    }),
-  );
-  queueUrl = queue.QueueUrl as string;
-  const tableName = `promoter-${randomUUID()}`;
+  queueUrl = await createFifoQueue(sqs, { namePrefix: 'jobs', visibilityTimeoutSeconds: 0 });
   const dynamo = new DynamoDBClient(aws);
-  await dynamo.send(new CreateTableCommand(tableDefinition(tableName)));
-  await dynamo.send(
-    new UpdateTimeToLiveCommand({
-      TableName: tableName,
-      TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
-    }),
-  );
+  const tableName = await createTestTable(dynamo, 'promoter');
   const prefix = `test-${randomUUID()}/`;
   const secrets = new SecretsManagerClient(aws);
   for (const name of ['promotion-credentials', 'prod-promotion-credentials']) {
-    await secrets.send(
-      new CreateSecretCommand({
-        Name: `${prefix}flux-system/${name}`,
-        SecretString: JSON.stringify({ 'hmac-key': FIXTURE_HMAC_KEY, token: server.token }),
-      }),
-    );
+    await createTestSecret(secrets, `${prefix}flux-system/${name}`, {
+      'hmac-key': FIXTURE_HMAC_KEY,
+      token: server.token,
+    });
   }
   const store = new DynamoDbPipelineStore(createDocumentClient(dynamo), tableName);
   await store.put(podinfoPipeline(server));

@@ -1,17 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CachedPipelineStore } from '../../functions/adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import {
-  createDocumentClient,
-  definitionKey,
-  tableDefinition,
-} from '../../functions/adapters/dynamodb-table.ts';
+import { createDocumentClient, definitionKey } from '../../functions/adapters/dynamodb-table.ts';
 import { syncPipelineManifests } from '../../functions/core/pipeline-sync.ts';
 import type { Clock } from '../../functions/core/ports.ts';
+import { createTestTable } from '../support/aws-test-resources.ts';
 import { FIXTURES, readFixture } from '../support/fixtures.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
@@ -43,8 +39,7 @@ describe('pipeline sync on the DynamoDB adapter (moto)', () => {
   afterAll(() => client.destroy());
 
   const freshStore = async (clock: Clock = new ManualClock()) => {
-    const tableName = `pipeline-sync-${randomUUID()}`;
-    await client.send(new CreateTableCommand(tableDefinition(tableName)));
+    const tableName = await createTestTable(client, 'pipeline-sync');
     return { tableName, store: new DynamoDbPipelineStore(documents, tableName, { clock }) };
   };
 

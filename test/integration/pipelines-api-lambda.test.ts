@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type {
   APIGatewayProxyEventV2WithIAMAuthorizer,
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
-import { createDocumentClient, tableDefinition } from '../../functions/adapters/dynamodb-table.ts';
+import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import { ENV } from '../../functions/config.ts';
 import { MAX_SYNC_BODY_BYTES } from '../../functions/core/pipelines-api.ts';
+import { createTestTable } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
@@ -136,8 +137,7 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
 
   beforeAll(async () => {
     client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
-    tableName = `pipelines-api-${randomUUID()}`;
-    await client.send(new CreateTableCommand(tableDefinition(tableName)));
+    tableName = await createTestTable(client, 'pipelines-api');
     handler = await loadHandler(tableName);
   });
   afterAll(() => {

@@ -103,7 +103,7 @@ describe('pull-request promotion against git http-backend and the GitHub stand-i
     ).toBe(1);
   });
 
-  it('the same job twice gives one PR; the second is up-to-date or an update, never a second PR', async () => {
+  it('the same job twice gives one PR: the second run updates it, never opens a second', async () => {
     const { pipeline, prod } = await freshRepositories();
     const harness = await promotionHarness(server, [pipeline]);
     const job = promotionJob(pipeline, 'staging', 'prod', '6.5.0');

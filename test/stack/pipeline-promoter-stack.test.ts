@@ -250,19 +250,23 @@ describe('least privilege', () => {
     // Act
     const webhookSqs = actionsOn(SERVICE_NAMES.webhook, 'sqs:');
     const pipelinesSqs = actionsOn(SERVICE_NAMES.pipelinesApi, 'sqs:');
+    const webhookDynamo = actionsOn(SERVICE_NAMES.webhook, 'dynamodb:');
     const workerDynamo = actionsOn(SERVICE_NAMES.worker, 'dynamodb:');
     const pipelinesDynamo = actionsOn(SERVICE_NAMES.pipelinesApi, 'dynamodb:');
 
-    // Assess
+    // Assess: exactly the commands each function's stores send (GetItem, PutItem, Query, Scan,
+    // DeleteItem), and no UpdateItem, which nothing sends.
     expect(webhookSqs).toEqual(['sqs:SendMessage']);
     expect(pipelinesSqs).toEqual([]);
-    expect(workerDynamo).toEqual([
+    expect(webhookDynamo).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(workerDynamo).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(pipelinesDynamo).toEqual([
+      'dynamodb:DeleteItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:Query',
-      'dynamodb:UpdateItem',
+      'dynamodb:Scan',
     ]);
-    expect(pipelinesDynamo).toContain('dynamodb:Scan');
     for (const service of Object.values(SERVICE_NAMES)) {
       for (const statement of statementsOf(service)) {
         if (actionsOf(statement).some((action) => action.startsWith('dynamodb:'))) {

@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_SECRET_PREFIX,
+  ENV,
+  readPipelinesApiConfig,
+  readWebhookConfig,
+  readWorkerConfig,
+} from '../functions/config.ts';
+import { PromoterError } from '../functions/core/errors.ts';
+
+const QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/pipeline-promoter-jobs.fifo';
+
+/** The least a webhook or worker needs: the table and the queue. */
+const minimal = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  [ENV.tableName]: 'pipeline-promoter',
+  [ENV.queueUrl]: QUEUE_URL,
+  ...extra,
+});
+
+const configError = (read: () => unknown): PromoterError => {
+  try {
+    read();
+  } catch (error) {
+    if (error instanceof PromoterError) return error;
+    throw error;
+  }
+  throw new Error('expected the settings to be refused');
+};
+
+describe('readWebhookConfig', () => {
+  it('fills in the defaults', () => {
+    // Act
+    const config = readWebhookConfig(minimal());
+
+    // Assess
+    expect(config).toEqual({
+      [ENV.tableName]: 'pipeline-promoter',
+      [ENV.queueUrl]: QUEUE_URL,
+      [ENV.secretPrefix]: DEFAULT_SECRET_PREFIX,
+      [ENV.secretTtlSeconds]: 60,
+      [ENV.pipelineCacheSeconds]: 30,
+      [ENV.maxEventAgeSeconds]: 900,
+    });
+    expect(config[ENV.promotingReasons]).toBeUndefined();
+    expect(config[ENV.awsEndpoint]).toBeUndefined();
+  });
+
+  it('reads every setting it is given', () => {
+    // Act
+    const config = readWebhookConfig(
+      minimal({
+        [ENV.secretPrefix]: 'custom/',
+        [ENV.secretTtlSeconds]: '5',
+        [ENV.pipelineCacheSeconds]: '0',
+        [ENV.maxEventAgeSeconds]: '600',
+        [ENV.promotingReasons]: ' UpgradeSucceeded , InstallSucceeded,,',
+        [ENV.awsEndpoint]: 'http://127.0.0.1:5000',
+      }),
+    );
+
+    // Assess
+    expect(config).toMatchObject({
+      [ENV.secretPrefix]: 'custom/',
+      [ENV.secretTtlSeconds]: 5,
+      [ENV.pipelineCacheSeconds]: 0,
+      [ENV.maxEventAgeSeconds]: 600,
+      [ENV.promotingReasons]: ['UpgradeSucceeded', 'InstallSucceeded'],
+      [ENV.awsEndpoint]: 'http://127.0.0.1:5000',
+    });
+  });
+
+  it.each(['', '   ', ' , ,'])(
+    'reads PROMOTER_PROMOTING_REASONS=%j as unset: the default list',
+    (value) => {
+      // Act
+      const config = readWebhookConfig(minimal({ [ENV.promotingReasons]: value }));
+
+      // Assess
+      expect(config[ENV.promotingReasons]).toBeUndefined();
+    },
+  );
+
+  it('refuses a missing table name, naming PROMOTER_TABLE_NAME', () => {
+    // Act
+    const error = configError(() => readWebhookConfig({ [ENV.queueUrl]: QUEUE_URL }));
+
+    // Assess
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain('PROMOTER_TABLE_NAME');
+  });
+
+  it('refuses an empty table name, naming PROMOTER_TABLE_NAME', () => {
+    // Act
+    const error = configError(() => readWebhookConfig(minimal({ [ENV.tableName]: '' })));
+
+    // Assess
+    expect(error.message).toContain('PROMOTER_TABLE_NAME: expected the DynamoDB table name');
+  });
+
+  it.each([
+    [ENV.maxEventAgeSeconds, '1.5'],
+    [ENV.secretTtlSeconds, 'ten'],
+    [ENV.pipelineCacheSeconds, '2.25'],
+  ])('refuses %s=%j, naming the variable', (name, value) => {
+    // Act
+    const error = configError(() => readWebhookConfig(minimal({ [name]: value })));
+
+    // Assess
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain(name);
+  });
+
+  it('refuses seconds below the minimum, naming the variable', () => {
+    // Act
+    const error = configError(() => readWebhookConfig(minimal({ [ENV.maxEventAgeSeconds]: '0' })));
+
+    // Assess
+    expect(error.message).toContain(`${ENV.maxEventAgeSeconds}: expected seconds >= 1`);
+  });
+
+  it('refuses a queue URL that is not a URL, naming PROMOTER_QUEUE_URL', () => {
+    // Act
+    const error = configError(() =>
+      readWebhookConfig(minimal({ [ENV.queueUrl]: 'pipeline-promoter-jobs' })),
+    );
+
+    // Assess
+    expect(error.message).toContain('PROMOTER_QUEUE_URL');
+  });
+});
+
+describe('readWorkerConfig', () => {
+  it('fills in the defaults and reads the git cache directory', () => {
+    // Act
+    const plain = readWorkerConfig(minimal());
+    const cached = readWorkerConfig(minimal({ [ENV.gitCacheDir]: '/tmp/git-cache' }));
+
+    // Assess
+    expect(plain).toEqual({
+      [ENV.tableName]: 'pipeline-promoter',
+      [ENV.queueUrl]: QUEUE_URL,
+      [ENV.secretPrefix]: DEFAULT_SECRET_PREFIX,
+      [ENV.secretTtlSeconds]: 60,
+      [ENV.pipelineCacheSeconds]: 30,
+    });
+    expect(plain[ENV.gitCacheDir]).toBeUndefined();
+    expect(cached[ENV.gitCacheDir]).toBe('/tmp/git-cache');
+  });
+
+  it('refuses a missing table name and queue URL, naming both', () => {
+    // Act
+    const error = configError(() => readWorkerConfig({}));
+
+    // Assess
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain('PROMOTER_TABLE_NAME');
+    expect(error.message).toContain('PROMOTER_QUEUE_URL');
+  });
+
+  it('refuses a non-integer seconds value, naming the variable', () => {
+    // Act
+    const error = configError(() =>
+      readWorkerConfig(minimal({ [ENV.pipelineCacheSeconds]: '0.5' })),
+    );
+
+    // Assess
+    expect(error.message).toContain(`${ENV.pipelineCacheSeconds}: expected whole seconds`);
+  });
+});
+
+describe('readPipelinesApiConfig', () => {
+  it('needs the table name only', () => {
+    // Act
+    const config = readPipelinesApiConfig({ [ENV.tableName]: 'pipeline-promoter' });
+
+    // Assess
+    expect(config[ENV.tableName]).toBe('pipeline-promoter');
+    expect(configError(() => readPipelinesApiConfig({})).message).toContain('PROMOTER_TABLE_NAME');
+  });
+});
