@@ -787,10 +787,11 @@ class RepositoryCache {
   needle: string | undefined;
   /** Bumped when the needle changes: tree summaries of older generations are rebuilt. */
   generation = 0;
-  uploadCapabilities: Set<string> | undefined;
   receiveCapabilities: Set<string> | undefined;
   pendingWrites: Promise<void>[] = [];
   loaded = false;
+  /** False when the directory cannot be written: the cache then lives in memory only. */
+  writable = true;
 
   constructor(
     readonly directory: string,
@@ -869,6 +870,7 @@ class RepositoryCache {
   }
 
   private async writePack(name: string, data: Buffer, objects: IndexedObject[]): Promise<void> {
+    if (!this.writable) return;
     const packDirectory = join(this.directory, 'objects', 'pack');
     const base = join(packDirectory, `pack-${name}`);
     try {
@@ -885,6 +887,7 @@ class RepositoryCache {
 
   /** Records the heads held (the `shallow` file) and the base branch's remote ref. */
   writeRefs(baseBranch: string, head: string): void {
+    if (!this.writable) return;
     const directory = this.directory;
     const files = {
       shallow: `${this.shallow.join('\n')}\n`,
@@ -924,7 +927,12 @@ class RepositoryCache {
     if (this.loaded) return;
     this.loaded = true;
     const fs = this.fs.promises;
-    await git.init({ fs: this.fs, dir: this.directory, bare: true, defaultBranch: 'main' });
+    try {
+      await git.init({ fs: this.fs, dir: this.directory, bare: true, defaultBranch: 'main' });
+    } catch {
+      this.writable = false;
+      return;
+    }
     try {
       const packDirectory = join(this.directory, 'objects', 'pack');
       const names = (await fs.readdir(packDirectory).catch(() => [] as string[]))
@@ -1064,6 +1072,8 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
         if (cache.store.packs.length > this.maxPacks) await cache.reset();
         return await this.promote(cache, remote, request, context);
       } catch (error) {
+        // A bad pack or a missing object: start the next attempt from an empty cache.
+        if (error instanceof ProtocolError) await cache.reset().catch(() => undefined);
         throw toPromoterError(error, context);
       } finally {
         await cache.flush();
@@ -1093,7 +1103,6 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     } else {
       advertisement = await this.discover(remote, 'git-upload-pack');
     }
-    cache.uploadCapabilities = advertisement.capabilities;
 
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const base = advertisement.refs.get(baseRef);

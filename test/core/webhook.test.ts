@@ -6,6 +6,7 @@ import { signBody } from '../../functions/core/signature.ts';
 import {
   handleWebhookRequest,
   MAX_BODY_BYTES,
+  normaliseHeaders,
   type WebhookRequest,
 } from '../../functions/core/webhook.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
