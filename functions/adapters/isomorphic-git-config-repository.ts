@@ -369,12 +369,17 @@ const entryAt = (pack: Buffer, offset: number): RawEntry => {
 
 /** Inflates the zlib stream at `start`; returns the bytes and how much input they took. */
 const inflateAt = (pack: Buffer, start: number, size: number): { data: Buffer; used: number } => {
-  const result = inflateSync(pack.subarray(start), {
-    info: true,
-    // An output buffer of the exact size: small objects then share slabs instead of each
-    // pinning a 16 KiB chunk.
-    chunkSize: Math.max(64, size),
-  }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+  let result: { buffer: Buffer; engine: { bytesWritten: number } };
+  try {
+    result = inflateSync(pack.subarray(start), {
+      info: true,
+      // An output buffer of the exact size: small objects then share slabs instead of each
+      // pinning a 16 KiB chunk.
+      chunkSize: Math.max(64, size),
+    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+  } catch (error) {
+    throw new ProtocolError(`pack entry does not inflate: ${(error as Error).message}`);
+  }
   if (result.buffer.length !== size) throw new ProtocolError('pack entry size mismatch');
   return { data: result.buffer, used: result.engine.bytesWritten };
 };
@@ -592,6 +597,12 @@ const entryHeader = (type: ObjectType, length: number): Buffer => {
   header.push(byte);
   return Buffer.from(header);
 };
+
+/** Whether a pack's bytes match its trailer checksum (and name). */
+const packIsWhole = (data: Buffer, checksum: string): boolean =>
+  data.length >= 32 &&
+  data.toString('hex', data.length - 20) === checksum &&
+  createHash('sha1').update(data.subarray(0, data.length - 20)).digest('hex') === checksum;
 
 /** A pack index, version 2 (what `git index-pack` writes). */
 const writeIndex = (objects: readonly IndexedObject[], packChecksum: string): Buffer => {
@@ -943,7 +954,9 @@ class RepositoryCache {
           fs.readFile(join(packDirectory, `${name}.idx`)),
           fs.readFile(join(packDirectory, `${name}.pack`)),
         ]);
-        this.store.add({ name: name.replace(/^pack-/, ''), data }, readIndex(idx));
+        const checksum = name.replace(/^pack-/, '');
+        if (!packIsWhole(data, checksum)) throw new ProtocolError(`damaged cached ${name}`);
+        this.store.add({ name: checksum, data }, readIndex(idx));
       }
       const shallow = await fs.readFile(join(this.directory, 'shallow'), 'utf8').catch(() => '');
       const held = (text: string): string[] =>
@@ -959,17 +972,17 @@ class RepositoryCache {
   /** Forgets everything, in memory and on disk. */
   async reset(): Promise<void> {
     await this.flush();
-    await this.fs.promises.rm(join(this.directory, 'objects', 'pack'), {
-      recursive: true,
-      force: true,
-    });
-    await this.fs.promises.rm(join(this.directory, 'shallow'), { force: true });
     this.store = new ObjectStore();
     this.shallow = [];
     this.heads = [];
     this.trees.clear();
     this.blobs = new Map();
     this.generation += 1;
+    if (!this.writable) return;
+    const { rm } = this.fs.promises;
+    await rm(join(this.directory, 'objects', 'pack'), { recursive: true, force: true });
+    await rm(join(this.directory, 'shallow'), { force: true });
+    await rm(join(this.directory, 'promoter-heads'), { force: true });
   }
 }
 

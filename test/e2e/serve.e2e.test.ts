@@ -22,6 +22,7 @@ let server: FakeGitHubEnterprise;
 let serve: ChildProcessWithoutNullStreams;
 let url: string;
 const logs: Record<string, unknown>[] = [];
+const REFUSED_TOKEN = 'ghp_refusedToken000000000000000000000000';
 
 const waitFor = async <T>(
   what: string,
@@ -53,16 +54,22 @@ beforeAll(async () => {
   await server.createRepository('example-org', 'fleet', before);
   await server.createRepository('example-org', 'fleet-prod', before);
   const folder = await mkdtemp(join(tmpdir(), 'serve-e2e-'));
-  await writeFile(
-    join(folder, 'pipelines.yaml'),
-    readFixture('pipelines/podinfo.yaml').replaceAll('https://github.com/', `${server.url}/`),
+  const podinfo = readFixture('pipelines/podinfo.yaml').replaceAll(
+    'https://github.com/',
+    `${server.url}/`,
   );
+  // The same pipeline under another name, whose GitHub token the server refuses.
+  const refused = podinfo
+    .replace('name: podinfo\n  namespace', 'name: refused\n  namespace')
+    .replaceAll(/name: (prod-)?promotion-credentials/g, 'name: refused-credentials');
+  await writeFile(join(folder, 'pipelines.yaml'), `${podinfo}\n---\n${refused}`);
   const credentials = { 'hmac-key': FIXTURE_HMAC_KEY, token: server.token };
   await writeFile(
     join(folder, 'secrets.json'),
     JSON.stringify({
       'flux-system/promotion-credentials': credentials,
       'flux-system/prod-promotion-credentials': { token: server.token },
+      'flux-system/refused-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: REFUSED_TOKEN },
     }),
   );
   serve = spawn(
@@ -178,10 +185,20 @@ describe('promoter serve, end to end', () => {
     expect([unsigned.status, big.status]).toEqual([401, 413]);
   });
 
-  it('never logs a secret', () => {
+  it('a refused token fails the promotion permanently, and no secret reaches the log', async () => {
+    // Act
+    const body = freshEvent('helmrelease-upgrade-succeeded.json');
+    const response = await post('/promotion/flux-system/refused/dev', body);
+
+    // Assess
+    expect(response.status).toBe(202);
+    const finished = await waitFor('the refused promotion', () =>
+      logs.find((line) => line.message === 'promotion finished' && line.status === 'failed'),
+    );
+    expect(finished).toMatchObject({ code: 'GIT_AUTH_FAILED' });
     const text = JSON.stringify(logs);
-    expect(text).not.toContain(FIXTURE_HMAC_KEY);
-    expect(text).not.toContain(server.token);
+    for (const secret of [FIXTURE_HMAC_KEY, server.token, REFUSED_TOKEN])
+      expect(text).not.toContain(secret);
   });
 
   it('stops cleanly on Ctrl-C', async () => {
