@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import nodeHttp from 'isomorphic-git/http/node';
 import { IsomorphicGitConfigRepository } from '../functions/adapters/isomorphic-git-config-repository.ts';
 import type { PromotionBranchRequest } from '../functions/core/ports.ts';
 import {
@@ -161,7 +162,13 @@ type ChildTask =
 
 type ChildMessage =
   | { readonly kind: 'upstream' }
-  | { readonly kind: 'done'; readonly ms: number[]; readonly maxRssKiB: number };
+  | {
+      readonly kind: 'done';
+      readonly ms: number[];
+      /** Per promotion: the time spent waiting on git HTTP requests (server and network). */
+      readonly requestMs: number[];
+      readonly maxRssKiB: number;
+    };
 
 const send = (message: ChildMessage): void => {
   process.send?.(message);
@@ -169,6 +176,46 @@ const send = (message: ChildMessage): void => {
 
 const nextMessage = (): Promise<unknown> =>
   new Promise((resolve) => process.once('message', resolve));
+
+/**
+ * isomorphic-git's Node HTTP client, timing each request from its start to the last chunk the
+ * adapter read: the part of a promotion spent waiting on the git server.
+ */
+const timedHttp = (): { http: typeof nodeHttp; spent: () => number } => {
+  let total = 0;
+  return {
+    spent: () => {
+      const spent = total;
+      total = 0;
+      return spent;
+    },
+    http: {
+      async request(request) {
+        const started = performance.now();
+        const response = await nodeHttp.request(request);
+        const body = response.body;
+        if (body === undefined) {
+          total += performance.now() - started;
+          return response;
+        }
+        return {
+          ...response,
+          body: (async function* () {
+            let last = performance.now();
+            try {
+              for await (const chunk of body) {
+                last = performance.now();
+                yield chunk;
+              }
+            } finally {
+              total += last - started;
+            }
+          })(),
+        };
+      },
+    },
+  };
+};
 
 const promoteOnce = async (
   repository: IsomorphicGitConfigRepository,
@@ -183,20 +230,29 @@ const promoteOnce = async (
 };
 
 const runChild = async (task: ChildTask): Promise<void> => {
-  const repository = new IsomorphicGitConfigRepository({ cacheDir: task.cacheDir });
-  if (task.kind === 'cold') {
-    const ms = await promoteOnce(repository, task.job, '2.0.0');
-    send({ kind: 'done', ms: [ms], maxRssKiB: process.resourceUsage().maxRSS });
-    return;
-  }
-  await promoteOnce(repository, task.job, '2.1.0');
+  const timing = timedHttp();
+  const repository = new IsomorphicGitConfigRepository({
+    cacheDir: task.cacheDir,
+    http: timing.http,
+  });
   const ms: number[] = [];
-  for (let run = 1; run <= task.runs; run++) {
-    send({ kind: 'upstream' });
-    await nextMessage();
-    ms.push(await promoteOnce(repository, task.job, `2.1.${run}`));
+  const requestMs: number[] = [];
+  const measure = async (revision: string): Promise<void> => {
+    timing.spent();
+    ms.push(await promoteOnce(repository, task.job, revision));
+    requestMs.push(timing.spent());
+  };
+  if (task.kind === 'cold') {
+    await measure('2.0.0');
+  } else {
+    await promoteOnce(repository, task.job, '2.1.0');
+    for (let run = 1; run <= task.runs; run++) {
+      send({ kind: 'upstream' });
+      await nextMessage();
+      await measure(`2.1.${run}`);
+    }
   }
-  send({ kind: 'done', ms, maxRssKiB: process.resourceUsage().maxRSS });
+  send({ kind: 'done', ms, requestMs, maxRssKiB: process.resourceUsage().maxRSS });
 };
 
 // ───────────────────────────── git CLI baseline ─────────────────────────────
@@ -269,7 +325,7 @@ const median = (values: readonly number[]): number => {
 const spawnChild = (
   task: ChildTask,
   onUpstream: () => Promise<void>,
-): Promise<{ ms: number[]; maxRssKiB: number }> =>
+): Promise<{ ms: number[]; requestMs: number[]; maxRssKiB: number }> =>
   new Promise((resolve, reject) => {
     const child: ChildProcess = fork(
       fileURLToPath(import.meta.url),
@@ -283,7 +339,7 @@ const spawnChild = (
       if (message.kind === 'upstream') {
         onUpstream().then(() => child.send('go'), reject);
       } else {
-        resolve({ ms: message.ms, maxRssKiB: message.maxRssKiB });
+        resolve({ ms: message.ms, requestMs: message.requestMs, maxRssKiB: message.maxRssKiB });
       }
     });
     child.on('error', reject);
@@ -314,6 +370,7 @@ const main = async (): Promise<void> => {
   const prUrl = `http://127.0.0.1:${(pulls.address() as AddressInfo).port}/api/v3/repos/fleet/config/pulls`;
   const scratch = await mkdtemp(join(tmpdir(), 'bench-promotion-'));
   const rows: Row[] = [];
+  const waits: string[] = [];
   const started = performance.now();
 
   try {
@@ -345,6 +402,7 @@ const main = async (): Promise<void> => {
 
       // Cold: alternate the two flows so that both see the same machine.
       const ours: number[] = [];
+      const oursRequests: number[] = [];
       const cli: number[] = [];
       let rss = 0;
       let clone = '';
@@ -352,6 +410,7 @@ const main = async (): Promise<void> => {
         const cacheDir = await mkdtemp(join(scratch, 'cache-'));
         const child = await spawnChild({ kind: 'cold', job, cacheDir }, upstream);
         ours.push(...child.ms);
+        oursRequests.push(...child.requestMs);
         rss = Math.max(rss, child.maxRssKiB);
         await rm(cacheDir, { recursive: true, force: true });
         const baseline = await cliCold(cliJob, '2.0.0');
@@ -399,8 +458,16 @@ const main = async (): Promise<void> => {
         target: '≤ 0.25x',
         met: median(warm.ms) <= 0.25 * median(cliWarmMs),
       });
+      const list = (values: readonly number[]): string =>
+        values.map((ms) => ms.toFixed(0)).join('/');
       console.log(
-        `  cold ours ${ours.map((ms) => ms.toFixed(0)).join('/')} ms, git CLI ${cli.map((ms) => ms.toFixed(0)).join('/')} ms; warm ours ${warm.ms.map((ms) => ms.toFixed(0)).join('/')} ms, git CLI ${cliWarmMs.map((ms) => ms.toFixed(0)).join('/')} ms`,
+        `  cold: ours ${list(ours)} ms (git requests ${list(oursRequests)}), git CLI ${list(cli)} ms`,
+      );
+      console.log(
+        `  warm: ours ${list(warm.ms)} ms (git requests ${list(warm.requestMs)}), git CLI ${list(cliWarmMs)} ms`,
+      );
+      waits.push(
+        `${size.label} files: cold ${median(oursRequests).toFixed(0)} of ${median(ours).toFixed(0)} ms, warm ${median(warm.requestMs).toFixed(0)} of ${median(warm.ms).toFixed(0)} ms`,
       );
     }
   } finally {
@@ -421,6 +488,8 @@ const main = async (): Promise<void> => {
       `| ${row.figure} | ${format(row.ours, row.unit)} | ${baseline} | ${ratio} | ${row.target} | ${row.met ? 'yes' : 'NO'} |`,
     );
   }
+  console.log('\nours, time spent waiting on git HTTP requests (medians):');
+  for (const line of waits) console.log(`  ${line}`);
   console.log(`\nwhole bench: ${((performance.now() - started) / 1000).toFixed(0)} s`);
   if (rows.some((row) => !row.met)) process.exitCode = 1;
 };

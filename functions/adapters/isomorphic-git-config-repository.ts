@@ -602,7 +602,9 @@ const entryHeader = (type: ObjectType, length: number): Buffer => {
 const packIsWhole = (data: Buffer, checksum: string): boolean =>
   data.length >= 32 &&
   data.toString('hex', data.length - 20) === checksum &&
-  createHash('sha1').update(data.subarray(0, data.length - 20)).digest('hex') === checksum;
+  createHash('sha1')
+    .update(data.subarray(0, data.length - 20))
+    .digest('hex') === checksum;
 
 /** A pack index, version 2 (what `git index-pack` writes). */
 const writeIndex = (objects: readonly IndexedObject[], packChecksum: string): Buffer => {

@@ -38,7 +38,7 @@ export interface PipelineRegistry extends PipelineStore {
 }
 
 export interface SecretStore {
-  /** Throws PromoterError SECRET_NOT_FOUND, INVALID_SECRET or SECRET_UNAVAILABLE (retryable). */
+  /** Throws PromoterError SECRET_NOT_FOUND, INVALID_SECRET or SECRET_UNAVAILABLE (`retryable` says which). */
   get(ref: SecretRef): Promise<PipelineSecret>;
 }
 

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -354,6 +354,29 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     const verify = await runGit(directory, ['fsck', '--no-dangling', upstream]);
     expect(verify.stderr).not.toMatch(/error|missing|broken/i);
     expect(verify.code).toBe(0);
+  });
+
+  it('starts from an empty cache when the cached pack is damaged', async () => {
+    // Prepare
+    const { name, head } = await createRepository();
+    const cacheDir = await mkdtemp(join(cacheRoot, 'adapter-'));
+    const first = new IsomorphicGitConfigRepository({ cacheDir });
+    await first.preparePromotionBranch(promotion(name, { revision: '6.4.9' }));
+    const packDirectory = join(first.cacheDirectoryFor(server.repositoryUrl(name)), 'objects/pack');
+    for (const file of await readdir(packDirectory)) {
+      if (file.endsWith('.pack')) await writeFile(join(packDirectory, file), 'PACK garbage');
+    }
+    vi.resetModules();
+    const fresh = await import('../../functions/adapters/isomorphic-git-config-repository.ts');
+
+    // Act
+    const result = await new fresh.IsomorphicGitConfigRepository({
+      cacheDir,
+    }).preparePromotionBranch(promotion(name));
+
+    // Assess
+    expect(result).toMatchObject({ status: 'pushed', baseCommit: head });
+    expect(await server.readFiles(name, BRANCH)).toEqual(AFTER);
   });
 
   it('serialises concurrent promotions of one repository', async () => {

@@ -164,6 +164,28 @@ const sqsEvent = (messages: Message[]): SQSEvent => ({
   })),
 });
 
+interface EmfDocument {
+  readonly _aws: {
+    readonly CloudWatchMetrics: {
+      readonly Namespace: string;
+      readonly Dimensions: string[][];
+      readonly Metrics: { readonly Name: string }[];
+    }[];
+  };
+  readonly [key: string]: unknown;
+}
+
+const metricAndDimensions = (document: EmfDocument) => {
+  const [directive] = document._aws.CloudWatchMetrics;
+  const dimensions = directive?.Dimensions[0] ?? [];
+  expect(directive?.Namespace).toBe('PipelinePromoter');
+  return {
+    metric: directive?.Metrics[0]?.Name,
+    dimensions,
+    values: Object.fromEntries(dimensions.map((name) => [name, document[name]])),
+  };
+};
+
 /** What the SQS event source mapping does: call the handler, delete what did not fail. */
 const runWorker = async (messages: Message[]) => {
   const result = await worker.handler(sqsEvent(messages), context);
@@ -202,18 +224,18 @@ describe('webhook and worker Lambda handlers on moto', () => {
     });
     const emf = stdout.mock.calls
       .map(([line]) => String(line))
-      .filter((line) => line.includes('"CloudWatchMetrics"'));
+      .filter((line) => line.includes('"CloudWatchMetrics"'))
+      .map((line) => JSON.parse(line) as EmfDocument);
     stdout.mockRestore();
-    expect(
-      emf.some(
-        (line) => line.includes('"WebhookRequests":1') && line.includes('"Outcome":"accepted"'),
-      ),
-    ).toBe(true);
-    expect(
-      emf.some(
-        (line) => line.includes('"Deployments":1') && line.includes('"Environment":"staging"'),
-      ),
-    ).toBe(true);
+    // EMF as CloudWatch reads it: exactly the dimensions of DESIGN.md section 9.
+    expect(emf.map(metricAndDimensions)).toEqual([
+      {
+        metric: 'Deployments',
+        dimensions: ['Pipeline', 'Application', 'Environment'],
+        values: { Pipeline: 'flux-system/podinfo', Application: 'podinfo', Environment: 'staging' },
+      },
+      { metric: 'WebhookRequests', dimensions: ['Outcome'], values: { Outcome: 'accepted' } },
+    ]);
     const messages = await receive();
     expect(messages).toHaveLength(1);
     expect(messages[0]?.Attributes?.MessageGroupId).toBe('flux-system/podinfo/prod');
