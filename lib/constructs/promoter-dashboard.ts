@@ -10,11 +10,10 @@ const PERIOD = Duration.minutes(5);
 const PERIOD_SECONDS = PERIOD.toSeconds();
 
 /**
- * A SEARCH over every dimension set of one of the service's metrics. No `{namespace,dims}`
- * schema on purpose: a schema matches one exact dimension set, and Powertools adds its own
- * `service` dimension to every metric (unless the emitter clears it); filtering on the exact
- * namespace and metric name finds the series either way. Each series is one combination of
- * dimension values (Application, Environment, Pipeline, or Outcome), named by `label`.
+ * A SEARCH over every series of one of the service's metrics, by namespace and metric name: new
+ * pipelines and environments appear without a redeploy. Each series is one combination of the
+ * dimension values of DESIGN.md section 9 (Pipeline, Application, Environment, or Outcome),
+ * named by `label`.
  */
 export const searchExpression = (metricName: string, statistic: string): string =>
   `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}"', '${statistic}', ${PERIOD_SECONDS})`;
