@@ -189,9 +189,8 @@ const lambdaBundle = async (): Promise<BenchRow[]> => {
     target: 'node22',
     format: 'esm',
     outfile,
-    banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    },
+    banner: { js: ESM_REQUIRE_BANNER },
+    sourcemap: true,
     logLevel: 'error',
   });
   const size = statSync(outfile).size;

@@ -805,6 +805,7 @@ class RepositoryCache {
   loaded = false;
   /** False when the directory cannot be written: the cache then lives in memory only. */
   writable = true;
+  private writtenShallow = '';
 
   constructor(
     readonly directory: string,
@@ -902,11 +903,13 @@ class RepositoryCache {
   writeRefs(baseBranch: string, head: string): void {
     if (!this.writable) return;
     const directory = this.directory;
-    const files = {
-      shallow: `${this.shallow.join('\n')}\n`,
+    const shallow = `${this.shallow.join('\n')}\n`;
+    const files: Record<string, string> = {
       // Not a git file: the heads a later process names as `have`.
       'promoter-heads': `${this.heads.join('\n')}\n`,
     };
+    if (shallow !== this.writtenShallow) files.shallow = shallow;
+    this.writtenShallow = shallow;
     this.pendingWrites.push(
       (async () => {
         try {
@@ -964,6 +967,7 @@ class RepositoryCache {
       const held = (text: string): string[] =>
         text.split('\n').filter((oid) => /^[0-9a-f]{40}$/.test(oid) && this.store.has(oid));
       this.shallow = held(shallow);
+      this.writtenShallow = `${this.shallow.join('\n')}\n`;
       const heads = join(this.directory, 'promoter-heads');
       this.heads = held(await fs.readFile(heads, 'utf8').catch(() => shallow));
     } catch {
@@ -977,6 +981,7 @@ class RepositoryCache {
     this.store = new ObjectStore();
     this.shallow = [];
     this.heads = [];
+    this.writtenShallow = '';
     this.trees.clear();
     this.blobs = new Map();
     this.generation += 1;

@@ -382,9 +382,18 @@ describe('normaliseHeaders', () => {
   it('lower-cases header names, so that X-Signature and x-signature are the same header', async () => {
     const harness = webhookHarness();
     const body = freshEvent('helmrelease-upgrade-succeeded.json');
-    const headers = normaliseHeaders({ 'X-SIGNATURE': signBody(body, FIXTURE_HMAC_KEY), 'Content-Type': ['application/json'] });
-    expect(headers).toEqual({ 'x-signature': signBody(body, FIXTURE_HMAC_KEY), 'content-type': 'application/json' });
-    const result = await handleWebhookRequest({ method: 'POST', path: PODINFO_DEV, headers, body: Buffer.from(body) }, harness.deps);
+    const headers = normaliseHeaders({
+      'X-SIGNATURE': signBody(body, FIXTURE_HMAC_KEY),
+      'Content-Type': ['application/json'],
+    });
+    expect(headers).toEqual({
+      'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+      'content-type': 'application/json',
+    });
+    const result = await handleWebhookRequest(
+      { method: 'POST', path: PODINFO_DEV, headers, body: Buffer.from(body) },
+      harness.deps,
+    );
     expect(result.status).toBe(202);
   });
 });
