@@ -762,7 +762,8 @@ const commitTree = (content: Buffer): string => {
 
 const identity = (value: string): string => value.replace(/[<>\n\r\0]/g, '').trim();
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a byte order mark stays in the text (and so in the file written back).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The text handed to `edit`: UTF-8, or Latin-1 for bytes that are not (each byte kept). */
 const decode = (bytes: Buffer): { text: string; encoding: 'utf8' | 'latin1' } => {

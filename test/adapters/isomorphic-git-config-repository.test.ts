@@ -48,7 +48,9 @@ afterAll(async () => {
 });
 
 /** A fresh repository on the server holding `files` on main. */
-const createRepository = async (files = BEFORE): Promise<{ name: string; head: string }> => {
+const createRepository = async (
+  files: Readonly<Record<string, string | Buffer>> = BEFORE,
+): Promise<{ name: string; head: string }> => {
   repositories += 1;
   const name = `fleet/config-${repositories}`;
   const head = await server.createRepository(name, files);
@@ -130,6 +132,36 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     expect(await server.resolve(name, 'main')).toBe(head);
     // The server's own consistency check passes on what was pushed.
     expect((await runGit(server.repositoryPath(name), ['fsck', '--strict'])).code).toBe(0);
+  });
+
+  it('keeps every other byte: a byte order mark, CRLF, bytes that are not UTF-8', async () => {
+    // Prepare
+    const marker = '# {"$promotion": "flux-system:podinfo:prod"}';
+    const bom = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from(`kind: HelmRelease\r\nversion: 6.4.0 ${marker}\r\n`),
+    ]);
+    const latin1 = Buffer.concat([
+      Buffer.from('# caf'),
+      Buffer.from([0xe9]),
+      Buffer.from(`\nversion: "6.4.0" ${marker}\n`),
+    ]);
+    const { name } = await createRepository({ 'bom.yaml': bom, 'latin1.yml': latin1 });
+    const repository = await adapter();
+
+    // Act
+    const result = await repository.preparePromotionBranch(promotion(name));
+
+    // Assess
+    expect(result.status).toBe('pushed');
+    const read = async (path: string) =>
+      (await runGit(server.repositoryPath(name), ['cat-file', 'blob', `${BRANCH}:${path}`])).stdout;
+    expect(await read('bom.yaml')).toEqual(
+      Buffer.from(bom.toString('latin1').replace('6.4.0', '6.5.0'), 'latin1'),
+    );
+    expect(await read('latin1.yml')).toEqual(
+      Buffer.from(latin1.toString('latin1').replace('6.4.0', '6.5.0'), 'latin1'),
+    );
   });
 
   it('force-updates the branch to one new commit on the base head on every promotion', async () => {

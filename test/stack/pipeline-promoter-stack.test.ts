@@ -359,7 +359,7 @@ describe('the functions', () => {
     expect(worker.Properties).toMatchObject({
       MemorySize: 1769,
       Timeout: 120,
-      EphemeralStorage: { Size: 2048 },
+      EphemeralStorage: { Size: 1024 },
     });
     expect(workerEnv).toMatchObject({
       [ENV.secretPrefix]: 'pipeline-promoter/',
