@@ -236,5 +236,6 @@ const lambdaBundle = async (): Promise<BenchRow[]> => {
   ];
 };
 
-printTable([await requestFunction(), await serveThroughput(), ...(await lambdaBundle())]);
-process.exit(0);
+const rows = [await requestFunction(), await serveThroughput(), ...(await lambdaBundle())];
+printTable(rows);
+process.exit(rows.some((row) => row.met === false) ? 1 : 0);
