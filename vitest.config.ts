@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // One moto_server (the AWS APIs) per run, provided as inject('motoEndpoint').
-    globalSetup: ['test/support/moto-global-setup.ts'],
+    // A temporary directory for the run (removed after it), and one moto_server (the AWS APIs)
+    // per run, provided as inject('motoEndpoint').
+    globalSetup: ['test/support/temp-dir-global-setup.ts', 'test/support/moto-global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
