@@ -1,18 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import {
   DynamoDbPipelineStore,
   pipelineContentHash,
 } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import type { Pipeline } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import type { Clock } from '../../functions/core/ports.ts';
-import { createTestTable } from '../support/aws-test-resources.ts';
+import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
-import { awsClientConfig } from '../support/moto-server.ts';
 
 const loadFixtures = async (...files: string[]): Promise<Pipeline[]> => {
   const pipelines: Pipeline[] = [];
@@ -35,22 +32,15 @@ class ManualClock implements Clock {
 }
 
 describe('DynamoDbPipelineStore (moto)', () => {
-  let client: DynamoDBClient;
-  let documents: DynamoDBDocumentClient;
-
-  beforeAll(() => {
-    client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
-    documents = createDocumentClient(client);
-  });
-  afterAll(() => client.destroy());
+  const moto = useMotoDynamoDb();
 
   /** A fresh table per test, created as the stack creates it (pk/sk, PAY_PER_REQUEST, TTL). */
-  const createTable = (): Promise<string> => createTestTable(client);
+  const createTable = (): Promise<string> => createTestTable(moto.client);
 
   it('puts, gets and lists the fixture pipelines unchanged by the round trip', async () => {
     // Prepare
     const tableName = await createTable();
-    const store = new DynamoDbPipelineStore(documents, tableName);
+    const store = new DynamoDbPipelineStore(moto.documents, tableName);
     const pipelines = await loadFixtures(
       'podinfo.yaml',
       'search-rfc-draft.yaml',
@@ -82,7 +72,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     // Prepare
     const tableName = await createTable();
     const clock = new ManualClock();
-    const store = new DynamoDbPipelineStore(documents, tableName, { clock });
+    const store = new DynamoDbPipelineStore(moto.documents, tableName, { clock });
     const [pipeline] = await loadFixtures('podinfo.yaml');
     if (pipeline === undefined) throw new Error('fixture missing');
 
@@ -90,7 +80,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     await store.put(pipeline);
 
     // Assess
-    const { Item } = await client.send(
+    const { Item } = await moto.client.send(
       new GetItemCommand({
         TableName: tableName,
         Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
@@ -105,7 +95,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     // Prepare
     const tableName = await createTable();
     const clock = new ManualClock();
-    const store = new DynamoDbPipelineStore(documents, tableName, { clock });
+    const store = new DynamoDbPipelineStore(moto.documents, tableName, { clock });
     const [pipeline] = await loadFixtures('podinfo.yaml');
     if (pipeline === undefined) throw new Error('fixture missing');
     await store.put(pipeline);
@@ -121,7 +111,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     // Act
     clock.advance(60_000);
     const again = await store.put(reordered);
-    const afterUnchanged = await client.send(
+    const afterUnchanged = await moto.client.send(
       new GetItemCommand({
         TableName: tableName,
         Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
@@ -139,7 +129,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
   it('deletes a pipeline and says whether it existed', async () => {
     // Prepare
     const tableName = await createTable();
-    const store = new DynamoDbPipelineStore(documents, tableName);
+    const store = new DynamoDbPipelineStore(moto.documents, tableName);
     const pipelines = await loadFixtures('podinfo.yaml', 'search-rfc-draft.yaml');
     for (const pipeline of pipelines) await store.put(pipeline);
 
@@ -156,7 +146,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
   it('answers an unknown pipeline with undefined and an empty table with no pipelines', async () => {
     // Prepare
     const tableName = await createTable();
-    const store = new DynamoDbPipelineStore(documents, tableName);
+    const store = new DynamoDbPipelineStore(moto.documents, tableName);
 
     // Act
     const missing = await store.get({ namespace: 'flux-system', name: 'nothing' });
@@ -169,7 +159,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
 
   it('fails with STORE_UNAVAILABLE, retryable, when the table does not exist', async () => {
     // Prepare
-    const store = new DynamoDbPipelineStore(documents, `missing-${randomUUID()}`);
+    const store = new DynamoDbPipelineStore(moto.documents, `missing-${randomUUID()}`);
 
     // Act
     const error = await store

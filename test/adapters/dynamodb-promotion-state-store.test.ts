@@ -1,11 +1,8 @@
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
-import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import type { DeploymentRecord } from '../../functions/core/ports.ts';
-import { createTestTable } from '../support/aws-test-resources.ts';
-import { awsClientConfig } from '../support/moto-server.ts';
+import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
@@ -19,26 +16,22 @@ const deployment = (environment: string, eventTimestamp: string): DeploymentReco
 });
 
 describe('DynamoDbPromotionStateStore (moto)', () => {
-  let client: DynamoDBClient;
-  let documents: DynamoDBDocumentClient;
-
-  beforeAll(() => {
-    client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
-    documents = createDocumentClient(client);
-  });
-  afterAll(() => client.destroy());
+  const moto = useMotoDynamoDb();
 
   describePromotionStateStoreContract(
     'DynamoDbPromotionStateStore',
-    async () => new DynamoDbPromotionStateStore(documents, await createTestTable(client)),
+    async () => new DynamoDbPromotionStateStore(moto.documents, await createTestTable(moto.client)),
   );
 
   it('stamps expiresAt (epoch seconds) only when a record TTL is configured', async () => {
     // Prepare
-    const table = await createTestTable(client);
+    const table = await createTestTable(moto.client);
     const clock = { now: () => new Date('2026-11-02T10:00:00Z') };
-    const store = new DynamoDbPromotionStateStore(documents, table, { recordTtlDays: 30, clock });
-    const plain = new DynamoDbPromotionStateStore(documents, table);
+    const store = new DynamoDbPromotionStateStore(moto.documents, table, {
+      recordTtlDays: 30,
+      clock,
+    });
+    const plain = new DynamoDbPromotionStateStore(moto.documents, table);
 
     // Act
     await store.recordDeployment(deployment('dev', '2026-11-02T10:00:00Z'));
@@ -47,7 +40,7 @@ describe('DynamoDbPromotionStateStore (moto)', () => {
     // Assess
     const item = async (sk: string) =>
       (
-        await client.send(
+        await moto.client.send(
           new GetItemCommand({
             TableName: table,
             Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: sk } },
@@ -61,14 +54,14 @@ describe('DynamoDbPromotionStateStore (moto)', () => {
 
   it('stores the event time as epoch milliseconds next to the timestamp', async () => {
     // Prepare
-    const table = await createTestTable(client);
-    const store = new DynamoDbPromotionStateStore(documents, table);
+    const table = await createTestTable(moto.client);
+    const store = new DynamoDbPromotionStateStore(moto.documents, table);
 
     // Act
     await store.recordDeployment(deployment('dev', '2026-11-02T12:00:00+02:00'));
 
     // Assess
-    const { Item } = await client.send(
+    const { Item } = await moto.client.send(
       new GetItemCommand({
         TableName: table,
         Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEPLOYMENT#dev' } },

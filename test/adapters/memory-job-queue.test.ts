@@ -2,30 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryJobQueue } from '../../functions/adapters/memory-job-queue.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
-import { type PromotionJob, promotionJobId } from '../../functions/core/promotion-job.ts';
-
-const pipeline = { namespace: 'flux-system', name: 'podinfo' };
-
-const jobFor = (to: string, revision: string): PromotionJob => ({
-  version: 1,
-  id: promotionJobId(pipeline, to, revision),
-  pipeline,
-  from: to === 'staging' ? 'dev' : 'staging',
-  to,
-  revision,
-  event: {
-    timestamp: '2026-11-02T10:00:00Z',
-    reason: 'UpgradeSucceeded',
-    message: 'Helm upgrade succeeded',
-    involvedObject: {
-      kind: 'HelmRelease',
-      namespace: 'podinfo-dev',
-      name: 'podinfo',
-      apiVersion: 'helm.toolkit.fluxcd.io/v2',
-    },
-  },
-  receivedAt: '2026-11-02T10:00:01Z',
-});
+import { testJob } from '../support/jobs.ts';
 
 const transient = () =>
   new PromoterError('GITHUB_UNAVAILABLE', 'GitHub answered 502', { retryable: true });
@@ -42,7 +19,7 @@ describe('MemoryJobQueue', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.parse('2026-11-02T10:00:00Z'));
     const queue = new MemoryJobQueue({ logger: silentLogger, deduplicationWindowMs: 60_000 });
-    const job = jobFor('staging', '6.5.4');
+    const job = testJob('staging', '6.5.4');
     const processed: string[] = [];
 
     // Act
@@ -79,7 +56,7 @@ describe('MemoryJobQueue', () => {
       running -= 1;
     });
     for (const revision of ['6.5.1', '6.5.2', '6.5.3', '6.5.4']) {
-      await queue.enqueue(jobFor('staging', revision));
+      await queue.enqueue(testJob('staging', revision));
     }
     await queue.drain();
 
@@ -106,8 +83,8 @@ describe('MemoryJobQueue', () => {
       }
       stagingSaw = await Promise.race([prodStart, tick(2_000).then(() => 'timed out')]);
     });
-    await queue.enqueue(jobFor('staging', '6.5.4'));
-    await queue.enqueue(jobFor('prod', '6.5.3'));
+    await queue.enqueue(testJob('staging', '6.5.4'));
+    await queue.enqueue(testJob('prod', '6.5.3'));
     await queue.drain();
 
     // Assess
@@ -128,7 +105,7 @@ describe('MemoryJobQueue', () => {
       attempts += 1;
       if (attempts < 3) throw transient();
     });
-    await queue.enqueue(jobFor('staging', '6.5.4'));
+    await queue.enqueue(testJob('staging', '6.5.4'));
     await vi.advanceTimersByTimeAsync(0);
     attemptsSeen.push(attempts);
     await vi.advanceTimersByTimeAsync(999);
@@ -152,7 +129,7 @@ describe('MemoryJobQueue', () => {
     // Prepare
     const retryDelayMs = vi.fn(() => 0);
     const queue = new MemoryJobQueue({ logger: silentLogger, retryDelayMs });
-    const broken = jobFor('staging', '6.5.3');
+    const broken = testJob('staging', '6.5.3');
     const processed: string[] = [];
 
     // Act
@@ -166,7 +143,7 @@ describe('MemoryJobQueue', () => {
       }
     });
     await queue.enqueue(broken);
-    await queue.enqueue(jobFor('staging', '6.5.4'));
+    await queue.enqueue(testJob('staging', '6.5.4'));
     await queue.drain();
 
     // Assess
@@ -184,7 +161,7 @@ describe('MemoryJobQueue', () => {
       maxAttempts: 3,
       retryDelayMs: () => 0,
     });
-    const job = jobFor('staging', '6.5.4');
+    const job = testJob('staging', '6.5.4');
     let attempts = 0;
 
     // Act
@@ -205,9 +182,9 @@ describe('MemoryJobQueue', () => {
     // Prepare: jobs queued before processing starts, one of which queues another.
     const queue = new MemoryJobQueue({ logger: silentLogger });
     const processed: string[] = [];
-    await queue.enqueue(jobFor('staging', '6.5.4'));
-    await queue.enqueue(jobFor('staging', '6.5.5'));
-    await queue.enqueue(jobFor('qa', '6.5.4'));
+    await queue.enqueue(testJob('staging', '6.5.4'));
+    await queue.enqueue(testJob('staging', '6.5.5'));
+    await queue.enqueue(testJob('qa', '6.5.4'));
     const queuedBeforeProcessing = queue.pending().length;
     const idle = new MemoryJobQueue({ logger: silentLogger });
 
@@ -215,7 +192,7 @@ describe('MemoryJobQueue', () => {
     queue.process(async (job) => {
       await tick(5);
       processed.push(`${job.to}@${job.revision}`);
-      if (job.to === 'qa') await queue.enqueue(jobFor('prod', job.revision));
+      if (job.to === 'qa') await queue.enqueue(testJob('prod', job.revision));
     });
     await queue.drain();
     await idle.drain();

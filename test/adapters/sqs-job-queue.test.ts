@@ -7,36 +7,10 @@ import {
   sqsSafeId,
 } from '../../functions/adapters/sqs-job-queue.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
-import {
-  type PromotionJob,
-  parsePromotionJob,
-  promotionJobId,
-} from '../../functions/core/promotion-job.ts';
+import { parsePromotionJob } from '../../functions/core/promotion-job.ts';
 import { createFifoQueue } from '../support/aws-test-resources.ts';
+import { testJob } from '../support/jobs.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
-
-const pipeline = { namespace: 'flux-system', name: 'podinfo' };
-
-const jobFor = (to: string, revision: string): PromotionJob => ({
-  version: 1,
-  id: promotionJobId(pipeline, to, revision),
-  pipeline,
-  from: to === 'staging' ? 'dev' : 'staging',
-  to,
-  revision,
-  event: {
-    timestamp: '2026-11-02T10:00:00Z',
-    reason: 'UpgradeSucceeded',
-    message: 'Helm upgrade succeeded',
-    involvedObject: {
-      kind: 'HelmRelease',
-      namespace: 'podinfo-dev',
-      name: 'podinfo',
-      apiVersion: 'helm.toolkit.fluxcd.io/v2',
-    },
-  },
-  receivedAt: '2026-11-02T10:00:01Z',
-});
 
 describe('SqsJobQueue on a FIFO queue (moto)', () => {
   let client: SQSClient;
@@ -71,7 +45,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
     // Prepare
     const queueUrl = await createFifoQueue(client);
     const queue = new SqsJobQueue(client, queueUrl);
-    const job = jobFor('staging', '6.5.4');
+    const job = testJob('staging', '6.5.4');
 
     // Act
     await queue.enqueue(job);
@@ -92,8 +66,8 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
     // Prepare
     const queueUrl = await createFifoQueue(client);
     const queue = new SqsJobQueue(client, queueUrl);
-    const staging = jobFor('staging', '6.5.4');
-    const prod = jobFor('prod', '6.5.3');
+    const staging = testJob('staging', '6.5.4');
+    const prod = testJob('prod', '6.5.3');
 
     // Act
     await queue.enqueue(staging);
@@ -120,7 +94,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
 
     // Act
     const error = await queue
-      .enqueue(jobFor('staging', '6.5.4'))
+      .enqueue(testJob('staging', '6.5.4'))
       .catch((caught: unknown) => caught);
 
     // Assess
@@ -139,7 +113,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
 
     // Act
     const error = await queue
-      .enqueue(jobFor('staging', '6.5.4'))
+      .enqueue(testJob('staging', '6.5.4'))
       .catch((caught: unknown) => caught);
     unreachable.destroy();
 
@@ -150,7 +124,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
   it('refuses an invalid job with INVALID_JOB before sending it', async () => {
     // Prepare
     const queue = new SqsJobQueue(client, 'http://127.0.0.1:9/unused.fifo');
-    const invalid = { ...jobFor('staging', '6.5.4'), revision: '' };
+    const invalid = testJob('staging', '6.5.4', { revision: '' });
 
     // Act
     const error = await queue.enqueue(invalid).catch((caught: unknown) => caught);

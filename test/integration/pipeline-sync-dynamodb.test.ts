@@ -1,15 +1,13 @@
 import { readdirSync } from 'node:fs';
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { CachedPipelineStore } from '../../functions/adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { createDocumentClient, definitionKey } from '../../functions/adapters/dynamodb-table.ts';
+import { definitionKey } from '../../functions/adapters/dynamodb-table.ts';
 import { syncPipelineManifests } from '../../functions/core/pipeline-sync.ts';
 import type { Clock } from '../../functions/core/ports.ts';
-import { createTestTable } from '../support/aws-test-resources.ts';
+import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { FIXTURES, readFixture } from '../support/fixtures.ts';
-import { awsClientConfig } from '../support/moto-server.ts';
 
 /** The sync of every shared pipeline fixture into the DynamoDB adapter, on moto. */
 const FIXTURE_FILES = readdirSync(`${FIXTURES}pipelines/`)
@@ -29,22 +27,15 @@ class ManualClock implements Clock {
 }
 
 describe('pipeline sync on the DynamoDB adapter (moto)', () => {
-  let client: DynamoDBClient;
-  let documents: DynamoDBDocumentClient;
-
-  beforeAll(() => {
-    client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
-    documents = createDocumentClient(client);
-  });
-  afterAll(() => client.destroy());
+  const moto = useMotoDynamoDb();
 
   const freshStore = async (clock: Clock = new ManualClock()) => {
-    const tableName = await createTestTable(client, 'pipeline-sync');
-    return { tableName, store: new DynamoDbPipelineStore(documents, tableName, { clock }) };
+    const tableName = await createTestTable(moto.client, 'pipeline-sync');
+    return { tableName, store: new DynamoDbPipelineStore(moto.documents, tableName, { clock }) };
   };
 
   const updatedAt = async (tableName: string, name: string): Promise<string | undefined> => {
-    const response = await client.send(
+    const response = await moto.client.send(
       new GetItemCommand({
         TableName: tableName,
         Key: {

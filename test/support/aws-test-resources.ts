@@ -1,17 +1,56 @@
 import { randomUUID } from 'node:crypto';
 import {
   CreateTableCommand,
-  type DynamoDBClient,
+  DynamoDBClient,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { TTL_ATTRIBUTE, tableDefinition } from '../../functions/adapters/dynamodb-table.ts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, inject } from 'vitest';
+import {
+  createDocumentClient,
+  TTL_ATTRIBUTE,
+  tableDefinition,
+} from '../../functions/adapters/dynamodb-table.ts';
+import { awsClientConfig } from './moto-server.ts';
 
 /**
  * The AWS resources tests create on moto (moto-server.ts), each with a unique name so that tests
  * share the server and nothing else.
  */
+
+export interface MotoDynamoDb {
+  readonly client: DynamoDBClient;
+  /** The document client the adapters take, over `client`. */
+  readonly documents: DynamoDBDocumentClient;
+}
+
+/**
+ * DynamoDB clients on the run's moto server for the enclosing `describe` (or file): created in
+ * a `beforeAll` hook, destroyed in an `afterAll` one. Read the fields in hooks and tests, not
+ * while collecting them.
+ */
+export const useMotoDynamoDb = (): MotoDynamoDb => {
+  let clients: MotoDynamoDb | undefined;
+  const opened = (): MotoDynamoDb => {
+    if (clients === undefined) throw new Error('useMotoDynamoDb: read before its beforeAll ran');
+    return clients;
+  };
+  beforeAll(() => {
+    const client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
+    clients = { client, documents: createDocumentClient(client) };
+  });
+  afterAll(() => clients?.client.destroy());
+  return {
+    get client() {
+      return opened().client;
+    },
+    get documents() {
+      return opened().documents;
+    },
+  };
+};
 
 /** A fresh service table as the stack creates it (pk/sk, on-demand, TTL on `expiresAt`). */
 export const createTestTable = async (

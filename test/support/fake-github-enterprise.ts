@@ -1,10 +1,19 @@
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { GitHubRepository } from '../../functions/core/pipeline.ts';
+import {
+  addCommit,
+  createBareRepository,
+  type FileChanges,
+  type FileTree,
+  mustGit,
+  readFiles,
+  resolveRef,
+  runGit,
+} from './bare-repositories.ts';
 import { type GitHttpBackendOptions, serveGit } from './git-http-backend.ts';
 import { GitHubStandIn } from './github-stand-in.ts';
 
@@ -13,8 +22,8 @@ import { GitHubStandIn } from './github-stand-in.ts';
  * GitHub REST stand-in, every other path is smart-HTTP git (`git http-backend`) over bare
  * repositories in a temporary directory, `{url}/{owner}/{repo}.git`. Git uses Basic auth whose
  * password must be an accepted token (any username, e.g. `x-access-token`); read-only tokens
- * may fetch but not push. Repositories are created and read with the git CLI (fast-import,
- * ls-tree, cat-file --batch): a handful of processes per call, no working trees.
+ * may fetch but not push. Repositories are created and read with the git CLI through
+ * bare-repositories.ts: a handful of processes per call, no working trees.
  */
 
 /** The write token accepted unless `tokens` says otherwise. */
@@ -31,7 +40,7 @@ export interface FakeGitHubEnterpriseOptions {
   readonly rateLimit?: number;
 }
 
-export type RepositoryFiles = Readonly<Record<string, string | Buffer>>;
+export type RepositoryFiles = FileTree;
 
 export interface FakeGitHubEnterprise {
   /** `http://127.0.0.1:{port}` */
@@ -76,100 +85,13 @@ export interface FakeGitHubEnterprise {
     owner: string,
     repo: string,
     branch: string,
-    files: Readonly<Record<string, string | Buffer | null>>,
+    files: FileChanges,
     message?: string,
   ): Promise<string>;
   /** Runs git in the bare repository and returns its trimmed stdout (throws on failure). */
   git(owner: string, repo: string, args: readonly string[]): Promise<string>;
   close(): Promise<void>;
 }
-
-interface GitResult {
-  readonly code: number;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-const AUTHOR = 'Fleet Admin <fleet@example.com>';
-
-const gitEnvironment: NodeJS.ProcessEnv = {
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: tmpdir(),
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_TERMINAL_PROMPT: '0',
-};
-
-const runGit = (
-  cwd: string,
-  args: readonly string[],
-  input?: Buffer | string,
-): Promise<GitResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      'git',
-      ['-c', 'user.name=Fleet Admin', '-c', 'user.email=fleet@example.com', ...args],
-      { cwd, env: gitEnvironment, stdio: 'pipe' },
-    );
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
-
-const mustGit = async (
-  cwd: string,
-  args: readonly string[],
-  input?: Buffer | string,
-): Promise<string> => {
-  const result = await runGit(cwd, args, input);
-  if (result.code !== 0) {
-    throw new Error(`git ${args.join(' ')} failed (${result.code}): ${result.stderr.trim()}`);
-  }
-  return result.stdout.toString('utf8').trim();
-};
-
-const fastImportData = (content: string | Buffer): Buffer[] => {
-  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-  return [Buffer.from(`data ${bytes.length}\n`), bytes, Buffer.from('\n')];
-};
-
-const fastImportPath = (path: string): string => {
-  if (path.includes('\n') || path.startsWith('/') || path === '') {
-    throw new Error(`Unsupported path in a test repository: ${JSON.stringify(path)}`);
-  }
-  return path.startsWith('"') ? JSON.stringify(path) : path;
-};
-
-/** A `git fast-import` stream of one commit on `branch`, on top of `parent` when given. */
-const fastImportCommit = (
-  branch: string,
-  files: Readonly<Record<string, string | Buffer | null>>,
-  message: string,
-  parent: string | undefined,
-): Buffer => {
-  const time = Math.floor(Date.now() / 1000);
-  const parts: Buffer[] = [
-    Buffer.from(`commit refs/heads/${branch}\ncommitter ${AUTHOR} ${time} +0000\n`),
-    ...fastImportData(message),
-  ];
-  if (parent !== undefined) parts.push(Buffer.from(`from ${parent}\n`));
-  for (const [path, content] of Object.entries(files)) {
-    if (content === null) parts.push(Buffer.from(`D ${fastImportPath(path)}\n`));
-    else {
-      parts.push(Buffer.from(`M 100644 inline ${fastImportPath(path)}\n`));
-      parts.push(...fastImportData(content));
-    }
-  }
-  parts.push(Buffer.from('\ndone\n'));
-  return Buffer.concat(parts);
-};
 
 const basicPassword = (request: IncomingMessage): string | undefined => {
   const header = request.headers.authorization;
@@ -187,17 +109,8 @@ export const startFakeGitHubEnterprise = async (
   const repositoryPath = (owner: string, repo: string): string =>
     join(projectRoot, owner, `${repo}.git`);
 
-  const resolveCommit = async (path: string, ref: string): Promise<string | undefined> => {
-    const result = await runGit(path, [
-      'rev-parse',
-      '--verify',
-      '--quiet',
-      `${ref}^{commit}`,
-    ]).catch(() => undefined);
-    return result?.code === 0 ? result.stdout.toString('utf8').trim() : undefined;
-  };
   const branchHead = (owner: string, repo: string, branch: string) =>
-    resolveCommit(repositoryPath(owner, repo), `refs/heads/${branch}`);
+    resolveRef(repositoryPath(owner, repo), `refs/heads/${branch}`);
 
   const standIn = new GitHubStandIn({
     tokens,
@@ -297,53 +210,6 @@ export const startFakeGitHubEnterprise = async (
 
   const cloneUrl = (owner: string, repo: string) => `${url}/${owner}/${repo}.git`;
 
-  const readBranchFiles = async (
-    owner: string,
-    repo: string,
-    branch: string,
-  ): Promise<Record<string, string>> => {
-    const path = repositoryPath(owner, repo);
-    const listing = await runGit(path, [
-      'ls-tree',
-      '-r',
-      '-z',
-      '--full-tree',
-      `refs/heads/${branch}`,
-    ]);
-    if (listing.code !== 0) {
-      throw new Error(`No branch ${branch} in ${owner}/${repo}: ${listing.stderr.trim()}`);
-    }
-    const entries = listing.stdout
-      .toString('utf8')
-      .split('\0')
-      .filter((line) => line !== '')
-      .map((line) => {
-        const tab = line.indexOf('\t');
-        const [, type, oid] = line.slice(0, tab).split(' ');
-        return { path: line.slice(tab + 1), type, oid: oid ?? '' };
-      })
-      .filter((entry) => entry.type === 'blob');
-    const files: Record<string, string> = {};
-    if (entries.length === 0) return files;
-    const batch = await runGit(
-      path,
-      ['cat-file', '--batch'],
-      entries.map((entry) => `${entry.oid}\n`).join(''),
-    );
-    let offset = 0;
-    for (const entry of entries) {
-      const headerEnd = batch.stdout.indexOf(0x0a, offset);
-      const size = Number(
-        batch.stdout.subarray(offset, headerEnd).toString('latin1').split(' ')[2],
-      );
-      files[entry.path] = batch.stdout
-        .subarray(headerEnd + 1, headerEnd + 1 + size)
-        .toString('utf8');
-      offset = headerEnd + 1 + size + 1;
-    }
-    return files;
-  };
-
   return {
     url,
     apiBaseUrl,
@@ -362,36 +228,15 @@ export const startFakeGitHubEnterprise = async (
     repository: (owner, repo) => ({ cloneUrl: cloneUrl(owner, repo), apiBaseUrl, owner, repo }),
     repositoryPath,
     async createRepository(owner, repo, files, branch = 'main') {
-      const path = repositoryPath(owner, repo);
-      await mkdir(dirname(path), { recursive: true });
-      await mustGit(dirname(path), [
-        'init',
-        '--quiet',
-        '--bare',
-        `--initial-branch=${branch}`,
-        path,
-      ]);
-      await mustGit(
-        path,
-        ['fast-import', '--quiet', '--done'],
-        fastImportCommit(branch, files, 'Initial commit', undefined),
-      );
+      const commit = await createBareRepository(repositoryPath(owner, repo), files, { branch });
       standIn.addRepository(owner, repo, { defaultBranch: branch });
-      return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
+      return commit;
     },
-    readBranchFiles,
+    readBranchFiles: (owner, repo, branch) =>
+      readFiles(repositoryPath(owner, repo), `refs/heads/${branch}`),
     branchHead,
-    async commitOnBranch(owner, repo, branch, files, message = 'Upstream change') {
-      const path = repositoryPath(owner, repo);
-      const parent =
-        (await resolveCommit(path, `refs/heads/${branch}`)) ?? (await resolveCommit(path, 'HEAD'));
-      await mustGit(
-        path,
-        ['fast-import', '--quiet', '--done', '--force'],
-        fastImportCommit(branch, files, message, parent),
-      );
-      return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
-    },
+    commitOnBranch: (owner, repo, branch, files, message) =>
+      addCommit(repositoryPath(owner, repo), branch, files, message),
     git: (owner, repo, args) => mustGit(repositoryPath(owner, repo), args),
     async close() {
       server.closeAllConnections();

@@ -1,10 +1,20 @@
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import {
+  addCommit,
+  createBareRepository,
+  type FileChanges,
+  type FileTree,
+  mustGit,
+  readFiles,
+  resolveRef,
+} from './bare-repositories.ts';
 import { type GitHttpBackendOptions, serveGit } from './git-http-backend.ts';
+
+export { type FileTree, type RunResult, runGit } from './bare-repositories.ts';
 
 /**
  * A plain loopback git smart-HTTP server (`git http-backend` behind `serveGit`) over a temporary
@@ -15,8 +25,6 @@ export interface GitServerOptions {
   /** When set, every request must carry these Basic credentials (else 401). */
   readonly credentials?: { readonly username: string; readonly password: string };
 }
-
-export type FileTree = Readonly<Record<string, string | Buffer>>;
 
 export interface GitServer {
   /** `http://127.0.0.1:{port}` */
@@ -39,13 +47,11 @@ export interface GitServer {
     files: FileTree,
     options?: { readonly branch?: string; readonly message?: string; readonly repack?: boolean },
   ): Promise<string>;
-  /** Adds a commit on `branch` that writes `files` (null deletes). Returns the commit id. */
-  addCommit(
-    name: string,
-    branch: string,
-    files: Readonly<Record<string, string | Buffer | null>>,
-    message?: string,
-  ): Promise<string>;
+  /**
+   * Adds a commit on `branch` (started from HEAD when missing) that writes `files` (null
+   * deletes). Returns the commit id.
+   */
+  addCommit(name: string, branch: string, files: FileChanges, message?: string): Promise<string>;
   /** The commit id `ref` names, or undefined when it does not exist. */
   resolve(name: string, ref: string): Promise<string | undefined>;
   /** Every file of `ref` (a branch, or a commit id) as UTF-8 text. */
@@ -54,118 +60,6 @@ export interface GitServer {
   git(name: string, args: readonly string[], input?: Buffer | string): Promise<string>;
   close(): Promise<void>;
 }
-
-export interface RunResult {
-  readonly code: number;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-const gitEnvironment = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: process.env.HOME ?? tmpdir(),
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'Fleet Admin',
-  GIT_AUTHOR_EMAIL: 'fleet@example.com',
-  GIT_COMMITTER_NAME: 'Fleet Admin',
-  GIT_COMMITTER_EMAIL: 'fleet@example.com',
-});
-
-/** Runs git with `args` in `cwd`, feeding `input` (a Buffer, a string, or chunks). */
-export const runGit = (
-  cwd: string,
-  args: readonly string[],
-  input?: Buffer | string | Iterable<Buffer | string>,
-  env: NodeJS.ProcessEnv = {},
-): Promise<RunResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd, env: { ...gitEnvironment(), ...env }, stdio: 'pipe' });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr }));
-    child.stdin.on('error', () => undefined);
-    if (input === undefined) {
-      child.stdin.end();
-    } else if (typeof input === 'string' || Buffer.isBuffer(input)) {
-      child.stdin.end(input);
-    } else {
-      void (async () => {
-        for (const chunk of input) {
-          if (!child.stdin.write(chunk)) {
-            await new Promise<void>((done) => child.stdin.once('drain', () => done()));
-          }
-        }
-        child.stdin.end();
-      })();
-    }
-  });
-
-const mustGit = async (
-  cwd: string,
-  args: readonly string[],
-  input?: Buffer | string | Iterable<Buffer | string>,
-  env?: NodeJS.ProcessEnv,
-): Promise<string> => {
-  const result = await runGit(cwd, args, input, env);
-  if (result.code !== 0) {
-    throw new Error(`git ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  }
-  return result.stdout.toString('utf8').trim();
-};
-
-const data = (content: string | Buffer): Buffer[] => {
-  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
-  return [Buffer.from(`data ${bytes.length}\n`), bytes, Buffer.from('\n')];
-};
-
-const quotePath = (path: string): string =>
-  /^[^"\n\\ ]+$/.test(path) && !path.startsWith('"') ? path : JSON.stringify(path);
-
-/** A `git fast-import` stream of one commit on `branch` (on top of `from` when given). */
-function* fastImportCommit(
-  branch: string,
-  files: Readonly<Record<string, string | Buffer | null>>,
-  message: string,
-  from: string | undefined,
-  time: number,
-): Generator<Buffer> {
-  yield Buffer.from(
-    `commit refs/heads/${branch}\ncommitter Fleet Admin <fleet@example.com> ${time} +0000\n`,
-  );
-  yield* data(message);
-  if (from !== undefined) yield Buffer.from(`from ${from}\n`);
-  const batch: Buffer[] = [];
-  let size = 0;
-  for (const [path, content] of Object.entries(files)) {
-    const chunk =
-      content === null
-        ? [Buffer.from(`D ${quotePath(path)}\n`)]
-        : [Buffer.from(`M 100644 inline ${quotePath(path)}\n`), ...data(content)];
-    for (const part of chunk) {
-      batch.push(part);
-      size += part.length;
-    }
-    if (size > 1 << 20) {
-      yield Buffer.concat(batch);
-      batch.length = 0;
-      size = 0;
-    }
-  }
-  batch.push(Buffer.from('\n'));
-  yield Buffer.concat(batch);
-}
-
-let clock = 1_700_000_000;
-
-// glibc returns memory to the system after each of fast-import's many small frees: on a big
-// import that is most of its time (hundreds of thousands of brk calls). A trim threshold and a
-// top pad make a 60,000-file import take about 2 s instead of 7 s.
-const FAST_IMPORT_ENV = { MALLOC_TRIM_THRESHOLD_: '1073741824', MALLOC_TOP_PAD_: '268435456' };
 
 export const startGitServer = async (options: GitServerOptions = {}): Promise<GitServer> => {
   const projectRoot = await mkdtemp(join(tmpdir(), 'git-server-'));
@@ -203,17 +97,6 @@ export const startGitServer = async (options: GitServerOptions = {}): Promise<Gi
   const url = `http://127.0.0.1:${port}`;
 
   const repositoryPath = (name: string): string => join(projectRoot, `${name}.git`);
-  const git = (name: string, args: readonly string[], input?: Buffer | string) =>
-    mustGit(repositoryPath(name), args, input);
-  const resolve = async (name: string, ref: string): Promise<string | undefined> => {
-    const result = await runGit(repositoryPath(name), [
-      'rev-parse',
-      '--verify',
-      '-q',
-      `${ref}^{commit}`,
-    ]);
-    return result.code === 0 ? result.stdout.toString('utf8').trim() : undefined;
-  };
 
   return {
     url,
@@ -227,76 +110,16 @@ export const startGitServer = async (options: GitServerOptions = {}): Promise<Gi
     },
     repositoryUrl: (name) => `${url}/${name}.git`,
     repositoryPath,
-    git,
-    resolve,
-    async createRepository(name, files, createOptions = {}) {
-      const branch = createOptions.branch ?? 'main';
-      const path = repositoryPath(name);
-      await mkdir(dirname(path), { recursive: true });
-      await mustGit(dirname(path), ['init', '-q', '--bare', '-b', branch, path]);
-      clock += 60;
-      await mustGit(
-        path,
-        ['fast-import', '--quiet', '--done'],
-        [
-          ...fastImportCommit(
-            branch,
-            files,
-            createOptions.message ?? 'Initial fleet',
-            undefined,
-            clock,
-          ),
-          Buffer.from('done\n'),
-        ],
-        FAST_IMPORT_ENV,
-      );
-      await mustGit(path, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);
-      // Pack it as a git host would (deltas computed once, not at every fetch).
-      if (createOptions.repack === true) await mustGit(path, ['repack', '-a', '-d', '-q']);
-      return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
-    },
-    async addCommit(name, branch, files, message = 'Upstream change') {
-      const path = repositoryPath(name);
-      const from = await resolve(name, `refs/heads/${branch}`);
-      clock += 60;
-      await mustGit(
-        path,
-        ['fast-import', '--quiet', '--done', '--force'],
-        [...fastImportCommit(branch, files, message, from, clock), Buffer.from('done\n')],
-        FAST_IMPORT_ENV,
-      );
-      return mustGit(path, ['rev-parse', `refs/heads/${branch}`]);
-    },
-    async readFiles(name, ref) {
-      const path = repositoryPath(name);
-      const listing = (await runGit(path, ['ls-tree', '-r', '-z', ref])).stdout.toString('utf8');
-      const entries = listing
-        .split('\0')
-        .filter((line) => line !== '')
-        .map((line) => {
-          const tab = line.indexOf('\t');
-          const [, , oid] = line.slice(0, tab).split(' ');
-          return { path: line.slice(tab + 1), oid: oid ?? '' };
-        });
-      const batch = await runGit(
-        path,
-        ['cat-file', '--batch'],
-        entries.map((entry) => `${entry.oid}\n`).join(''),
-      );
-      const files: Record<string, string> = {};
-      let offset = 0;
-      for (const entry of entries) {
-        const headerEnd = batch.stdout.indexOf(0x0a, offset);
-        const size = Number(
-          batch.stdout.subarray(offset, headerEnd).toString('latin1').split(' ')[2],
-        );
-        files[entry.path] = batch.stdout
-          .subarray(headerEnd + 1, headerEnd + 1 + size)
-          .toString('utf8');
-        offset = headerEnd + 1 + size + 1;
-      }
-      return files;
-    },
+    git: (name, args, input) => mustGit(repositoryPath(name), args, input),
+    resolve: (name, ref) => resolveRef(repositoryPath(name), ref),
+    createRepository: (name, files, createOptions = {}) =>
+      createBareRepository(repositoryPath(name), files, {
+        ...createOptions,
+        message: createOptions.message ?? 'Initial fleet',
+      }),
+    addCommit: (name, branch, files, message) =>
+      addCommit(repositoryPath(name), branch, files, message),
+    readFiles: (name, ref) => readFiles(repositoryPath(name), ref),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
