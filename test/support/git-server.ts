@@ -3,15 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  addCommit,
-  createBareRepository,
-  type FileChanges,
-  type FileTree,
-  mustGit,
-  readFiles,
-  resolveRef,
-} from './bare-repositories.ts';
+import type { FileChanges, FileTree } from './bare-repositories.ts';
+import * as bare from './bare-repositories.ts';
 import { type GitHttpBackendOptions, serveGit } from './git-http-backend.ts';
 
 export { type FileTree, type RunResult, runGit } from './bare-repositories.ts';
@@ -110,16 +103,16 @@ export const startGitServer = async (options: GitServerOptions = {}): Promise<Gi
     },
     repositoryUrl: (name) => `${url}/${name}.git`,
     repositoryPath,
-    git: (name, args, input) => mustGit(repositoryPath(name), args, input),
-    resolve: (name, ref) => resolveRef(repositoryPath(name), ref),
+    git: (name, args, input) => bare.mustGit(repositoryPath(name), args, input),
+    resolve: (name, ref) => bare.resolveRef(repositoryPath(name), ref),
     createRepository: (name, files, createOptions = {}) =>
-      createBareRepository(repositoryPath(name), files, {
+      bare.createBareRepository(repositoryPath(name), files, {
         ...createOptions,
         message: createOptions.message ?? 'Initial fleet',
       }),
     addCommit: (name, branch, files, message) =>
-      addCommit(repositoryPath(name), branch, files, message),
-    readFiles: (name, ref) => readFiles(repositoryPath(name), ref),
+      bare.addCommit(repositoryPath(name), branch, files, message),
+    readFiles: (name, ref) => bare.readFiles(repositoryPath(name), ref),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
