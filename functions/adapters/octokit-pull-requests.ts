@@ -7,7 +7,7 @@ import {
 import { retry } from '@octokit/plugin-retry';
 import { type ThrottlingOptions, throttling } from '@octokit/plugin-throttling';
 import { PromoterError } from '../core/errors.ts';
-import { refuseInsecureUrl } from '../core/http-url.ts';
+import { refuseInsecureUrl } from '../core/http.ts';
 import type { PullRequestRequest, PullRequestResult, PullRequests } from '../core/ports.ts';
 
 /**

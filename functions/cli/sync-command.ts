@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import * as z from 'zod';
-import { isLoopbackHost, refuseInsecureUrl } from '../core/http-url.ts';
+import { isLoopbackHost, refuseInsecureUrl } from '../core/http.ts';
 import { MAX_SYNC_BODY_BYTES } from '../core/pipelines-api.ts';
 
 export const SYNC_USAGE = `promoter sync -f FILE|- --api URL [--prune] [--region REGION] [--json]

@@ -1,6 +1,6 @@
 import { parseAllDocuments } from 'yaml';
 import * as z from 'zod';
-import { refuseInsecureUrl } from './http-url.ts';
+import { refuseInsecureUrl } from './http.ts';
 import type {
   Environment,
   GitHubRepository,

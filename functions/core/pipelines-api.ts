@@ -1,5 +1,5 @@
 import { errorMessage, isPromoterError } from './errors.ts';
-import { decodePathSegment } from './http-url.ts';
+import { decodePathSegment, type HttpAnswer, type HttpRequest } from './http.ts';
 import type { LogPort } from './logger.ts';
 import { pipelineStatus } from './pipeline-status.ts';
 import { hasNoDocuments, syncPipelineManifests } from './pipeline-sync.ts';
@@ -24,23 +24,12 @@ import type { PipelineRegistry, PipelineStore, PromotionStateStore } from './por
  */
 export const MAX_SYNC_BODY_BYTES = 4 * 1024 * 1024;
 
-export interface PipelinesApiRequest {
-  readonly method: string;
-  /** The path without the query. */
-  readonly path: string;
+export interface PipelinesApiRequest extends HttpRequest {
   /** The raw query string, without `?`. */
   readonly query: string;
-  /** The body bytes (read only for PUT). */
-  readonly body: Uint8Array;
-  /** Set by a shell that stopped reading a body over MAX_SYNC_BODY_BYTES. */
-  readonly bodyTruncated?: boolean;
 }
 
-export interface PipelinesApiResult {
-  readonly status: number;
-  readonly body: Readonly<Record<string, unknown>>;
-  readonly headers?: Readonly<Record<string, string>>;
-}
+export type PipelinesApiResult = HttpAnswer;
 
 export interface PipelinesApiDependencies {
   readonly pipelines: PipelineStore;

@@ -1,7 +1,7 @@
 import { type DecisionSettings, decide } from './decision.ts';
 import { errorMessage, isPromoterError } from './errors.ts';
 import { fluxEventSchema } from './flux-event.ts';
-import { decodePathSegment } from './http-url.ts';
+import { decodePathSegment, type HttpAnswer, type HttpRequest } from './http.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric, WebhookOutcome } from './metric-names.ts';
 import { type Pipeline, pipelineId, webhookSecretFor } from './pipeline.ts';
@@ -24,21 +24,12 @@ import { formatIssues } from './validation.ts';
 export const MAX_BODY_BYTES = 256 * 1024;
 export const SIGNATURE_HEADER = 'x-signature';
 
-export interface WebhookRequest {
-  readonly method: string;
-  readonly path: string;
+export interface WebhookRequest extends HttpRequest {
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
-  /** The raw body bytes, exactly as received. */
-  readonly body: Uint8Array;
-  /** Set by a shell that stopped reading a body over MAX_BODY_BYTES. */
-  readonly bodyTruncated?: boolean;
 }
 
-export interface WebhookResult {
-  readonly status: number;
-  readonly body: Readonly<Record<string, unknown>>;
-  readonly headers?: Readonly<Record<string, string>>;
+export interface WebhookResult extends HttpAnswer {
   readonly outcome: WebhookOutcome;
   readonly pipeline?: string;
   readonly environment?: string;

@@ -1,4 +1,24 @@
 /**
+ * What the core's HTTP request functions (the webhook, the pipelines API) share with the shells
+ * that call them: the request and answer shapes, and URL rules.
+ */
+export interface HttpRequest {
+  readonly method: string;
+  /** The path without the query. */
+  readonly path: string;
+  /** The raw body bytes, exactly as received. */
+  readonly body: Uint8Array;
+  /** Set by a shell that stopped reading a body over the request function's limit. */
+  readonly bodyTruncated?: boolean;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
  * Where plain http:// is acceptable: loopback hosts only (tests, `promoter serve`, a local
  * GitHub Enterprise). Everything that leaves the machine uses https://.
  */
