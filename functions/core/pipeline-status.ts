@@ -1,3 +1,4 @@
+import { isLaterEvent } from './event-order.ts';
 import { type PipelineRef, pipelineId } from './pipeline.ts';
 import {
   type DeploymentRecord,
@@ -66,11 +67,6 @@ export interface PipelineStatusDependencies {
   readonly state: Pick<PromotionStateStore, 'listDeployments' | 'listPromotions'>;
 }
 
-const time = (iso: string): number => {
-  const parsed = Date.parse(iso);
-  return Number.isNaN(parsed) ? 0 : parsed;
-};
-
 const recorded = (record: PromotionRecord): PromotionStatus => ({
   revision: record.revision,
   state: record.state,
@@ -96,7 +92,7 @@ export const promotionStatus = (
     source !== undefined &&
     (record === undefined ||
       (record.revision !== source.revision &&
-        time(source.eventTimestamp) > time(record.eventTimestamp)));
+        isLaterEvent(source.eventTimestamp, record.eventTimestamp)));
   if (!pending) return record === undefined ? null : recorded(record);
   return {
     revision: source.revision,
