@@ -233,6 +233,15 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
           request.commit,
           () => this.now(),
         );
+        const pushed = {
+          status: 'pushed',
+          baseCommit: base,
+          commit: oid,
+          changedFiles: [...scanned.changes.keys()],
+        } as const;
+        // The branch already holds this very commit (a redelivered job): nothing to push, and
+        // the advertisement it was read from is the one that gave the base.
+        if (advertisement.refs.get(branchRef) === oid) return pushed;
         await pushCommit(
           remote,
           advertisement,
@@ -244,14 +253,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
         );
         // The base must not have moved while we worked: else start again on its new head.
         advertisement = await discover(remote, 'git-upload-pack');
-        if (advertisement.refs.get(baseRef) === base) {
-          return {
-            status: 'pushed',
-            baseCommit: base,
-            commit: oid,
-            changedFiles: [...scanned.changes.keys()],
-          };
-        }
+        if (advertisement.refs.get(baseRef) === base) return pushed;
       } catch (error) {
         if (!(error instanceof RaceError)) throw error;
         advertisement = await discover(remote, 'git-upload-pack');

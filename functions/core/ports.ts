@@ -112,6 +112,11 @@ export interface PromotionBranchRequest {
   readonly commit: {
     readonly message: string;
     readonly author: { readonly name: string; readonly email: string };
+    /**
+     * The commit's time. With it, the commit is a function of its inputs: the same promotion
+     * on the same base is the same commit, and a branch already holding it is not pushed again.
+     */
+    readonly time?: Date;
   };
 }
 

@@ -221,7 +221,12 @@ const promoteByPullRequest = async (
     includePath: isPromotableFile,
     needle,
     edit: (_path, content) => editMarkers(content, target, job.revision),
-    commit: { message: title, author: deps.author ?? DEFAULT_AUTHOR },
+    // Dated by the source deployment: a redelivered or replayed job makes the same commit.
+    commit: {
+      message: title,
+      author: deps.author ?? DEFAULT_AUTHOR,
+      time: new Date(job.event.timestamp),
+    },
   });
   if (result.status === 'unchanged') {
     if (result.markedFiles > 0) return { status: 'up-to-date' };

@@ -134,6 +134,33 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     expect((await runGit(server.repositoryPath(name), ['fsck', '--strict'])).code).toBe(0);
   });
 
+  it('a redelivered promotion (same base, same commit time) finds its commit there and pushes nothing', async () => {
+    // Prepare
+    const { name } = await createRepository();
+    const repository = await adapter();
+    const request = promotion(name);
+    const dated = {
+      ...request,
+      commit: { ...request.commit, time: new Date('2026-11-20T16:01:01Z') },
+    };
+    const first = await repository.preparePromotionBranch(dated);
+    const pushesBefore = server.requests.filter((line) =>
+      line.endsWith('/git-receive-pack'),
+    ).length;
+
+    // Act
+    const second = await (await adapter()).preparePromotionBranch(dated);
+
+    // Assess
+    expect(second).toEqual(first);
+    expect(server.requests.filter((line) => line.endsWith('/git-receive-pack'))).toHaveLength(
+      pushesBefore,
+    );
+    expect(await server.git(name, ['log', '-1', '--format=%ct', BRANCH])).toBe(
+      String(Date.parse('2026-11-20T16:01:01Z') / 1000),
+    );
+  });
+
   it('keeps every other byte: a byte order mark, CRLF, bytes that are not UTF-8', async () => {
     // Prepare
     const marker = '# {"$promotion": "flux-system:podinfo:prod"}';

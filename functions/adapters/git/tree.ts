@@ -137,7 +137,7 @@ export const buildCommit = (
   };
   const tree = rewrite(rootTree, '');
   const { author, message } = commit;
-  const seconds = Math.floor(now().getTime() / 1000);
+  const seconds = Math.floor((commit.time ?? now()).getTime() / 1000);
   const person = `${identity(author.name)} <${identity(author.email)}> ${seconds} +0000`;
   const text = `tree ${tree}\nparent ${base}\nauthor ${person}\ncommitter ${person}\n\n${
     message.endsWith('\n') ? message : `${message}\n`
