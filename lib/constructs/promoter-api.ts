@@ -3,7 +3,8 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   HttpApi,
   HttpMethod,
-  type HttpRoute,
+  HttpRoute,
+  HttpRouteKey,
   HttpStage,
   LogGroupLogDestination,
 } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -59,8 +60,9 @@ const ACCESS_LOG_FIELDS = {
 /**
  * The HTTP API (API Gateway v2, Lambda proxy payload 2.0, the raw body passed through):
  * - `POST /promotion/{ns}/{name}/{env}`: Flux's generic-hmac webhook. No API Gateway
- *   authoriser: the function verifies the HMAC of the raw body before anything else. Any other
- *   method on that path reaches the function too, which answers 405 (the webhook contract).
+ *   authoriser: the function verifies the HMAC of the raw body before anything else.
+ * - `$default`: every other request goes to the webhook function, which answers the contract's
+ *   405 or 404 with a JSON body (API Gateway's own 404 would not be).
  * - `PUT /pipelines` and `GET /pipelines/{ns}/{name}`: the pipeline sync, IAM-authorised
  *   (SigV4; the caller needs `execute-api:Invoke` on them).
  * The `$default` stage has throttling and JSON access logs in their own log group.
@@ -103,11 +105,20 @@ export class PromoterApi extends Construct {
 
     // The integrations add the lambda:InvokeFunction permissions, scoped to this API's routes.
     const webhookIntegration = new HttpLambdaIntegration('Webhook', props.webhook);
-    this.webhookRoutes = this.httpApi.addRoutes({
-      path: ROUTES.promotion,
-      methods: [HttpMethod.POST, HttpMethod.ANY],
-      integration: webhookIntegration,
-    });
+    this.webhookRoutes = [
+      ...this.httpApi.addRoutes({
+        path: ROUTES.promotion,
+        methods: [HttpMethod.POST],
+        integration: webhookIntegration,
+      }),
+      // Every other request (another method on the webhook path, an unknown path) reaches the
+      // webhook function too, for the contract's answers: 405 and 404 with {"error": ...}.
+      new HttpRoute(this, 'DefaultRoute', {
+        httpApi: this.httpApi,
+        routeKey: HttpRouteKey.DEFAULT,
+        integration: webhookIntegration,
+      }),
+    ];
     for (const route of this.webhookRoutes) {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions-APIG4',

@@ -388,7 +388,7 @@ describe('the HTTP API', () => {
     // Assess
     expect(authorisation).toEqual({
       'POST /promotion/{ns}/{name}/{env}': 'NONE',
-      'ANY /promotion/{ns}/{name}/{env}': 'NONE',
+      $default: 'NONE',
       'PUT /pipelines': 'AWS_IAM',
       'GET /pipelines/{ns}/{name}': 'AWS_IAM',
     });
