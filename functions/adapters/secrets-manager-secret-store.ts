@@ -21,8 +21,8 @@ import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
  * - permanent (not retryable), which only an operator can fix:
  *   ResourceNotFoundException is SECRET_NOT_FOUND; AccessDeniedException (the role may not read
  *   the secret or decrypt it), DecryptionFailure (its KMS key cannot decrypt it) and
- *   InvalidRequestException (e.g. the secret is scheduled for deletion) are SECRET_UNAVAILABLE
- *   with `retryable: false`; an unreadable value is INVALID_SECRET.
+ *   InvalidRequestException (e.g. the secret is scheduled for deletion) are SECRET_INACCESSIBLE;
+ *   an unreadable value is INVALID_SECRET.
  * - transient (retryable): throttling, 5xx, network and every other error are SECRET_UNAVAILABLE.
  *
  * A permanent failure is cached for `failureTtlMs` (5 s unless told), so that a stream of
@@ -173,7 +173,7 @@ const secretsManagerError = (error: unknown, id: string): PromoterError => {
   const detail = error instanceof Error && error.message !== '' ? `: ${error.message}` : '';
   const permanent = Object.hasOwn(PERMANENT_FAILURES, name) ? PERMANENT_FAILURES[name] : undefined;
   if (permanent !== undefined) {
-    return new PromoterError('SECRET_UNAVAILABLE', `${permanent(id)} (${name}${detail})`, {
+    return new PromoterError('SECRET_INACCESSIBLE', `${permanent(id)} (${name}${detail})`, {
       retryable: false,
       data: { secret: id, error: name },
       cause: error,

@@ -38,7 +38,10 @@ export interface PipelineRegistry extends PipelineStore {
 }
 
 export interface SecretStore {
-  /** Throws PromoterError SECRET_NOT_FOUND, INVALID_SECRET or SECRET_UNAVAILABLE (`retryable` says which). */
+  /**
+   * Throws PromoterError SECRET_NOT_FOUND, SECRET_INACCESSIBLE, INVALID_SECRET (permanent) or
+   * SECRET_UNAVAILABLE (retryable).
+   */
   get(ref: SecretRef): Promise<PipelineSecret>;
 }
 

@@ -252,7 +252,7 @@ describe('SecretsManagerSecretStore (moto)', () => {
       .catch((caught: unknown) => caught);
 
     // Assess
-    expect(error).toMatchObject({ code: 'SECRET_UNAVAILABLE', retryable: false });
+    expect(error).toMatchObject({ code: 'SECRET_INACCESSIBLE', retryable: false });
     const { message } = error as PromoterError;
     expect(message).toContain(id);
     expect(message).toContain('restore-secret');
@@ -284,7 +284,7 @@ describe('SecretsManagerSecretStore (moto)', () => {
 
       // Assess
       expect(error).toMatchObject({
-        code: 'SECRET_UNAVAILABLE',
+        code: 'SECRET_INACCESSIBLE',
         retryable: false,
         data: { secret: 'pipeline-promoter/flux-system/hmac', error: name },
       });
