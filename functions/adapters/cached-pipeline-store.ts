@@ -1,5 +1,6 @@
 import { type Pipeline, type PipelineRef, pipelineId } from '../core/pipeline.ts';
 import { type Clock, type PipelineStore, systemClock } from '../core/ports.ts';
+import { ReadThroughCache } from './read-through-cache.ts';
 
 /**
  * A read-through cache in front of a PipelineStore, for the webhook and the worker (a burst of
@@ -27,20 +28,10 @@ export interface CachedPipelineStoreOptions {
   readonly clock?: Clock;
 }
 
-interface Entry {
-  readonly pipeline: Pipeline | undefined;
-  readonly expiresAt: number;
-}
-
 export class CachedPipelineStore implements PipelineStore {
   private readonly ttlMs: number;
   private readonly notFoundTtlMs: number;
-  private readonly maxEntries: number;
-  private readonly clock: Clock;
-  private readonly entries = new Map<string, Entry>();
-  private readonly inFlight = new Map<string, Promise<Pipeline | undefined>>();
-  /** Bumped by `invalidate`, so that a read started before it does not fill the cache. */
-  private generation = 0;
+  private readonly cache: ReadThroughCache<Pipeline | undefined>;
 
   constructor(
     private readonly inner: PipelineStore,
@@ -51,49 +42,23 @@ export class CachedPipelineStore implements PipelineStore {
       this.ttlMs,
       Math.max(0, options.notFoundTtlMs ?? DEFAULT_NOT_FOUND_TTL_MS),
     );
-    this.maxEntries = Math.max(1, options.maxEntries ?? DEFAULT_MAX_ENTRIES);
-    this.clock = options.clock ?? systemClock;
+    this.cache = new ReadThroughCache(
+      options.clock ?? systemClock,
+      Math.max(1, options.maxEntries ?? DEFAULT_MAX_ENTRIES),
+    );
   }
 
-  async get(ref: PipelineRef): Promise<Pipeline | undefined> {
-    const id = pipelineId(ref);
-    const cached = this.entries.get(id);
-    if (cached !== undefined) {
-      if (this.clock.now().getTime() < cached.expiresAt) return cached.pipeline;
-      this.entries.delete(id);
-    }
-    const pending = this.inFlight.get(id);
-    if (pending !== undefined) return pending;
-    const read: Promise<Pipeline | undefined> = this.read(id, ref).finally(() => {
-      if (this.inFlight.get(id) === read) this.inFlight.delete(id);
-    });
-    this.inFlight.set(id, read);
-    return read;
+  get(ref: PipelineRef): Promise<Pipeline | undefined> {
+    return this.cache.get(
+      pipelineId(ref),
+      () => this.inner.get(ref),
+      (outcome) =>
+        'error' in outcome ? 0 : outcome.value === undefined ? this.notFoundTtlMs : this.ttlMs,
+    );
   }
 
   /** Forgets one pipeline, or every one. */
   invalidate(ref?: PipelineRef): void {
-    this.generation += 1;
-    if (ref === undefined) {
-      this.entries.clear();
-      this.inFlight.clear();
-    } else {
-      this.entries.delete(pipelineId(ref));
-      this.inFlight.delete(pipelineId(ref));
-    }
-  }
-
-  private async read(id: string, ref: PipelineRef): Promise<Pipeline | undefined> {
-    const generation = this.generation;
-    const pipeline = await this.inner.get(ref);
-    const ttl = pipeline === undefined ? this.notFoundTtlMs : this.ttlMs;
-    if (ttl > 0 && generation === this.generation) {
-      if (this.entries.size >= this.maxEntries) {
-        const oldest = this.entries.keys().next();
-        if (oldest.done !== true) this.entries.delete(oldest.value);
-      }
-      this.entries.set(id, { pipeline, expiresAt: this.clock.now().getTime() + ttl });
-    }
-    return pipeline;
+    this.cache.invalidate(ref === undefined ? undefined : pipelineId(ref));
   }
 }

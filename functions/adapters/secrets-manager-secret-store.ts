@@ -7,6 +7,7 @@ import {
   type SecretRef,
 } from '../core/pipeline-secret.ts';
 import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
+import { ReadThroughCache } from './read-through-cache.ts';
 
 /**
  * The `SecretStore` port on AWS Secrets Manager (DESIGN.md section 4): the secret reference
@@ -42,17 +43,11 @@ export interface SecretsManagerSecretStoreOptions {
   readonly clock?: Clock;
 }
 
-type CacheEntry =
-  | { readonly value: PipelineSecret; readonly expiresAt: number }
-  | { readonly failure: PromoterError; readonly expiresAt: number };
-
 export class SecretsManagerSecretStore implements SecretStore {
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly failureTtlMs: number;
-  private readonly clock: Clock;
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly inFlight = new Map<string, Promise<PipelineSecret>>();
+  private readonly cache: ReadThroughCache<PipelineSecret>;
 
   constructor(
     private readonly client: SecretsManagerClient,
@@ -61,7 +56,7 @@ export class SecretsManagerSecretStore implements SecretStore {
     this.prefix = options.prefix ?? DEFAULT_SECRET_PREFIX;
     this.ttlMs = options.ttlMs ?? DEFAULT_SECRET_TTL_MS;
     this.failureTtlMs = options.failureTtlMs ?? DEFAULT_SECRET_FAILURE_TTL_MS;
-    this.clock = options.clock ?? systemClock;
+    this.cache = new ReadThroughCache(options.clock ?? systemClock);
   }
 
   /** The Secrets Manager secret id (name) behind a reference. */
@@ -69,38 +64,23 @@ export class SecretsManagerSecretStore implements SecretStore {
     return `${this.prefix}${ref.namespace}/${ref.name}`;
   }
 
-  async get(ref: SecretRef): Promise<PipelineSecret> {
+  get(ref: SecretRef): Promise<PipelineSecret> {
     const id = this.secretName(ref);
-    const cached = this.cache.get(id);
-    if (cached !== undefined && this.clock.now().getTime() < cached.expiresAt) {
-      if ('failure' in cached) throw cached.failure;
-      return cached.value;
-    }
-    const pending = this.inFlight.get(id);
-    if (pending !== undefined) return pending;
-    const request = this.fetch(ref, id)
-      .catch((error: unknown) => {
-        this.rememberFailure(id, error);
-        throw error;
-      })
-      .finally(() => this.inFlight.delete(id));
-    this.inFlight.set(id, request);
-    return request;
+    return this.cache.get(
+      id,
+      () => this.fetch(ref, id),
+      (outcome) => {
+        if (!('error' in outcome)) return this.ttlMs;
+        // A permanent failure (missing, inaccessible, invalid) is kept briefly; a transient one
+        // is asked again.
+        return isPromoterError(outcome.error) && !outcome.error.retryable ? this.failureTtlMs : 0;
+      },
+    );
   }
 
   /** Forgets cached values and failures: one secret's, or all of them. */
   invalidate(ref?: SecretRef): void {
-    if (ref === undefined) this.cache.clear();
-    else this.cache.delete(this.secretName(ref));
-  }
-
-  /** Caches a permanent failure (a PromoterError that is not retryable) for `failureTtlMs`. */
-  private rememberFailure(id: string, error: unknown): void {
-    if (this.failureTtlMs <= 0 || !isPromoterError(error) || error.retryable) return;
-    this.cache.set(id, {
-      failure: error,
-      expiresAt: this.clock.now().getTime() + this.failureTtlMs,
-    });
+    this.cache.invalidate(ref === undefined ? undefined : this.secretName(ref));
   }
 
   private async fetch(ref: SecretRef, id: string): Promise<PipelineSecret> {
@@ -132,9 +112,6 @@ export class SecretsManagerSecretStore implements SecretStore {
         });
       }
       throw error;
-    }
-    if (this.ttlMs > 0) {
-      this.cache.set(id, { value, expiresAt: this.clock.now().getTime() + this.ttlMs });
     }
     return value;
   }
