@@ -45,7 +45,7 @@ import {
  *      delivered again, a redeploy of the same revision), the last one wins.
  *
  * A record whose event is strictly older than the stored one's is not written and that is not an
- * error (`tryPutPromotion` and `tryRecordDeployment` resolve false): a late event cannot roll the
+ * error (`putPromotion` and `recordDeployment` resolve false): a late event cannot roll the
  * recorded deployment or promotion back. MemoryPromotionStateStore follows the same rule.
  *
  * An `eventTimestamp` that is not an ISO 8601 date-time is a RangeError (nothing is written).
@@ -82,12 +82,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     this.recordTtlDays = options.recordTtlDays;
   }
 
-  async recordDeployment(record: DeploymentRecord): Promise<void> {
-    await this.tryRecordDeployment(record);
-  }
-
-  /** `recordDeployment` that says whether it wrote: false when a newer deployment is stored. */
-  async tryRecordDeployment(record: DeploymentRecord): Promise<boolean> {
+  async recordDeployment(record: DeploymentRecord): Promise<boolean> {
     const { pipeline, environment } = record;
     const what = `deployment of ${pipeline.namespace}/${pipeline.name} in ${environment}`;
     const time = eventTime(record.eventTimestamp, what);
@@ -139,12 +134,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     return item === undefined ? undefined : decodePromotion(item);
   }
 
-  async putPromotion(record: PromotionRecord): Promise<void> {
-    await this.tryPutPromotion(record);
-  }
-
-  /** `putPromotion` that says whether it wrote: false when the condition kept the stored one. */
-  async tryPutPromotion(record: PromotionRecord): Promise<boolean> {
+  async putPromotion(record: PromotionRecord): Promise<boolean> {
     const { pipeline, environment } = record;
     const what = `promotion of ${pipeline.namespace}/${pipeline.name} into ${environment}`;
     const time = eventTime(record.eventTimestamp, what);

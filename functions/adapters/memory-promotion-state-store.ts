@@ -46,12 +46,7 @@ export class MemoryPromotionStateStore implements PromotionStateStore {
     );
   }
 
-  async recordDeployment(record: DeploymentRecord): Promise<void> {
-    await this.tryRecordDeployment(record);
-  }
-
-  /** `recordDeployment` that says whether it wrote: false when a newer deployment is stored. */
-  async tryRecordDeployment(record: DeploymentRecord): Promise<boolean> {
+  async recordDeployment(record: DeploymentRecord): Promise<boolean> {
     return MemoryPromotionStateStore.putIfNotNewerStored(
       this.deployments,
       record,
@@ -67,12 +62,7 @@ export class MemoryPromotionStateStore implements PromotionStateStore {
     return MemoryPromotionStateStore.of(this.promotions, ref).get(environment);
   }
 
-  async putPromotion(record: PromotionRecord): Promise<void> {
-    await this.tryPutPromotion(record);
-  }
-
-  /** `putPromotion` that says whether it wrote: false when a newer promotion is stored. */
-  async tryPutPromotion(record: PromotionRecord): Promise<boolean> {
+  async putPromotion(record: PromotionRecord): Promise<boolean> {
     return MemoryPromotionStateStore.putIfNotNewerStored(
       this.promotions,
       record,

@@ -83,11 +83,16 @@ export interface PromotionRecord {
   readonly failure?: { readonly code: string; readonly message: string };
 }
 
+/**
+ * Deployments and promotions are written only when no record of their (pipeline, environment)
+ * is stored or the stored one's event is not newer (equal instants: the last write wins), so a
+ * late event never overwrites a later one. The writes answer whether they wrote.
+ */
 export interface PromotionStateStore {
-  recordDeployment(record: DeploymentRecord): Promise<void>;
+  recordDeployment(record: DeploymentRecord): Promise<boolean>;
   listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]>;
   getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined>;
-  putPromotion(record: PromotionRecord): Promise<void>;
+  putPromotion(record: PromotionRecord): Promise<boolean>;
   listPromotions(ref: PipelineRef): Promise<PromotionRecord[]>;
 }
 

@@ -12,10 +12,7 @@ import type {
  * only when none is stored for its (pipeline, environment) or the stored one's event is not
  * newer (equal instants allowed), event times compared as instants, not as text.
  */
-export interface ContractStore extends PromotionStateStore {
-  tryPutPromotion(record: PromotionRecord): Promise<boolean>;
-  tryRecordDeployment(record: DeploymentRecord): Promise<boolean>;
-}
+export type ContractStore = PromotionStateStore;
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
 
@@ -69,7 +66,7 @@ export const describePromotionStateStoreContract = (
       });
 
       // Act
-      const written = [await store.tryPutPromotion(opened), await store.tryPutPromotion(failed)];
+      const written = [await store.putPromotion(opened), await store.putPromotion(failed)];
 
       // Assess
       expect(written).toEqual([true, true]);
@@ -86,7 +83,7 @@ export const describePromotionStateStoreContract = (
       await store.putPromotion(current);
 
       // Act: the late event's job ends superseded, or opened: neither may win.
-      const superseded = await store.tryPutPromotion(
+      const superseded = await store.putPromotion(
         promotion('superseded', '6.5.3', '2026-11-02T10:00:00Z'),
       );
       await store.putPromotion(promotion('opened', '6.5.2', '2026-11-02T09:00:00Z'));
@@ -104,11 +101,11 @@ export const describePromotionStateStoreContract = (
       await store.putPromotion(current);
 
       // Act
-      const older = await store.tryPutPromotion(
+      const older = await store.putPromotion(
         promotion('opened', '6.5.3', '2026-11-02T10:30:00+02:00'),
       );
       const newer = promotion('opened', '6.5.5', '2026-11-02T08:30:00-02:00');
-      const later = await store.tryPutPromotion(newer);
+      const later = await store.putPromotion(newer);
 
       // Assess
       expect([older, later]).toEqual([false, true]);
@@ -131,9 +128,9 @@ export const describePromotionStateStoreContract = (
       });
 
       // Act
-      const first = await store.tryPutPromotion(retried);
+      const first = await store.putPromotion(retried);
       const afterFirst = await store.getPromotion(pipeline, 'staging');
-      const second = await store.tryPutPromotion(sameInstant);
+      const second = await store.putPromotion(sameInstant);
 
       // Assess: fields of the earlier record (its failure) do not linger.
       expect([first, second]).toEqual([true, true]);
@@ -148,7 +145,7 @@ export const describePromotionStateStoreContract = (
       const newer = promotion('opened', '6.5.4', '2026-11-02T10:05:00Z');
 
       // Act
-      const written = await store.tryPutPromotion(newer);
+      const written = await store.putPromotion(newer);
 
       // Assess
       expect(written).toBe(true);
@@ -162,15 +159,13 @@ export const describePromotionStateStoreContract = (
       await store.recordDeployment(deployment('dev', '6.5.4', '2026-11-02T10:05:00Z'));
 
       // Act
-      const late = await store.tryRecordDeployment(
-        deployment('dev', '6.5.2', '2026-11-02T09:00:00Z'),
-      );
-      const lateByOffset = await store.tryRecordDeployment(
+      const late = await store.recordDeployment(deployment('dev', '6.5.2', '2026-11-02T09:00:00Z'));
+      const lateByOffset = await store.recordDeployment(
         deployment('dev', '6.5.1', '2026-11-02T11:00:00+02:00'),
       );
       const afterLate = await store.listDeployments(pipeline);
       const redeploy = deployment('dev', '6.5.4', '2026-11-02T12:05:00+02:00');
-      const equal = await store.tryRecordDeployment({
+      const equal = await store.recordDeployment({
         ...redeploy,
         recordedAt: '2026-11-02T10:31:00.000Z',
       });
