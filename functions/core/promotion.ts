@@ -85,27 +85,82 @@ export const promotionBody = (job: PromotionJob, changedFiles: readonly string[]
   ].join('\n');
 };
 
+const OUTCOME_METRIC: Readonly<Record<PromotionOutcome['status'], string>> = {
+  opened: Metric.PromotionsOpened,
+  updated: Metric.PromotionsUpdated,
+  'up-to-date': Metric.PromotionsUpToDate,
+  superseded: Metric.PromotionsSuperseded,
+  dropped: Metric.PromotionsDropped,
+  failed: Metric.PromotionsFailed,
+};
+
+/** What a metric point of the outcome carries beside the revision and job id. */
+const outcomeMetadata = (outcome: PromotionOutcome): Record<string, string> => {
+  switch (outcome.status) {
+    case 'opened':
+    case 'updated':
+      return { pullRequest: outcome.pullRequest.url };
+    case 'superseded':
+      return { supersededBy: outcome.by };
+    case 'dropped':
+      return { reason: outcome.reason };
+    case 'failed':
+      return { code: outcome.code };
+    default:
+      return {};
+  }
+};
+
+interface Promoted {
+  readonly outcome: PromotionOutcome;
+  /** The app's name once the pipeline is known (the event's object name before). */
+  readonly application: string;
+  /** Set when this run brought a new revision to the pull request. */
+  readonly latencyMs?: number;
+}
+
+/**
+ * Runs one job and ends it in a recorded outcome, counted and logged once. A transient failure
+ * is thrown, for the queue to retry.
+ */
 export const runPromotion = async (
   job: PromotionJob,
   deps: PromotionDependencies,
 ): Promise<PromotionOutcome> => {
-  const id = pipelineId(job.pipeline);
-  const context = { pipeline: id, environment: job.to, revision: job.revision, jobId: job.id };
+  const { outcome, application, latencyMs } = await promote(job, deps);
+  const point = {
+    dimensions: {
+      [Dimension.Pipeline]: pipelineId(job.pipeline),
+      [Dimension.Application]: application,
+      [Dimension.Environment]: job.to,
+    },
+    metadata: { revision: job.revision, jobId: job.id, ...outcomeMetadata(outcome) },
+  };
+  deps.metrics.record({ name: OUTCOME_METRIC[outcome.status], unit: 'Count', value: 1, ...point });
+  if (latencyMs !== undefined) {
+    deps.metrics.record({
+      name: Metric.PromotionLatency,
+      unit: 'Milliseconds',
+      value: latencyMs,
+      ...point,
+    });
+  }
+  const log =
+    outcome.status === 'failed' ? 'error' : outcome.status === 'dropped' ? 'warn' : 'info';
+  deps.logger[log]('promotion finished', {
+    pipeline: pipelineId(job.pipeline),
+    environment: job.to,
+    revision: job.revision,
+    jobId: job.id,
+    ...outcome,
+    ...(latencyMs === undefined ? {} : { latencyMs }),
+  });
+  return outcome;
+};
+
+const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<Promoted> => {
   const eventTimestamp = new Date(job.event.timestamp).toISOString();
   let application = job.event.involvedObject.name;
-  const dimensions = () => ({
-    [Dimension.Pipeline]: id,
-    [Dimension.Application]: application,
-    [Dimension.Environment]: job.to,
-  });
-  const count = (name: string, metadata: Record<string, string> = {}) =>
-    deps.metrics.record({
-      name,
-      unit: 'Count',
-      value: 1,
-      dimensions: dimensions(),
-      metadata: { revision: job.revision, jobId: job.id, ...metadata },
-    });
   const record = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
     deps.state.putPromotion({
       pipeline: job.pipeline,
@@ -122,9 +177,7 @@ export const runPromotion = async (
     const pipeline = await deps.pipelines.get(job.pipeline);
     if (pipeline === undefined || findEnvironment(pipeline, job.to) === undefined) {
       const reason = pipeline === undefined ? 'pipeline-deleted' : 'environment-removed';
-      deps.logger.warn('promotion dropped', { ...context, reason });
-      count(Metric.PromotionsDropped, { reason });
-      return { status: 'dropped', reason };
+      return { outcome: { status: 'dropped', reason }, application };
     }
     application = pipeline.app.name;
 
@@ -136,49 +189,28 @@ export const runPromotion = async (
       previous.revision !== job.revision &&
       isLaterEvent(previous.eventTimestamp, eventTimestamp)
     ) {
-      deps.logger.info('promotion superseded by a later event', {
-        ...context,
-        by: previous.revision,
-      });
-      count(Metric.PromotionsSuperseded, { supersededBy: previous.revision });
-      return { status: 'superseded', by: previous.revision };
+      return { outcome: { status: 'superseded', by: previous.revision }, application };
     }
 
     const outcome = await promoteByPullRequest(job, pipeline, deps);
     if (outcome.status === 'up-to-date') {
       await record({ state: 'up-to-date' });
-      count(Metric.PromotionsUpToDate);
-      deps.logger.info('promotion done', { ...context, outcome: outcome.status });
-      return outcome;
+      return { outcome, application };
     }
     await record({ state: outcome.status, pullRequest: outcome.pullRequest });
-    count(outcome.status === 'opened' ? Metric.PromotionsOpened : Metric.PromotionsUpdated, {
-      pullRequest: outcome.pullRequest.url,
-    });
     // One latency sample per revision reaching the PR: a redelivered or replayed job that finds
     // the PR already at this revision would only add an inflated duplicate.
     const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
-    if (outcome.status === 'opened' || previous?.revision !== job.revision) {
-      deps.metrics.record({
-        name: Metric.PromotionLatency,
-        unit: 'Milliseconds',
-        value: latencyMs,
-        dimensions: dimensions(),
-        metadata: { revision: job.revision, jobId: job.id, pullRequest: outcome.pullRequest.url },
-      });
-    }
-    deps.logger.info('promotion done', { ...context, outcome: outcome.status, latencyMs });
-    return outcome;
+    return outcome.status === 'opened' || previous?.revision !== job.revision
+      ? { outcome, application, latencyMs }
+      : { outcome, application };
   } catch (error) {
     if (!isPromoterError(error) || error.retryable) throw error;
-    deps.logger.error('promotion failed permanently', {
-      ...context,
-      code: error.code,
-      error: error.message,
-    });
     await record({ state: 'failed', failure: { code: error.code, message: error.message } });
-    count(Metric.PromotionsFailed, { code: error.code });
-    return { status: 'failed', code: error.code, message: error.message };
+    return {
+      outcome: { status: 'failed', code: error.code, message: error.message },
+      application,
+    };
   }
 };
 

@@ -17,15 +17,12 @@ const processor = new SqsFifoPartialProcessorAsync();
 
 const promote = async (record: SQSRecord): Promise<void> => {
   const job = parsePromotionJob(record.body);
-  logger.appendKeys({ jobId: job.id });
+  // On every line the core logs for this job, its one 'promotion finished' line included.
+  logger.appendKeys({ receiveCount: record.attributes.ApproximateReceiveCount });
   try {
-    const outcome = await runPromotion(job, promotion);
-    logger.info('promotion finished', {
-      ...outcome,
-      receiveCount: record.attributes.ApproximateReceiveCount,
-    });
+    await runPromotion(job, promotion);
   } finally {
-    logger.removeKeys(['jobId']);
+    logger.removeKeys(['receiveCount']);
   }
 };
 

@@ -87,8 +87,7 @@ export const createServeApp = async (
   };
   if (settings.runWorker !== false) {
     queue.process(async (job) => {
-      const outcome = await runPromotion(job, promotion);
-      logger.info('promotion finished', { jobId: job.id, ...outcome });
+      await runPromotion(job, promotion);
     });
   }
   return {

@@ -90,14 +90,16 @@ beforeAll(async () => {
     ],
     { cwd: ROOT },
   );
-  createInterface({ input: serve.stdout }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line));
-    } catch {
-      logs.push({ text: line });
-    }
-  });
-  serve.stderr.on('data', (chunk: Buffer) => logs.push({ stderr: chunk.toString() }));
+  // Powertools writes warnings and errors to stderr, the rest to stdout: read both.
+  for (const stream of [serve.stdout, serve.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        logs.push({ text: line });
+      }
+    });
+  }
   url = await waitFor(
     'serve to listen',
     () =>
