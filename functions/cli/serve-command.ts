@@ -48,7 +48,7 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     webhook: app.webhook,
     logger,
     metricsSnapshot: () => app.metrics.snapshot(),
-    routes: app.routes,
+    pipelinesApi: app.pipelinesApi,
   });
   const url = await listen(server, wholeNumber(values.port, '--port', 0), values.host);
   logger.info('promoter serve listening', {

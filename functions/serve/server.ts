@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LogPort } from '../core/logger.ts';
+import { handlePipelinesApiRequest, type PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import {
   handleWebhookRequest,
   MAX_BODY_BYTES,
@@ -11,20 +12,19 @@ import {
 import { readBody } from './http-body.ts';
 
 /**
- * `promoter serve`'s HTTP shell: `GET /healthz`, `GET /metrics`, extra routes from the caller
- * (the status API), and everything else through the shared webhook request function.
+ * `promoter serve`'s HTTP shell: `GET /healthz`, `GET /metrics`, `/pipelines...` through the
+ * shared pipelines API request function (the status; serve reads its pipelines from files, so it
+ * reads no body there), and everything else through the shared webhook request function.
  */
-export type Route = (
-  request: IncomingMessage,
-  url: URL,
-) => Promise<{ status: number; body: unknown } | undefined>;
-
 export interface ServeServerOptions {
   readonly webhook: WebhookDependencies;
+  readonly pipelinesApi?: PipelinesApiDependencies;
   readonly logger: LogPort;
   readonly metricsSnapshot?: () => unknown;
-  readonly routes?: readonly Route[];
 }
+
+const isPipelinesPath = (path: string): boolean =>
+  path === '/pipelines' || path.startsWith('/pipelines/');
 
 const send = (
   response: ServerResponse,
@@ -75,12 +75,18 @@ export const createServeServer = (options: ServeServerOptions): Server =>
         send(response, 200, options.metricsSnapshot());
         return;
       }
-      for (const route of options.routes ?? []) {
-        const routed = await route(request, url);
-        if (routed !== undefined) {
-          send(response, routed.status, routed.body);
-          return;
-        }
+      if (options.pipelinesApi !== undefined && isPipelinesPath(url.pathname)) {
+        const result = await handlePipelinesApiRequest(
+          {
+            method: request.method ?? 'GET',
+            path: url.pathname,
+            query: url.search.slice(1),
+            body: new Uint8Array(0),
+          },
+          options.pipelinesApi,
+        );
+        send(response, result.status, result.body, result.headers);
+        return;
       }
       const result = await webhook(request, url, options);
       // An oversized body is left unread: close the connection rather than drain it.

@@ -7,11 +7,10 @@ import { MemoryPromotionStateStore } from '../adapters/memory-promotion-state-st
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { decisionSettings } from '../core/decision.ts';
 import type { LogPort } from '../core/logger.ts';
-import { handlePipelinesApiRequest, type PipelinesApiDependencies } from '../core/pipelines-api.ts';
+import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { systemClock } from '../core/ports.ts';
 import { type PromotionDependencies, runPromotion } from '../core/promotion.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
-import type { Route } from '../serve/server.ts';
 
 /**
  * The composition root of `promoter serve`: pipelines and secrets from files, an in-memory
@@ -37,32 +36,10 @@ export interface ServeApp {
   readonly pipelines: FilePipelineStore;
   readonly state: MemoryPromotionStateStore;
   readonly metrics: MemoryMetricsSink;
-  /** Extra HTTP routes: `GET /pipelines/{ns}/{name}` (status). */
-  readonly routes: readonly Route[];
+  /** The status API (`GET /pipelines/{ns}/{name}`); no registry: serve reads files. */
+  readonly pipelinesApi: PipelinesApiDependencies;
   close(): void;
 }
-
-/**
- * The pipelines API in `serve`: `GET /pipelines/{ns}/{name}` answers the status, unauthenticated
- * (serve listens on loopback unless told otherwise). `PUT /pipelines` answers 405 without
- * reading the body: serve reads its pipelines from files and reloads them when they change.
- * Other paths fall through to the webhook.
- */
-export const pipelinesRoute =
-  (deps: PipelinesApiDependencies): Route =>
-  async (request, url) => {
-    if (url.pathname !== '/pipelines' && !url.pathname.startsWith('/pipelines/')) return undefined;
-    const result = await handlePipelinesApiRequest(
-      {
-        method: request.method ?? 'GET',
-        path: url.pathname,
-        query: url.search.slice(1),
-        body: new Uint8Array(0),
-      },
-      deps,
-    );
-    return { status: result.status, body: result.body };
-  };
 
 export const createServeApp = async (
   settings: ServeSettings,
@@ -105,7 +82,7 @@ export const createServeApp = async (
     pipelines,
     state,
     metrics,
-    routes: [pipelinesRoute({ pipelines, state, logger })],
+    pipelinesApi: { pipelines, state, logger },
     close: () => pipelines.close(),
   };
 };

@@ -56,7 +56,11 @@ beforeAll(async () => {
     },
     silentLogger,
   );
-  server = createServeServer({ webhook: app.webhook, logger: silentLogger, routes: app.routes });
+  server = createServeServer({
+    webhook: app.webhook,
+    logger: silentLogger,
+    pipelinesApi: app.pipelinesApi,
+  });
   url = await listen(server, 0, '127.0.0.1');
 });
 afterAll(async () => {
@@ -164,6 +168,7 @@ describe('serve: pipeline status after an end-to-end promotion', () => {
     // Act
     const unknown = await fetch(`${url}/pipelines/flux-system/nope`);
     const put = await fetch(`${url}/pipelines`, { method: 'PUT', body: 'kind: List\nitems: []\n' });
+    const remove = await fetch(`${url}/pipelines/flux-system/podinfo`, { method: 'DELETE' });
 
     // Assess
     expect(unknown.status).toBe(404);
@@ -172,5 +177,6 @@ describe('serve: pipeline status after an end-to-end promotion', () => {
     expect(((await put.json()) as { error: string }).error).toMatch(
       /reads its pipelines from files/,
     );
+    expect([remove.status, remove.headers.get('allow')]).toEqual([405, 'GET']);
   });
 });
