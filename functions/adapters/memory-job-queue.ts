@@ -41,8 +41,11 @@ export class MemoryJobQueue implements JobQueue {
 
   async enqueue(job: PromotionJob): Promise<void> {
     const now = Date.now();
-    for (const [id, at] of this.seen)
-      if (now - at > this.deduplicationWindowMs) this.seen.delete(id);
+    // Ids are kept in the order they were seen: the expired ones are at the front.
+    for (const [id, at] of this.seen) {
+      if (now - at <= this.deduplicationWindowMs) break;
+      this.seen.delete(id);
+    }
     if (this.seen.has(job.id)) return;
     this.seen.set(job.id, now);
     const group = promotionGroupId(job);
