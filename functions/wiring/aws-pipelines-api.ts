@@ -1,11 +1,7 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbPipelineStore } from '../adapters/dynamodb-pipeline-store.ts';
-import { DynamoDbPromotionStateStore } from '../adapters/dynamodb-promotion-state-store.ts';
-import { createDocumentClient } from '../adapters/dynamodb-table.ts';
-import { ENV, readPipelinesApiConfig } from '../config.ts';
+import { readPipelinesApiConfig } from '../config.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { logger } from '../observability.ts';
-import { clientConfig } from './aws-stores.ts';
+import { createTableStores } from './aws-stores.ts';
 
 /**
  * The pipelines API function's composition root: the DynamoDB pipeline store (read and written
@@ -15,12 +11,6 @@ import { clientConfig } from './aws-stores.ts';
 export const createPipelinesApiDependencies = (
   config = readPipelinesApiConfig(),
 ): PipelinesApiDependencies => {
-  const documents = createDocumentClient(new DynamoDBClient(clientConfig(config)));
-  const registry = new DynamoDbPipelineStore(documents, config[ENV.tableName]);
-  return {
-    pipelines: registry,
-    registry,
-    state: new DynamoDbPromotionStateStore(documents, config[ENV.tableName]),
-    logger,
-  };
+  const { registry, state } = createTableStores(config);
+  return { pipelines: registry, registry, state, logger };
 };

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../adapters/dynamodb-table.ts';
@@ -7,26 +8,46 @@ import { SecretsManagerSecretStore } from '../adapters/secrets-manager-secret-st
 import { ENV } from '../config.ts';
 
 /**
- * What every Lambda function's composition root shares: the AWS clients and the stores over
- * them, created once per execution environment at start-up and reused by every invocation.
+ * What the Lambda functions' composition roots share: the AWS clients and the stores over them,
+ * created once per execution environment at start-up and reused by every invocation.
  */
 export type CommonConfig = {
   readonly [ENV.tableName]: string;
   readonly [ENV.secretPrefix]: string;
   readonly [ENV.secretTtlSeconds]: number;
+  readonly [ENV.pipelineCacheSeconds]: number;
   readonly [ENV.awsEndpoint]?: string | undefined;
 };
 
-export const clientConfig = (config: CommonConfig): { endpoint?: string } => {
+export const clientConfig = (
+  config: Pick<CommonConfig, typeof ENV.awsEndpoint>,
+): { endpoint?: string } => {
   const endpoint = config[ENV.awsEndpoint];
   return endpoint === undefined ? {} : { endpoint };
 };
 
-export const createStores = (config: CommonConfig) => {
+/** The table's stores, read and written directly (the pipelines API: a sync sees what is stored). */
+export const createTableStores = (
+  config: Pick<CommonConfig, typeof ENV.tableName | typeof ENV.awsEndpoint>,
+) => {
   const documents = createDocumentClient(new DynamoDBClient(clientConfig(config)));
   return {
-    pipelines: new DynamoDbPipelineStore(documents, config[ENV.tableName]),
+    registry: new DynamoDbPipelineStore(documents, config[ENV.tableName]),
     state: new DynamoDbPromotionStateStore(documents, config[ENV.tableName]),
+  };
+};
+
+/**
+ * What the webhook and the worker read: pipeline definitions through a short-TTL cache
+ * (PROMOTER_PIPELINE_CACHE_SECONDS), the promotion state, and the secrets (cached too).
+ */
+export const createStores = (config: CommonConfig) => {
+  const { registry, state } = createTableStores(config);
+  return {
+    pipelines: new CachedPipelineStore(registry, {
+      ttlMs: config[ENV.pipelineCacheSeconds] * 1000,
+    }),
+    state,
     secrets: new SecretsManagerSecretStore(new SecretsManagerClient(clientConfig(config)), {
       prefix: config[ENV.secretPrefix],
       ttlMs: config[ENV.secretTtlSeconds] * 1000,

@@ -1,5 +1,4 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.ts';
 import { ENV, readWebhookConfig } from '../config.ts';
 import { decisionSettings } from '../core/decision.ts';
@@ -10,15 +9,10 @@ import { clientConfig, createStores } from './aws-stores.ts';
 
 /**
  * The webhook function's composition root (no git or GitHub code: it keeps the bundle small).
- * Pipeline definitions are read through a short-TTL cache (PROMOTER_PIPELINE_CACHE_SECONDS).
  */
 export const createWebhookDependencies = (config = readWebhookConfig()): WebhookDependencies => {
-  const stores = createStores(config);
   return {
-    ...stores,
-    pipelines: new CachedPipelineStore(stores.pipelines, {
-      ttlMs: config[ENV.pipelineCacheSeconds] * 1000,
-    }),
+    ...createStores(config),
     queue: new SqsJobQueue(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
