@@ -6,9 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { MemoryJobQueue } from '../functions/adapters/memory-job-queue.ts';
+import {
+  IN_MEMORY,
+  openEmbeddedDatabase,
+} from '../functions/adapters/embedded/embedded-database.ts';
+import { EmbeddedJobQueue } from '../functions/adapters/embedded/embedded-job-queue.ts';
+import { EmbeddedPromotionStateStore } from '../functions/adapters/embedded/embedded-promotion-state-store.ts';
 import { MemoryMetricsSink } from '../functions/adapters/memory-metrics-sink.ts';
-import { MemoryPromotionStateStore } from '../functions/adapters/memory-promotion-state-store.ts';
 import { decisionSettings } from '../functions/core/decision.ts';
 import { silentLogger } from '../functions/core/logger.ts';
 import { parsePipelineManifests } from '../functions/core/pipeline-manifest.ts';
@@ -56,11 +60,13 @@ const requestFunction = async (): Promise<BenchRow> => {
     { namespace: 'flux-system', name: 'promotion-credentials' },
     { 'hmac-key': FIXTURE_HMAC_KEY },
   );
+  // The request function alone: the database in memory (serve's disk is measured below).
+  const db = openEmbeddedDatabase(IN_MEMORY);
   const deps: WebhookDependencies = {
     pipelines: { get: async (ref) => pipelines.get(`${ref.namespace}/${ref.name}`) },
     secrets: { get: async () => secret },
-    queue: new MemoryJobQueue({ logger: silentLogger }),
-    state: new MemoryPromotionStateStore(),
+    queue: new EmbeddedJobQueue(db, { logger: silentLogger }),
+    state: new EmbeddedPromotionStateStore(db),
     clock: { now: () => new Date() },
     metrics: new MemoryMetricsSink(),
     logger: silentLogger,
@@ -166,7 +172,12 @@ const serveThroughput = async (): Promise<BenchRow> => {
     }
   };
   const bare = await measure(['bare']);
-  const ours = await measure(['serve', join(FIXTURES, 'pipelines/podinfo.yaml'), secrets]);
+  const ours = await measure([
+    'serve',
+    join(FIXTURES, 'pipelines/podinfo.yaml'),
+    secrets,
+    join(folder, 'data'),
+  ]);
   return {
     figure: 'serve over loopback HTTP, requests/s',
     ours: ours.toFixed(0),

@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { PromoterError } from './core/errors.ts';
 import { DEFAULT_SECRET_PREFIX } from './core/pipeline-secret.ts';
+import { MAX_RECEIVES } from './core/retry-policy.ts';
 import { formatIssues } from './core/validation.ts';
 
 export { DEFAULT_SECRET_PREFIX };
@@ -20,6 +21,7 @@ export const ENV = {
   gitCacheDir: 'PROMOTER_GIT_CACHE_DIR',
   awsEndpoint: 'PROMOTER_AWS_ENDPOINT',
   pipelineCacheSeconds: 'PROMOTER_PIPELINE_CACHE_SECONDS',
+  maxReceiveCount: 'PROMOTER_MAX_RECEIVE_COUNT',
 } as const;
 
 const wholeSeconds = (minimum: number) =>
@@ -77,6 +79,16 @@ export const readWorkerConfig = (env: NodeJS.ProcessEnv = process.env) =>
     z.extend(commonSettings, {
       [ENV.gitCacheDir]: z.optional(z.string()),
       [ENV.queueUrl]: z.url('expected the SQS queue URL'),
+      /** The job queue's maxReceiveCount: a transient failure on that receive is a dead letter. */
+      [ENV.maxReceiveCount]: z._default(
+        z.coerce
+          .number()
+          .check(
+            z.refine(Number.isInteger, 'expected a whole number'),
+            z.gte(1, 'expected a number >= 1'),
+          ),
+        MAX_RECEIVES,
+      ),
     }),
     env,
   );

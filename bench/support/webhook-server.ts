@@ -5,10 +5,10 @@ import { createServeApp } from '../../functions/wiring/serve.ts';
 
 /**
  * A server for bench/webhook.bench.ts, in its own process: `bare` answers 202 to everything,
- * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines, its worker off so that
- * only the webhook is measured. Sends its URL over IPC.
+ * `serve` is `promoter serve`'s HTTP shell over the fixture pipelines, its jobs committed to its
+ * database in `dataDir` (group commit, fsync), its worker off so that only the webhook is measured. Sends its URL over IPC.
  */
-const [kind, pipelinesPath, secretsPath] = process.argv.slice(2);
+const [kind, pipelinesPath, secretsPath, dataDir] = process.argv.slice(2);
 if (kind === 'bare') {
   const server = createServer((request, response) => {
     request.resume();
@@ -23,6 +23,7 @@ if (kind === 'bare') {
     {
       pipelinesPath: pipelinesPath as string,
       secretsPath: secretsPath as string,
+      ...(dataDir === undefined ? {} : { dataDir }),
       runWorker: false,
     },
     logger,

@@ -2,16 +2,14 @@ import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/cl
 
 /**
  * Backoff for jobs that failed for a transient reason. SQS would redeliver them only after the
- * queue's visibility timeout (six times the worker's); this brings them back after
- * 30 s × 2^(receives − 1), at most 15 minutes, so that a short GitHub outage costs seconds and a
- * long one does not burn the receives that lead to the dead-letter queue.
+ * queue's visibility timeout (six times the worker's); this brings them back after the delay
+ * the shared retry schedule gives (core/retry-policy.ts), so that a short GitHub outage costs
+ * seconds and a long one does not burn the receives that lead to the dead-letter queue.
  */
-export const redeliveryDelaySeconds = (receiveCount: number): number =>
-  Math.min(15 * 60, 30 * 2 ** Math.max(0, receiveCount - 1));
-
 export interface FailedMessage {
   readonly receiptHandle: string;
-  readonly receiveCount: number;
+  /** When the message should be received again. */
+  readonly delaySeconds: number;
 }
 
 export class SqsRedelivery {
@@ -32,7 +30,7 @@ export class SqsRedelivery {
             Entries: batch.map((message, index) => ({
               Id: String(index),
               ReceiptHandle: message.receiptHandle,
-              VisibilityTimeout: redeliveryDelaySeconds(message.receiveCount),
+              VisibilityTimeout: Math.round(message.delaySeconds),
             })),
           }),
         );

@@ -1,16 +1,25 @@
 import { parseArgs } from 'node:util';
 import { logger } from '../observability.ts';
 import { createServeServer, listen } from '../serve/server.ts';
-import { createServeApp } from '../wiring/serve.ts';
+import { createServeApp, DEFAULT_DATA_DIR } from '../wiring/serve.ts';
 
 export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--pipelines PATH] [--secrets FILE]
-               [--git-cache DIR] [--max-event-age SECONDS]
+               [--data DIR] [--git-cache DIR] [--max-event-age SECONDS]
   Runs the webhook and the promotion worker in one process.
   PATH: a Pipeline manifest file or a directory of YAML/JSON manifests (default examples/pipelines).
   FILE: JSON mapping "namespace/name" to {"hmac-key", "token", ...} (default examples/secrets.json).
-  GET /pipelines/{namespace}/{name} answers a pipeline's status (promoter status), unauthenticated.`;
+  DIR (--data): the database of queued jobs, retries, dead letters and promotion state
+  (default ${DEFAULT_DATA_DIR}); a job answered 202 is on disk and survives a crash or restart.
+  GET /pipelines/{namespace}/{name} answers a pipeline's status (promoter status), unauthenticated.
+  Ctrl-C stops taking requests and lets running promotions finish (30 s at most); queued ones
+  resume at the next start. A second Ctrl-C exits at once.`;
 
 const SHUTDOWN_GRACE_MS = 30_000;
+/**
+ * Signals this close to the first are the same Ctrl-C delivered twice (the terminal and a
+ * wrapper such as `npm start`'s tsx both forward it), not a second one.
+ */
+const SAME_SIGNAL_MS = 1_000;
 
 const wholeNumber = (value: string, flag: string, minimum: number): number => {
   const number = Number(value);
@@ -28,8 +37,11 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
       host: { type: 'string', default: '127.0.0.1' },
       pipelines: { type: 'string', default: 'examples/pipelines' },
       secrets: { type: 'string', default: 'examples/secrets.json' },
+      data: { type: 'string', default: DEFAULT_DATA_DIR },
       'git-cache': { type: 'string' },
       'max-event-age': { type: 'string' },
+      // For tests of the retry schedule: milliseconds one of its seconds lasts. Not in the usage.
+      'retry-unit-ms': { type: 'string' },
     },
     strict: true,
   });
@@ -37,10 +49,14 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     {
       pipelinesPath: values.pipelines,
       secretsPath: values.secrets,
+      dataDir: values.data,
       ...(values['git-cache'] === undefined ? {} : { gitCacheDir: values['git-cache'] }),
       ...(values['max-event-age'] === undefined
         ? {}
         : { maxEventAgeSeconds: wholeNumber(values['max-event-age'], '--max-event-age', 1) }),
+      ...(values['retry-unit-ms'] === undefined
+        ? {}
+        : { retryUnitMs: wholeNumber(values['retry-unit-ms'], '--retry-unit-ms', 1) }),
     },
     logger,
   );
@@ -55,47 +71,47 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     url,
     webhook: `${url}/promotion/{namespace}/{pipeline}/{environment}`,
     status: `${url}/pipelines/{namespace}/{pipeline}`,
+    database: app.database,
+    queued: app.queue.pendingCount(),
     pipelines: app.pipelines.list().map((pipeline) => `${pipeline.namespace}/${pipeline.name}`),
   });
 
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const stop = async (signal: string) => {
-    if (stopping) {
-      logger.warn('second signal: exiting now', { signal, unfinished: app.queue.pending().length });
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < SAME_SIGNAL_MS) return;
+      logger.warn('second signal: exiting now; queued promotions resume at the next start', {
+        signal,
+        queued: app.queue.pendingCount(),
+      });
       process.exit(130);
     }
-    stopping = true;
-    logger.info('stopping: no new requests; letting queued promotions finish', {
+    stoppingSince = Date.now();
+    logger.info('stopping: no new requests; letting running promotions finish', {
       signal,
-      pending: app.queue.pending().length,
+      queued: app.queue.pendingCount(),
     });
     server.close();
     server.closeIdleConnections();
     const timeout = new Promise<'timeout'>((resolve) =>
       setTimeout(resolve, SHUTDOWN_GRACE_MS, 'timeout').unref(),
     );
-    const drained = await Promise.race([app.queue.drain().then(() => 'drained' as const), timeout]);
-    const unfinished = app.queue.pending();
-    if (drained === 'timeout' || unfinished.length > 0) {
-      logger.warn('stopped with unfinished promotions', {
-        unfinished: unfinished.map((job) => ({
+    await Promise.race([app.queue.idle(), timeout]);
+    const left = app.queue.pendingJobs();
+    await Promise.race([app.close(), timeout]);
+    if (left.length > 0) {
+      logger.info('stopped; these promotions stay queued and resume at the next start', {
+        database: app.database,
+        queued: left.map((job) => ({
           id: job.id,
           pipeline: `${job.pipeline.namespace}/${job.pipeline.name}`,
           to: job.to,
           revision: job.revision,
         })),
       });
+    } else {
+      logger.info('stopped');
     }
-    for (const { job, error } of app.queue.failed()) {
-      logger.warn('dead-lettered promotion', {
-        id: job.id,
-        to: job.to,
-        revision: job.revision,
-        error,
-      });
-    }
-    app.close();
-    logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -133,7 +133,7 @@ export const decide = (
     deployment,
     job: {
       version: 1,
-      id: promotionJobId(ref, next.name, revision),
+      id: promotionJobId(ref, next.name, revision, event.timestamp),
       pipeline: ref,
       from: environment.name,
       to: next.name,

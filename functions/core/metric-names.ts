@@ -12,6 +12,7 @@ export const Metric = {
   PromotionsSuperseded: 'PromotionsSuperseded',
   PromotionsFailed: 'PromotionsFailed',
   PromotionsDropped: 'PromotionsDropped',
+  PromotionsDeadLettered: 'PromotionsDeadLettered',
   WebhookRequests: 'WebhookRequests',
   Deployments: 'Deployments',
 } as const;

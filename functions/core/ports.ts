@@ -14,6 +14,27 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/** A job whose receives are spent, with the failure that spent the last one. */
+export interface DeadLetter {
+  readonly job: PromotionJob;
+  readonly failure: { readonly code: string; readonly message: string };
+  readonly receiveCount: number;
+  /** When it was dead-lettered (ISO 8601), when the queue knows. */
+  readonly deadLetteredAt?: string;
+}
+
+/**
+ * The dead letters of a queue (`promoter dead-letters`): serve's database or the SQS DLQ. A
+ * retried job goes back to its queue with its receives reset; its promotion runs as any job.
+ */
+export interface DeadLetters {
+  list(): Promise<DeadLetter[]>;
+  /** Puts the dead letter of job `id` back on the queue; false when there is none. */
+  retry(id: string): Promise<boolean>;
+  /** Puts every dead letter back; answers how many. */
+  retryAll(): Promise<number>;
+}
+
 export interface JobQueue {
   /**
    * Durably enqueues the job. Enqueueing a job with an id already seen (within the queue's
@@ -55,15 +76,19 @@ export interface DeploymentRecord {
 }
 
 /**
- * The states a stored promotion record can have, each written by the worker when a job ends.
- * (The status API also shows `queued`, which it derives and nothing stores: pipeline-status.ts.)
+ * The states a stored promotion record can have. `pushing` is the claim a job takes before it
+ * pushes the branch (DESIGN.md 7.10); the others are written when a job ends, `dead-lettered`
+ * by the queue's shell when its receives are spent. (The status API also shows `queued`, which
+ * it derives and nothing stores: pipeline-status.ts.)
  */
 export const PROMOTION_STATES = [
+  'pushing',
   'opened',
   'updated',
   'up-to-date',
   'superseded',
   'failed',
+  'dead-lettered',
 ] as const;
 
 export type PromotionState = (typeof PROMOTION_STATES)[number];
@@ -86,7 +111,8 @@ export interface PromotionRecord {
 /**
  * Deployments and promotions are written only when no record of their (pipeline, environment)
  * is stored or the stored one's event is not newer (equal instants: the last write wins), so a
- * late event never overwrites a later one. The writes answer whether they wrote.
+ * late event never overwrites a later one. The writes answer whether they wrote: a `pushing`
+ * claim that is not written means a later event holds the environment (superseded).
  */
 export interface PromotionStateStore {
   recordDeployment(record: DeploymentRecord): Promise<boolean>;

@@ -34,10 +34,27 @@ export const promotionJobSchema = z.object({
 
 export type PromotionJob = z.infer<typeof promotionJobSchema>;
 
-/** Same (pipeline, target environment, revision), same id: the queue's deduplication key. */
-export const promotionJobId = (pipeline: PipelineRef, to: string, revision: string): string =>
+/**
+ * The queue's deduplication key (DESIGN.md section 6): same (pipeline, target environment,
+ * revision, event instant), same id. Flux's retries of one event collapse; dev going A → B → A
+ * within the deduplication window still promotes A again, its event being a later one.
+ */
+export const promotionJobId = (
+  pipeline: PipelineRef,
+  to: string,
+  revision: string,
+  eventTimestamp: string,
+): string =>
   createHash('sha256')
-    .update(JSON.stringify([pipeline.namespace, pipeline.name, to, revision]))
+    .update(
+      JSON.stringify([
+        pipeline.namespace,
+        pipeline.name,
+        to,
+        revision,
+        new Date(eventTimestamp).toISOString(),
+      ]),
+    )
     .digest('hex')
     .slice(0, 40);
 

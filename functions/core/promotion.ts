@@ -1,5 +1,4 @@
-import { isPromoterError, PromoterError } from './errors.ts';
-import { isLaterEvent } from './event-order.ts';
+import { errorMessage, isPromoterError, PromoterError } from './errors.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric } from './metric-names.ts';
 import {
@@ -148,14 +147,72 @@ export const runPromotion = async (
   const log =
     outcome.status === 'failed' ? 'error' : outcome.status === 'dropped' ? 'warn' : 'info';
   deps.logger[log]('promotion finished', {
-    pipeline: pipelineId(job.pipeline),
-    environment: job.to,
-    revision: job.revision,
-    jobId: job.id,
-    ...outcome,
+    ...jobContext(job),
+    ...outcomeFields(outcome),
     ...(latencyMs === undefined ? {} : { latencyMs }),
   });
   return outcome;
+};
+
+const jobContext = (job: PromotionJob) => ({
+  pipeline: pipelineId(job.pipeline),
+  environment: job.to,
+  revision: job.revision,
+  jobId: job.id,
+});
+
+/**
+ * The outcome as log attributes. A failure's text goes under `reason`: Powertools' Logger
+ * reserves `message` (the log line's own) and drops an attribute of that name.
+ */
+const outcomeFields = (outcome: PromotionOutcome): Record<string, unknown> => {
+  if (outcome.status !== 'failed') return { ...outcome };
+  return { status: outcome.status, code: outcome.code, reason: outcome.message };
+};
+
+/**
+ * Records that a job's receives are spent (its queue dead-letters it): the promotion shows
+ * `dead-lettered` with the last error, unless a later event holds the environment, and
+ * `PromotionsDeadLettered` counts it. Called by the queue's shell, which knows the receives.
+ */
+export const recordDeadLetter = async (
+  job: PromotionJob,
+  error: unknown,
+  deps: Pick<PromotionDependencies, 'state' | 'clock' | 'metrics' | 'logger'>,
+): Promise<void> => {
+  const failure = {
+    code: isPromoterError(error) ? error.code : 'UNKNOWN',
+    message: errorMessage(error),
+  };
+  const previous = await deps.state.getPromotion(job.pipeline, job.to);
+  await deps.state.putPromotion({
+    pipeline: job.pipeline,
+    environment: job.to,
+    revision: job.revision,
+    state: 'dead-lettered',
+    jobId: job.id,
+    from: job.from,
+    eventTimestamp: new Date(job.event.timestamp).toISOString(),
+    updatedAt: deps.clock.now().toISOString(),
+    ...(previous?.pullRequest === undefined ? {} : { pullRequest: previous.pullRequest }),
+    failure,
+  });
+  deps.metrics.record({
+    name: Metric.PromotionsDeadLettered,
+    unit: 'Count',
+    value: 1,
+    dimensions: {
+      [Dimension.Pipeline]: pipelineId(job.pipeline),
+      [Dimension.Application]: job.event.involvedObject.name,
+      [Dimension.Environment]: job.to,
+    },
+    metadata: { revision: job.revision, jobId: job.id, code: failure.code },
+  });
+  deps.logger.error('promotion dead-lettered', {
+    ...jobContext(job),
+    code: failure.code,
+    reason: failure.message,
+  });
 };
 
 const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<Promoted> => {
@@ -181,15 +238,21 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
     }
     application = pipeline.app.name;
 
-    // A late event must not roll the environment back, whatever became of the later one: a
-    // later revision that failed still makes this one stale.
+    // Claim before push (DESIGN.md 7.10): the record takes this job's revision and event time
+    // before the branch moves, with the store's conditional write. A later event holds the
+    // environment whatever became of its job (a newer job that pushed and then failed still
+    // blocks this one), so a late older job never rolls the branch or the PR back.
     const previous = await deps.state.getPromotion(job.pipeline, job.to);
-    if (
-      previous !== undefined &&
-      previous.revision !== job.revision &&
-      isLaterEvent(previous.eventTimestamp, eventTimestamp)
-    ) {
-      return { outcome: { status: 'superseded', by: previous.revision }, application };
+    const claimed = await record({
+      state: 'pushing',
+      ...(previous?.pullRequest === undefined ? {} : { pullRequest: previous.pullRequest }),
+    });
+    if (!claimed) {
+      const holder = await deps.state.getPromotion(job.pipeline, job.to);
+      return {
+        outcome: { status: 'superseded', by: holder?.revision ?? previous?.revision ?? 'unknown' },
+        application,
+      };
     }
 
     const outcome = await promoteByPullRequest(job, pipeline, deps);

@@ -11,7 +11,7 @@ import { clientConfig, createStores } from './aws-stores.ts';
 /** The worker function's composition root. */
 export const createWorkerDependencies = (
   config = readWorkerConfig(),
-): { promotion: PromotionDependencies; redelivery: SqsRedelivery } => {
+): { promotion: PromotionDependencies; redelivery: SqsRedelivery; maxReceiveCount: number } => {
   const cacheDir = config[ENV.gitCacheDir];
   const promotion: PromotionDependencies = {
     ...createStores(config),
@@ -31,5 +31,6 @@ export const createWorkerDependencies = (
   return {
     promotion,
     redelivery: new SqsRedelivery(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
+    maxReceiveCount: config[ENV.maxReceiveCount],
   };
 };

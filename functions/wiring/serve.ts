@@ -1,30 +1,43 @@
+import { existsSync } from 'node:fs';
+import { databaseFile, openEmbeddedDatabase } from '../adapters/embedded/embedded-database.ts';
+import { EmbeddedJobQueue } from '../adapters/embedded/embedded-job-queue.ts';
+import { EmbeddedPromotionStateStore } from '../adapters/embedded/embedded-promotion-state-store.ts';
 import { FilePipelineStore } from '../adapters/file-pipeline-store.ts';
 import { FileSecretStore } from '../adapters/file-secret-store.ts';
 import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config-repository.ts';
-import { MemoryJobQueue } from '../adapters/memory-job-queue.ts';
 import { MemoryMetricsSink } from '../adapters/memory-metrics-sink.ts';
-import { MemoryPromotionStateStore } from '../adapters/memory-promotion-state-store.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { decisionSettings } from '../core/decision.ts';
-import type { LogPort } from '../core/logger.ts';
+import { PromoterError } from '../core/errors.ts';
+import { type LogPort, silentLogger } from '../core/logger.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
-import { systemClock } from '../core/ports.ts';
-import { type PromotionDependencies, runPromotion } from '../core/promotion.ts';
+import { type DeadLetters, systemClock } from '../core/ports.ts';
+import { type PromotionDependencies, recordDeadLetter, runPromotion } from '../core/promotion.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 
 /**
- * The composition root of `promoter serve`: pipelines and secrets from files, an in-memory
- * queue whose in-process worker runs the same promotion core as the Lambda worker.
+ * The composition root of `promoter serve`: pipelines and secrets from files; the job queue,
+ * its dead letters, deployments and promotion records in one database under the data
+ * directory (DESIGN.md section 12), whose in-process worker runs the same promotion core as the
+ * Lambda worker.
  */
+export const DEFAULT_DATA_DIR = '.promoter';
+
 export interface ServeSettings {
   readonly pipelinesPath: string;
   readonly secretsPath: string;
+  /** Where the database lives (default `.promoter`). */
+  readonly dataDir?: string;
   readonly gitCacheDir?: string;
   readonly maxEventAgeSeconds?: number;
-  /** Delay before retry N of a transient failure (tests shorten it). */
-  readonly retryDelayMs?: (attempt: number) => number;
+  /** Milliseconds one second of the retry schedule lasts (tests shorten it; default 1000). */
+  readonly retryUnitMs?: number;
+  /** How often the queue looks for jobs put back by `promoter dead-letters retry` (ms). */
+  readonly pollIntervalMs?: number;
   /** Options for the GitHub client (tests shorten its retry waits). */
   readonly github?: Parameters<typeof createOctokitPullRequests>[0];
+  /** Options for the git client (tests shorten its retry waits). */
+  readonly git?: ConstructorParameters<typeof IsomorphicGitConfigRepository>[0];
   /** False: jobs stay queued (the webhook benchmark measures the webhook alone). */
   readonly runWorker?: boolean;
 }
@@ -32,13 +45,16 @@ export interface ServeSettings {
 export interface ServeApp {
   readonly webhook: WebhookDependencies;
   readonly promotion: PromotionDependencies;
-  readonly queue: MemoryJobQueue;
+  readonly queue: EmbeddedJobQueue;
   readonly pipelines: FilePipelineStore;
-  readonly state: MemoryPromotionStateStore;
+  readonly state: EmbeddedPromotionStateStore;
   readonly metrics: MemoryMetricsSink;
+  /** The database file. */
+  readonly database: string;
   /** The status API (`GET /pipelines/{ns}/{name}`); no registry: serve reads files. */
   readonly pipelinesApi: PipelinesApiDependencies;
-  close(): void;
+  /** Stops starting jobs, waits for the running ones, closes the database. */
+  close(): Promise<void>;
 }
 
 export const createServeApp = async (
@@ -46,20 +62,25 @@ export const createServeApp = async (
   logger: LogPort,
 ): Promise<ServeApp> => {
   const pipelines = await FilePipelineStore.load(settings.pipelinesPath, logger);
-  pipelines.watch();
   const secrets = await FileSecretStore.load(settings.secretsPath);
-  const state = new MemoryPromotionStateStore();
+  const database = databaseFile(settings.dataDir ?? DEFAULT_DATA_DIR);
+  const db = openEmbeddedDatabase(database);
+  pipelines.watch();
+  const state = new EmbeddedPromotionStateStore(db);
   const metrics = new MemoryMetricsSink();
-  const queue = new MemoryJobQueue({
-    logger,
-    ...(settings.retryDelayMs === undefined ? {} : { retryDelayMs: settings.retryDelayMs }),
-  });
   const common = { pipelines, secrets, state, clock: systemClock, metrics, logger };
+  const queue = new EmbeddedJobQueue(db, {
+    logger,
+    onDeadLetter: (job, error) => recordDeadLetter(job, error, common),
+    ...(settings.retryUnitMs === undefined ? {} : { retryUnitMs: settings.retryUnitMs }),
+    ...(settings.pollIntervalMs === undefined ? {} : { pollIntervalMs: settings.pollIntervalMs }),
+  });
   const promotion: PromotionDependencies = {
     ...common,
-    repository: new IsomorphicGitConfigRepository(
-      settings.gitCacheDir === undefined ? {} : { cacheDir: settings.gitCacheDir },
-    ),
+    repository: new IsomorphicGitConfigRepository({
+      ...settings.git,
+      ...(settings.gitCacheDir === undefined ? {} : { cacheDir: settings.gitCacheDir }),
+    }),
     pullRequests: createOctokitPullRequests(settings.github),
   };
   if (settings.runWorker !== false) {
@@ -82,7 +103,32 @@ export const createServeApp = async (
     pipelines,
     state,
     metrics,
+    database,
     pipelinesApi: { pipelines, state, logger },
-    close: () => pipelines.close(),
+    close: async () => {
+      pipelines.close();
+      await queue.stop();
+      db.close();
+    },
   };
+};
+
+/**
+ * The dead letters of a serve data directory, for `promoter dead-letters` (serve may be running:
+ * the database takes both, and serve picks up retried jobs within its poll interval).
+ */
+export const openEmbeddedDeadLetters = (
+  dataDir: string = DEFAULT_DATA_DIR,
+): { deadLetters: DeadLetters; close(): void } => {
+  const file = databaseFile(dataDir);
+  // A mistyped --data must not answer "no dead letters" from a database it just created.
+  if (!existsSync(file)) {
+    throw new PromoterError(
+      'INVALID_CONFIG',
+      `no serve database at ${file}: pass the --data directory that promoter serve uses`,
+    );
+  }
+  const db = openEmbeddedDatabase(file);
+  const queue = new EmbeddedJobQueue(db, { logger: silentLogger });
+  return { deadLetters: queue, close: () => db.close() };
 };

@@ -163,6 +163,8 @@ export class PromoterFunctions extends Construct {
         [ENV.tableName]: tableName,
         [ENV.secretPrefix]: props.secretPrefix,
         [ENV.gitCacheDir]: WORKER_DEFAULTS.gitCacheDir,
+        // A transient failure on the last receive is recorded as dead-lettered.
+        [ENV.maxReceiveCount]: String(props.queue.maxReceiveCount),
       },
     });
     this.worker = worker.function;

@@ -1,6 +1,7 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { MAX_RECEIVES } from '../../functions/core/retry-policy.ts';
 
 /** The visibility timeout is this many times the consumer's timeout (AWS's recommendation). */
 export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
@@ -38,7 +39,7 @@ export class PromotionQueue extends Construct {
 
   constructor(scope: Construct, id: string, props: PromotionQueueProps) {
     super(scope, id);
-    this.maxReceiveCount = props.maxReceiveCount ?? 5;
+    this.maxReceiveCount = props.maxReceiveCount ?? MAX_RECEIVES;
     this.visibilityTimeout = Duration.seconds(
       props.consumerTimeout.toSeconds() * VISIBILITY_TO_TIMEOUT_RATIO,
     );

@@ -5,34 +5,9 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { redeliveryDelaySeconds, SqsRedelivery } from '../../functions/adapters/sqs-redelivery.ts';
+import { SqsRedelivery } from '../../functions/adapters/sqs-redelivery.ts';
 import { createFifoQueue } from '../support/aws-test-resources.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
-
-describe('redeliveryDelaySeconds', () => {
-  it.each([
-    [1, 30],
-    [2, 60],
-    [3, 120],
-    [5, 480],
-    [6, 900],
-    [10, 900],
-  ])('receive %i: %i s', (receiveCount, seconds) => {
-    // Act
-    const delay = redeliveryDelaySeconds(receiveCount);
-
-    // Assess
-    expect(delay).toBe(seconds);
-  });
-
-  it('treats a receive count below 1 as the first receive', () => {
-    // Act
-    const delays = [0, -1].map(redeliveryDelaySeconds);
-
-    // Assess
-    expect(delays).toEqual([30, 30]);
-  });
-});
 
 describe('SqsRedelivery on a FIFO queue (moto)', () => {
   let client: SQSClient;
@@ -76,7 +51,7 @@ describe('SqsRedelivery on a FIFO queue (moto)', () => {
 
     // Act
     const result = await redelivery.defer([
-      { receiptHandle: deferred?.ReceiptHandle ?? '', receiveCount: 1 },
+      { receiptHandle: deferred?.ReceiptHandle ?? '', delaySeconds: 30 },
     ]);
     const again = await receive(queueUrl);
 
@@ -93,7 +68,7 @@ describe('SqsRedelivery on a FIFO queue (moto)', () => {
 
     // Act
     const result = await redelivery.defer([
-      { receiptHandle: 'not-a-receipt-handle', receiveCount: 2 },
+      { receiptHandle: 'not-a-receipt-handle', delaySeconds: 60 },
     ]);
 
     // Assess

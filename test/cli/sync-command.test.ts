@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { MemoryPromotionStateStore } from '../../functions/adapters/memory-promotion-state-store.ts';
 import { apiUrl, signingRegion } from '../../functions/cli/sync-command.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../../functions/core/pipeline.ts';
 import { handlePipelinesApiRequest } from '../../functions/core/pipelines-api.ts';
 import type { PipelinePutResult, PipelineRegistry } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { inMemoryStateStore } from '../support/state-stores.ts';
 
 /**
  * `promoter sync` and `promoter status` as a user runs them (a child process), against a local
@@ -144,7 +144,7 @@ let api: string;
 let folder: string;
 const received: Received[] = [];
 const registry = new MemoryRegistry();
-const state = new MemoryPromotionStateStore();
+const state = inMemoryStateStore();
 /** Statuses to answer before the real answer (fault injection), first first. */
 const faults: number[] = [];
 let requireSignature = true;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryPromotionStateStore } from '../../functions/adapters/memory-promotion-state-store.ts';
 import { type Pipeline, pipelineId } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import { pipelineStatus } from '../../functions/core/pipeline-status.ts';
 import type { PromotionRecord } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { inMemoryStateStore } from '../support/state-stores.ts';
 
 const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [
   Pipeline,
@@ -13,7 +13,7 @@ const REF = { namespace: 'flux-system', name: 'podinfo' };
 const PR = { number: 7, url: 'https://github.com/example-org/fleet-prod/pull/7' };
 
 const setup = () => {
-  const state = new MemoryPromotionStateStore();
+  const state = inMemoryStateStore();
   const deps = {
     pipelines: {
       get: async (ref: { namespace: string; name: string }) =>

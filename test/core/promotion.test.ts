@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryMetricsSink } from '../../functions/adapters/memory-metrics-sink.ts';
-import { MemoryPromotionStateStore } from '../../functions/adapters/memory-promotion-state-store.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import type { Pipeline } from '../../functions/core/pipeline.ts';
@@ -12,9 +11,15 @@ import type {
   PullRequestRequest,
   PullRequests,
 } from '../../functions/core/ports.ts';
-import { promotionBody, promotionTitle, runPromotion } from '../../functions/core/promotion.ts';
+import {
+  promotionBody,
+  promotionTitle,
+  recordDeadLetter,
+  runPromotion,
+} from '../../functions/core/promotion.ts';
 import { type PromotionJob, promotionJobId } from '../../functions/core/promotion-job.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { inMemoryStateStore } from '../support/state-stores.ts';
 import { memorySecrets } from '../support/webhook-harness.ts';
 
 /** The promotion core alone, on twins of its ports: what it decides and records. */
@@ -28,7 +33,7 @@ const job = (
   message = 'Helm upgrade succeeded',
 ): PromotionJob => ({
   version: 1,
-  id: promotionJobId(podinfo, 'prod', revision),
+  id: promotionJobId(podinfo, 'prod', revision, timestamp),
   pipeline: { namespace: 'flux-system', name: 'podinfo' },
   from: 'staging',
   to: 'prod',
@@ -57,7 +62,7 @@ const setUp = (
     changedFiles: ['a.yaml'],
   }),
 ) => {
-  const state = new MemoryPromotionStateStore();
+  const state = inMemoryStateStore();
   const metrics = new MemoryMetricsSink();
   const branches: PromotionBranchRequest[] = [];
   const pulls: PullRequestRequest[] = [];
@@ -221,14 +226,104 @@ describe('runPromotion', () => {
     expect(current.metrics.sum('PromotionLatency')).toBe(0);
   });
 
-  it('a transient failure is thrown for the queue to retry, and nothing is recorded', async () => {
+  it('a transient failure is thrown for the queue to retry; the claim stays, as pushing', async () => {
     const { deps, state } = setUp(async () => {
       throw new PromoterError('GIT_UNAVAILABLE', 'git server unreachable', { retryable: true });
     });
     await expect(runPromotion(job('6.5.0', '2026-11-20T16:01:01Z'), deps)).rejects.toMatchObject({
       code: 'GIT_UNAVAILABLE',
     });
-    expect(await state.getPromotion(podinfo, 'prod')).toBeUndefined();
+    expect(await state.getPromotion(podinfo, 'prod')).toMatchObject({
+      revision: '6.5.0',
+      state: 'pushing',
+    });
+  });
+
+  it('claim before push: a newer job that pushed and then failed on GitHub blocks a late older one', async () => {
+    // Prepare: 6.5.3 (newer) pushes its branch, then GitHub answers 502.
+    const { deps, state, branches, pulls } = setUp();
+    let githubDown = true;
+    const upsert = deps.pullRequests.upsert;
+    deps.pullRequests = {
+      upsert: async (request) => {
+        if (githubDown) {
+          throw new PromoterError('GITHUB_UNAVAILABLE', 'GitHub answered 502', { retryable: true });
+        }
+        return upsert(request);
+      },
+    };
+    const newer = job('6.5.3', '2026-11-20T16:01:30Z');
+    await expect(runPromotion(newer, deps)).rejects.toMatchObject({ code: 'GITHUB_UNAVAILABLE' });
+
+    // Act: 6.5.2 (older event) arrives late, then GitHub is back and 6.5.3 is retried.
+    const older = await runPromotion(job('6.5.2', '2026-11-20T16:01:00Z'), deps);
+    githubDown = false;
+    const retried = await runPromotion(newer, deps);
+
+    // Assess: the older job pushed nothing and touched no PR; the PR describes 6.5.3.
+    expect(older).toEqual({ status: 'superseded', by: '6.5.3' });
+    expect(branches.map((branch) => branch.commit.message)).toEqual([
+      'Promote flux-system/podinfo in prod to 6.5.3',
+      'Promote flux-system/podinfo in prod to 6.5.3',
+    ]);
+    expect(pulls.map((pull) => pull.title)).toEqual([
+      'Promote flux-system/podinfo in prod to 6.5.3',
+    ]);
+    expect(retried).toMatchObject({ status: 'opened' });
+    expect(await state.getPromotion(podinfo, 'prod')).toMatchObject({
+      revision: '6.5.3',
+      state: 'opened',
+      pullRequest: { number: 7 },
+    });
+  });
+
+  it('the claim keeps the PR of the environment while the branch is pushed', async () => {
+    // Prepare
+    const { deps, state } = setUp();
+    await runPromotion(job('6.5.0', '2026-11-20T16:01:00Z'), deps);
+    let seen: unknown;
+    deps.repository = {
+      preparePromotionBranch: async () => {
+        seen = await state.getPromotion(podinfo, 'prod');
+        return { status: 'pushed', baseCommit: 'b', commit: 'd', changedFiles: ['a.yaml'] };
+      },
+    };
+
+    // Act
+    await runPromotion(job('6.6.0', '2026-11-20T16:01:30Z'), deps);
+
+    // Assess
+    expect(seen).toMatchObject({
+      revision: '6.6.0',
+      state: 'pushing',
+      pullRequest: { number: 7, url: 'https://github.com/example-org/fleet-prod/pull/7' },
+    });
+  });
+
+  it('a dead letter is recorded with its last error, counted, and loses to a later event', async () => {
+    // Prepare
+    const { deps, state, metrics } = setUp();
+    const failure = new PromoterError('GITHUB_UNAVAILABLE', 'GitHub answered 502 five times', {
+      retryable: true,
+    });
+
+    // Act
+    await recordDeadLetter(job('6.5.0', '2026-11-20T16:01:00Z'), failure, deps);
+    const first = await state.getPromotion(podinfo, 'prod');
+    await runPromotion(job('6.6.0', '2026-11-20T16:01:30Z'), deps);
+    await recordDeadLetter(job('6.5.0', '2026-11-20T16:01:00Z'), failure, deps);
+
+    // Assess
+    expect(first).toMatchObject({
+      revision: '6.5.0',
+      state: 'dead-lettered',
+      failure: { code: 'GITHUB_UNAVAILABLE', message: 'GitHub answered 502 five times' },
+    });
+    expect(await state.getPromotion(podinfo, 'prod')).toMatchObject({
+      revision: '6.6.0',
+      state: 'opened',
+    });
+    expect(metrics.sum('PromotionsDeadLettered')).toBe(2);
   });
 
   it('a stored definition that no longer validates fails permanently instead of looping', async () => {

@@ -87,6 +87,8 @@ beforeAll(async () => {
       join(folder, 'secrets.json'),
       '--git-cache',
       join(folder, 'git-cache'),
+      '--data',
+      join(folder, 'data'),
     ],
     { cwd: ROOT },
   );
@@ -197,14 +199,19 @@ describe('promoter serve, end to end', () => {
     const finished = await waitFor('the refused promotion', () =>
       logs.find((line) => line.message === 'promotion finished' && line.status === 'failed'),
     );
-    expect(finished).toMatchObject({ code: 'GIT_AUTH_FAILED' });
+    // The reason names what to fix, under a key Powertools' Logger keeps (not `message`).
+    expect(finished).toMatchObject({
+      code: 'GIT_AUTH_FAILED',
+      reason: expect.stringContaining('git credentials were refused by'),
+    });
     const text = JSON.stringify(logs);
     for (const secret of [FIXTURE_HMAC_KEY, server.token, REFUSED_TOKEN])
       expect(text).not.toContain(secret);
   });
 
-  it('stops cleanly on Ctrl-C', async () => {
+  it('stops cleanly on one Ctrl-C, even when a wrapper delivers it twice at once', async () => {
     const exited = new Promise<number | null>((resolve) => serve.once('exit', resolve));
+    serve.kill('SIGINT');
     serve.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(logs.some((line) => line.message === 'stopped')).toBe(true);

@@ -203,7 +203,7 @@ describe('pull-request promotion against git http-backend and the GitHub stand-i
     expect(harness.outcomes).toEqual([
       { status: 'failed', code: 'GIT_AUTH_FAILED', message: expect.stringContaining(prod) },
     ]);
-    expect(harness.queue.failed()).toEqual([]);
+    expect(await harness.queue.list()).toEqual([]);
     expect(await harness.state.getPromotion(pipeline, 'prod')).toMatchObject({
       state: 'failed',
       failure: { code: 'GIT_AUTH_FAILED' },

@@ -51,7 +51,8 @@ beforeAll(async () => {
       pipelinesPath: join(folder, 'pipelines.yaml'),
       secretsPath: join(folder, 'secrets.json'),
       gitCacheDir: join(folder, 'git-cache'),
-      retryDelayMs: () => 10,
+      dataDir: join(folder, 'data'),
+      retryUnitMs: 0.2,
       github: { spaceWrites: false, retryAfterBaseValue: 5 },
     },
     silentLogger,
@@ -64,7 +65,7 @@ beforeAll(async () => {
   url = await listen(server, 0, '127.0.0.1');
 });
 afterAll(async () => {
-  app?.close();
+  await app?.close();
   server?.closeAllConnections();
   await new Promise((resolve) => server?.close(resolve));
   await github?.close();

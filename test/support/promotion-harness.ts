@@ -1,10 +1,14 @@
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import {
+  IN_MEMORY,
+  openEmbeddedDatabase,
+} from '../../functions/adapters/embedded/embedded-database.ts';
+import { EmbeddedJobQueue } from '../../functions/adapters/embedded/embedded-job-queue.ts';
+import { EmbeddedPromotionStateStore } from '../../functions/adapters/embedded/embedded-promotion-state-store.ts';
 import { IsomorphicGitConfigRepository } from '../../functions/adapters/isomorphic-git-config-repository.ts';
-import { MemoryJobQueue } from '../../functions/adapters/memory-job-queue.ts';
 import { MemoryMetricsSink } from '../../functions/adapters/memory-metrics-sink.ts';
-import { MemoryPromotionStateStore } from '../../functions/adapters/memory-promotion-state-store.ts';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, pipelineId } from '../../functions/core/pipeline.ts';
@@ -54,7 +58,7 @@ export const promotionJob = (
   timestamp = new Date(),
 ): PromotionJob => ({
   version: 1,
-  id: promotionJobId(pipeline, to, revision),
+  id: promotionJobId(pipeline, to, revision, timestamp.toISOString()),
   pipeline: { namespace: pipeline.namespace, name: pipeline.name },
   from,
   to,
@@ -75,9 +79,10 @@ export const promotionJob = (
 
 export interface PromotionHarness {
   readonly deps: PromotionDependencies;
-  readonly state: MemoryPromotionStateStore;
+  readonly state: EmbeddedPromotionStateStore;
   readonly metrics: MemoryMetricsSink;
-  readonly queue: MemoryJobQueue;
+  /** serve's queue on an in-memory database, its retry schedule in milliseconds. */
+  readonly queue: EmbeddedJobQueue;
   readonly outcomes: PromotionOutcome[];
   run(job: PromotionJob): Promise<PromotionOutcome>;
 }
@@ -88,7 +93,8 @@ export const promotionHarness = async (
   token = server.token,
 ): Promise<PromotionHarness> => {
   const byId = new Map(pipelines.map((pipeline) => [pipelineId(pipeline), pipeline]));
-  const state = new MemoryPromotionStateStore();
+  const db = openEmbeddedDatabase(IN_MEMORY);
+  const state = new EmbeddedPromotionStateStore(db);
   const metrics = new MemoryMetricsSink();
   const credentials = { 'hmac-key': 'unused', token };
   const deps: PromotionDependencies = {
@@ -107,7 +113,7 @@ export const promotionHarness = async (
     logger: silentLogger,
   };
   const outcomes: PromotionOutcome[] = [];
-  const queue = new MemoryJobQueue({ logger: silentLogger, retryDelayMs: () => 10 });
+  const queue = new EmbeddedJobQueue(db, { logger: silentLogger, retryUnitMs: 0.2 });
   queue.process(async (job) => {
     outcomes.push(await runPromotion(job, deps));
   });

@@ -1,5 +1,5 @@
+import type { EmbeddedPromotionStateStore } from '../../functions/adapters/embedded/embedded-promotion-state-store.ts';
 import { MemoryMetricsSink } from '../../functions/adapters/memory-metrics-sink.ts';
-import { MemoryPromotionStateStore } from '../../functions/adapters/memory-promotion-state-store.ts';
 import { decisionSettings } from '../../functions/core/decision.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
@@ -10,6 +10,7 @@ import type { Clock, SecretStore } from '../../functions/core/ports.ts';
 import type { PromotionJob } from '../../functions/core/promotion-job.ts';
 import type { WebhookDependencies } from '../../functions/core/webhook.ts';
 import { FIXTURE_HMAC_KEY, readFixture } from './fixtures.ts';
+import { inMemoryStateStore } from './state-stores.ts';
 
 /** Webhook dependencies on in-memory twins, loaded with the fixture pipelines. */
 export const fixturePipelines = (): Pipeline[] =>
@@ -39,7 +40,7 @@ export interface WebhookHarness {
   readonly deps: WebhookDependencies;
   readonly jobs: PromotionJob[];
   readonly metrics: MemoryMetricsSink;
-  readonly state: MemoryPromotionStateStore;
+  readonly state: EmbeddedPromotionStateStore;
   now: Date;
 }
 
@@ -51,7 +52,7 @@ export const webhookHarness = (
   );
   const jobs: PromotionJob[] = [];
   const metrics = new MemoryMetricsSink();
-  const state = new MemoryPromotionStateStore();
+  const state = inMemoryStateStore();
   const harness: WebhookHarness = {
     jobs,
     metrics,
