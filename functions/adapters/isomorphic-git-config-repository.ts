@@ -24,10 +24,12 @@ import {
 } from './git/repository-cache.ts';
 import {
   type Advertisement,
+  DEFAULT_READ_RETRY,
   discover,
   fetchHead,
   type GitHttpClient,
   pushCommit,
+  type ReadRetry,
   type Remote,
 } from './git/smart-http.ts';
 import { buildCommit, commitTree, type Tree } from './git/tree.ts';
@@ -87,6 +89,14 @@ export interface IsomorphicGitConfigRepositoryOptions {
   readonly now?: () => Date;
   /** Received packs kept before the cache is dropped and fetched afresh (default 32). */
   readonly maxPacks?: number;
+  /**
+   * In-process retries of an idempotent read (the `info/refs` advertisements, the
+   * `git-upload-pack` fetch) after a 5xx, 408, 429, a dropped connection or a cut answer
+   * (default 3). Pushes are never retried in process; what is left goes to the queue.
+   */
+  readonly readRetries?: number;
+  /** The first wait before such a retry in ms, later ones 4x and 8x it (default 250: 250 ms, 1 s, 2 s). */
+  readonly retryBaseDelayMs?: number;
 }
 
 interface Scan {
@@ -133,6 +143,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   private readonly fs: typeof nodeFs;
   private readonly now: () => Date;
   private readonly maxPacks: number;
+  private readonly readRetry: ReadRetry;
 
   constructor(options: IsomorphicGitConfigRepositoryOptions = {}) {
     this.cacheDir = options.cacheDir ?? join(tmpdir(), 'pipeline-promoter-git');
@@ -141,6 +152,10 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     this.fs = options.fs ?? nodeFs;
     this.now = options.now ?? (() => new Date());
     this.maxPacks = options.maxPacks ?? 32;
+    this.readRetry = {
+      retries: Math.max(0, options.readRetries ?? DEFAULT_READ_RETRY.retries),
+      baseDelayMs: Math.max(0, options.retryBaseDelayMs ?? DEFAULT_READ_RETRY.baseDelayMs),
+    };
   }
 
   /** The cache directory of a repository (one per clone URL, credentials left out). */
@@ -160,6 +175,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       url: request.repository.cloneUrl,
       http: this.http,
       credentials: request.credentials,
+      readRetry: this.readRetry,
     };
     return withLock(directory, async () => {
       const cache = cacheFor(directory, this.fs);

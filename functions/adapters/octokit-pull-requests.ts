@@ -9,6 +9,7 @@ import { type ThrottlingOptions, throttling } from '@octokit/plugin-throttling';
 import { PromoterError } from '../core/errors.ts';
 import { refuseInsecureUrl } from '../core/http.ts';
 import type { PullRequestRequest, PullRequestResult, PullRequests } from '../core/ports.ts';
+import { type RetryHint, SECONDARY_RATE_LIMIT_SECONDS } from '../core/retry-policy.ts';
 
 /**
  * The PullRequests port on GitHub (github.com and GitHub Enterprise Server) with Octokit:
@@ -17,10 +18,12 @@ import type { PullRequestRequest, PullRequestResult, PullRequests } from '../cor
  *
  * Transient failures are retried in process within bounds: 5xx and network errors by the retry
  * plugin (back-off 1, 4, 9 × `retryAfterBaseValue` ms), primary and secondary rate limits by the
- * throttling plugin (waiting Retry-After or the reset time, up to `maxRetryAfterSeconds`). What
- * remains is a PromoterError: GITHUB_UNAVAILABLE (retryable, through the queue) or
- * GITHUB_AUTH_FAILED / GITHUB_NOT_FOUND / GITHUB_REJECTED (permanent). Messages name the
- * repository and the operation, never the token.
+ * throttling plugin (waiting Retry-After or the reset time, up to `maxRetryAfterSeconds`; a
+ * secondary limit without Retry-After waits 60 s, so by default it goes to the queue). What
+ * remains is a PromoterError: GITHUB_UNAVAILABLE (retryable, through the queue, with the hints of
+ * `RetryHint` in `data`: `rateLimit` and `retryAfterSeconds`) or GITHUB_AUTH_FAILED /
+ * GITHUB_NOT_FOUND / GITHUB_REJECTED (permanent). Messages name the repository and the
+ * operation, never the token.
  */
 
 export type OctokitLog = {
@@ -140,12 +143,29 @@ const isAlreadyExists = (error: unknown): boolean => {
   );
 };
 
+/** GitHub's words for a secondary limit (older servers say "abuse detection"). */
+const SECONDARY = /secondary rate limit|abuse detection/i;
+
 const isRateLimited = (error: HttpErrorLike): boolean =>
   error.status === 429 ||
   (error.status === 403 &&
     (header(error, 'retry-after') !== undefined ||
       header(error, 'x-ratelimit-remaining') === '0' ||
-      /rate limit/i.test(githubMessage(error))));
+      /rate limit/i.test(githubMessage(error)) ||
+      SECONDARY.test(githubMessage(error))));
+
+/**
+ * Which of GitHub's limits a rate-limited answer is: its message says secondary, else
+ * `x-ratelimit-remaining: 0` is the primary one, else a Retry-After (or a bare 429) is a
+ * secondary one. "API rate limit exceeded" without headers is primary.
+ */
+const rateLimitKind = (error: HttpErrorLike): NonNullable<RetryHint['rateLimit']> => {
+  const message = githubMessage(error);
+  if (SECONDARY.test(message)) return 'secondary';
+  if (header(error, 'x-ratelimit-remaining') === '0') return 'primary';
+  if (header(error, 'retry-after') !== undefined) return 'secondary';
+  return /API rate limit exceeded/i.test(message) ? 'primary' : 'secondary';
+};
 
 const retryAfterSeconds = (error: HttpErrorLike): number | undefined => {
   const retryAfter = Number(header(error, 'retry-after'));
@@ -193,11 +213,13 @@ export const toPromoterError = (error: unknown, context: Operation): PromoterErr
   if (requestId !== undefined) data.githubRequestId = requestId;
 
   if (isRateLimited(http)) {
+    const rateLimit = rateLimitKind(http);
     const seconds = retryAfterSeconds(http);
+    data.rateLimit = rateLimit;
     if (seconds !== undefined) data.retryAfterSeconds = seconds;
     return new PromoterError(
       'GITHUB_UNAVAILABLE',
-      `GitHub rate-limited the request to ${where} (${status} ${reason})` +
+      `GitHub rate-limited the request to ${where} (${rateLimit} limit, ${status} ${reason})` +
         (seconds === undefined ? '' : `; retry after ${seconds} s`),
       { retryable: true, data, cause: error },
     );
@@ -224,6 +246,8 @@ export const toPromoterError = (error: unknown, context: Operation): PromoterErr
     );
   }
   if (status === 408 || status >= 500) {
+    const seconds = retryAfterSeconds(http);
+    if (seconds !== undefined) data.retryAfterSeconds = seconds;
     return new PromoterError(
       'GITHUB_UNAVAILABLE',
       `GitHub failed to ${where} (${status} ${reason})`,
@@ -406,7 +430,9 @@ export class OctokitPullRequests implements PullRequests {
       throttle: {
         id: `pipeline-promoter-${key.slice(0, 16)}`,
         retryAfterBaseValue: options.retryAfterBaseValue,
-        fallbackSecondaryRateRetryAfter: 60,
+        // A secondary limit without Retry-After is waited for at least GitHub's minute, in
+        // process only when maxRetryAfterSeconds allows that long, else by the queue.
+        fallbackSecondaryRateRetryAfter: SECONDARY_RATE_LIMIT_SECONDS,
         onRateLimit: wantRetry('primary'),
         onSecondaryRateLimit: wantRetry('secondary'),
         ...(options.spaceWrites ? {} : { write: unspacedGroup, notifications: unspacedGroup }),

@@ -89,10 +89,12 @@ const promotion = (
   };
 };
 
+// Retries of reads wait a few milliseconds (test/adapters/git-read-retry.test.ts covers them).
 const adapter = async (): Promise<IsomorphicGitConfigRepository> =>
   new IsomorphicGitConfigRepository({
     cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
     now: () => new Date('2026-11-02T10:00:00Z'),
+    retryBaseDelayMs: 2,
   });
 
 const parentsOf = async (name: string, ref: string): Promise<string[]> =>

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
 import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { PullRequestRequest } from '../../functions/core/ports.ts';
+import { retryDelaySeconds } from '../../functions/core/retry-policy.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -14,6 +15,8 @@ const BRANCH = 'promotion-apps-podinfo-staging';
 const READ_ONLY_TOKEN = 'ghp_readOnlyToken000000000000000000000000';
 const PULLS = '/repos/{owner}/{repo}/pulls';
 const PULL = '/repos/{owner}/{repo}/pulls/{pull_number}';
+const SECONDARY_MESSAGE =
+  'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.';
 
 const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
   try {
@@ -270,10 +273,132 @@ describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
     expect(error).toMatchObject({
       code: 'GITHUB_UNAVAILABLE',
       retryable: true,
-      data: { status: 403, retryAfterSeconds: 600, repository: `${OWNER}/${REPO}` },
+      data: {
+        status: 403,
+        rateLimit: 'secondary',
+        retryAfterSeconds: 600,
+        repository: `${OWNER}/${REPO}`,
+      },
     });
     expect(github.standIn.requestCount()).toBe(1);
     expect(warnings).toEqual([expect.stringContaining('giving up (retry after 600 s)')]);
+  });
+
+  it('hands a secondary limit without Retry-After to the queue, which waits a minute', async () => {
+    // Prepare
+    github.standIn.injectFault({
+      method: 'GET',
+      route: PULLS,
+      fault: { kind: 'status', status: 403, body: { message: SECONDARY_MESSAGE } },
+    });
+
+    // Act
+    const error = await caught(pullRequests.upsert(promotion()));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'GITHUB_UNAVAILABLE',
+      retryable: true,
+      data: { status: 403, rateLimit: 'secondary' },
+    });
+    expect(error.data.retryAfterSeconds).toBeUndefined();
+    // Not waited out in process: GitHub's minute is longer than maxRetryAfterSeconds (20).
+    expect(github.standIn.requestCount()).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('giving up (retry after 60 s)')]);
+    expect(retryDelaySeconds(1, error)).toBe(60);
+  });
+
+  it('waits the minute of a secondary limit without Retry-After in process when allowed to', async () => {
+    // Prepare
+    const patient = createOctokitPullRequests({
+      retryAfterBaseValue: 1,
+      maxRetryAfterSeconds: 60,
+      spaceWrites: false,
+      log,
+    });
+    github.standIn.injectFault({
+      method: 'GET',
+      route: PULLS,
+      fault: { kind: 'status', status: 403, body: { message: SECONDARY_MESSAGE } },
+    });
+    const started = Date.now();
+
+    // Act
+    const result = await patient.upsert(promotion());
+
+    // Assess
+    expect(result.action).toBe('opened');
+    expect(github.standIn.requestCount({ method: 'GET', route: PULLS })).toBe(2);
+    expect(warnings).toEqual([
+      expect.stringMatching(/secondary rate limit .* retrying after 60 s/),
+    ]);
+    // 60 "seconds" of 1 ms each.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(60);
+  });
+
+  it('calls a 429 with Retry-After and no exhausted quota a secondary limit', async () => {
+    // Prepare
+    github.standIn.injectFault({
+      method: 'POST',
+      route: PULLS,
+      fault: { kind: 'status', status: 429, headers: { 'retry-after': '45' } },
+    });
+
+    // Act
+    const error = await caught(pullRequests.upsert(promotion()));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'GITHUB_UNAVAILABLE',
+      retryable: true,
+      data: { status: 429, rateLimit: 'secondary', retryAfterSeconds: 45 },
+    });
+    expect(github.standIn.requestCount({ method: 'POST', route: PULLS })).toBe(1);
+    expect(retryDelaySeconds(1, error)).toBe(45);
+  });
+
+  it('gives a primary rate limit with a far reset to the queue, with the time to the reset', async () => {
+    // Prepare
+    github.standIn.injectFault({
+      method: 'GET',
+      route: PULLS,
+      fault: { kind: 'primary-rate-limit', resetInSeconds: 600 },
+    });
+
+    // Act
+    const error = await caught(pullRequests.upsert(promotion()));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'GITHUB_UNAVAILABLE',
+      retryable: true,
+      data: { status: 403, rateLimit: 'primary' },
+    });
+    expect(error.data.retryAfterSeconds).toBeGreaterThanOrEqual(598);
+    expect(error.data.retryAfterSeconds).toBeLessThanOrEqual(601);
+    expect(github.standIn.requestCount()).toBe(1);
+    expect(warnings).toEqual([expect.stringMatching(/primary rate limit .* giving up/)]);
+  });
+
+  it('keeps the Retry-After of a 503 for the queue, without calling it a rate limit', async () => {
+    // Prepare
+    github.standIn.injectFault({
+      method: 'GET',
+      route: PULLS,
+      times: 10,
+      fault: { kind: 'status', status: 503, headers: { 'retry-after': '120' } },
+    });
+
+    // Act
+    const error = await caught(pullRequests.upsert(promotion()));
+
+    // Assess
+    expect(error).toMatchObject({
+      code: 'GITHUB_UNAVAILABLE',
+      retryable: true,
+      data: { status: 503, retryAfterSeconds: 120 },
+    });
+    expect(error.data.rateLimit).toBeUndefined();
   });
 
   it('finds and updates the pull request when create answers 422 already exists', async () => {

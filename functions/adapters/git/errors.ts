@@ -2,7 +2,8 @@ import { PromoterError } from '../../core/errors.ts';
 
 /**
  * The git adapter's errors. ProtocolError (bad pack, unexpected answer: the cache is dropped) and
- * RaceError (the base moved: the attempt starts again) steer the promotion loop; `toPromoterError`
+ * RaceError (the base moved: the attempt starts again) steer the promotion loop; `isTransientRead`
+ * says which failures of an idempotent read smart-http tries again in process; `toPromoterError`
  * maps every failure to the port's PromoterError GIT_* codes, credentials kept out of messages.
  * A module of its own because the adapter's own protocol and pack code, written because
  * isomorphic-git's fetch + readBlob path took 7.6 s at 6,000 files against 0.5 s for a git CLI
@@ -57,6 +58,73 @@ export class RaceError extends Error {
   override readonly name = 'RaceError';
 }
 
+/**
+ * An answer that ended before its end (the connection was cut mid-stream). Not a ProtocolError:
+ * what the cache holds is fine, and the same request is tried again.
+ */
+export class TruncatedError extends Error {
+  override readonly name = 'TruncatedError';
+}
+
+/** `Retry-After` (delta-seconds or an HTTP date) as seconds from `now`, if it says anything. */
+export const parseRetryAfter = (
+  value: string | undefined,
+  now: number = Date.now(),
+): number | undefined => {
+  if (value === undefined || value.trim() === '') return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+};
+
+/**
+ * The waits servers asked for, by the error they answered with: isomorphic-git's HttpError does
+ * not keep the response headers, so smart-http notes `Retry-After` here for `toPromoterError`.
+ */
+const retryAfters = new WeakMap<object, number>();
+
+export const noteRetryAfter = (error: unknown, seconds: number | undefined): void => {
+  if (seconds !== undefined && typeof error === 'object' && error !== null) {
+    retryAfters.set(error, seconds);
+  }
+};
+
+/** The HTTP status of an isomorphic-git HttpError, else undefined. */
+export const httpStatus = (error: unknown): number | undefined => {
+  const { code, data } = (error ?? {}) as { code?: unknown; data?: { statusCode?: unknown } };
+  return code === 'HttpError' && typeof data?.statusCode === 'number' ? data.statusCode : undefined;
+};
+
+/** Statuses after which the same read can succeed a moment later. */
+const TRANSIENT_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+
+export const isTransientStatus = (status: number | undefined): boolean =>
+  status !== undefined && TRANSIENT_STATUSES.has(status);
+
+/** Connection failures worth trying again at once (a lost DNS name or route is not). */
+const DROPPED_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/**
+ * Whether an idempotent read (ref advertisement, fetch) that failed so is worth repeating in
+ * process: a 5xx, 408 or 429, a dropped or refused connection, or an answer cut short.
+ */
+export const isTransientRead = (error: unknown): boolean => {
+  if (error instanceof TruncatedError) return true;
+  if (isTransientStatus(httpStatus(error))) return true;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && DROPPED_CODES.has(code)) return true;
+  return error instanceof Error && /socket hang up|premature close/i.test(error.message);
+};
+
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -76,8 +144,8 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
   const where = `${context.url} (base branch ${context.baseBranch}, branch ${context.branch})`;
   const data = { url: context.url, baseBranch: context.baseBranch, branch: context.branch };
   const code = (error as { code?: unknown } | undefined)?.code;
-  const status = (error as { data?: { statusCode?: unknown } } | undefined)?.data?.statusCode;
-  if (code === 'HttpError' && typeof status === 'number') {
+  const status = httpStatus(error);
+  if (status !== undefined) {
     if (status === 401 || status === 403) {
       return new PromoterError(
         'GIT_AUTH_FAILED',
@@ -93,9 +161,14 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
       );
     }
     const transient = status === 408 || status === 429 || status >= 500;
+    const retryAfterSeconds = retryAfters.get(error as object);
     return new PromoterError('GIT_UNAVAILABLE', `git server answered HTTP ${status} for ${where}`, {
       retryable: transient,
-      data: { ...data, status },
+      data: {
+        ...data,
+        status,
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      },
       cause: error,
     });
   }

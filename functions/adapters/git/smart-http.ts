@@ -1,7 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GitRemoteHTTP } from 'isomorphic-git/managers';
 import { PromoterError } from '../../core/errors.ts';
 import type { GitCredentials } from '../../core/ports.ts';
-import { type ErrorContext, ProtocolError, RaceError } from './errors.ts';
+import {
+  type ErrorContext,
+  httpStatus,
+  isTransientRead,
+  isTransientStatus,
+  noteRetryAfter,
+  ProtocolError,
+  parseRetryAfter,
+  RaceError,
+  TruncatedError,
+} from './errors.ts';
 import { type GitObject, writePack } from './pack.ts';
 import { collect, FLUSH, packets, pkt, readUntilFlush } from './pkt-line.ts';
 import type { RepositoryCache } from './repository-cache.ts';
@@ -13,6 +24,11 @@ import type { RepositoryCache } from './repository-cache.ts';
  * force-updates a branch. The requests are written here rather than left to isomorphic-git's
  * fetch and push because its fetch + readBlob path took 7.6 s at 6,000 files against 0.5 s for a
  * git CLI clone, and its push lists the objects of the whole tree twice (README.md "Benchmarks").
+ *
+ * The reads (both `info/refs` advertisements and the `git-upload-pack` request) are idempotent
+ * and are tried again in process after a 5xx, 408, 429 or a dropped connection (`ReadRetry`).
+ * The `git-receive-pack` request never is: whether a push that lost its answer landed is only
+ * known from the refs, which the promotion loop reads again, and the queue retries the rest.
  */
 
 /** isomorphic-git's HTTP client interface. */
@@ -25,12 +41,71 @@ const AGENT = 'agent=pipeline-promoter';
 const RACE =
   /stale info|failed to lock|cannot lock|failed to update|fetch first|non-fast-forward|reference already exists|incorrect old value/i;
 
+/** How idempotent reads are tried again in process after a transient failure. */
+export interface ReadRetry {
+  /** Tries after the first one. */
+  readonly retries: number;
+  /** The first wait in milliseconds; later waits are 4x and then 8x it. */
+  readonly baseDelayMs: number;
+}
+
+/** 3 retries, after 250 ms, 1 s and 2 s: a blip is bridged, an outage goes to the queue. */
+export const DEFAULT_READ_RETRY: ReadRetry = { retries: 3, baseDelayMs: 250 };
+
+const BACKOFF_STEPS = [1, 4, 8];
+const LONGEST_STEP = 8;
+
+/** The wait before retry `retry` (1 for the first). */
+const backoffMs = (policy: ReadRetry, retry: number): number =>
+  policy.baseDelayMs * (BACKOFF_STEPS[retry - 1] ?? LONGEST_STEP);
+
 /** A repository to talk to, and how. */
 export interface Remote {
   readonly url: string;
   readonly http: GitHttpClient;
   readonly credentials: GitCredentials;
+  /** Default `DEFAULT_READ_RETRY`. */
+  readonly readRetry?: ReadRetry;
 }
+
+type GitHttpResponse = Awaited<ReturnType<GitHttpClient['request']>>;
+
+/**
+ * Runs `read` (one idempotent request, its answer read to the end) until it succeeds, fails for a
+ * reason that is not transient, or the retries are spent; then the last error is thrown as it was.
+ * A `Retry-After` within the longest backoff is waited for; a longer one ends the retries at once
+ * and goes with the error (for the queue to wait that long).
+ */
+const retryingRead = async <T>(
+  remote: Remote,
+  read: (http: GitHttpClient) => Promise<T>,
+): Promise<T> => {
+  const policy = remote.readRetry ?? DEFAULT_READ_RETRY;
+  const longestMs = policy.baseDelayMs * LONGEST_STEP;
+  for (let retry = 1; ; retry++) {
+    // isomorphic-git's HttpError leaves out the headers: note those of the last answer.
+    let last: GitHttpResponse | undefined;
+    const http: GitHttpClient = {
+      request: async (request) => {
+        last = await remote.http.request(request);
+        return last;
+      },
+    };
+    try {
+      return await read(http);
+    } catch (error) {
+      const status = httpStatus(error);
+      const retryAfter = isTransientStatus(status)
+        ? parseRetryAfter(last?.headers?.['retry-after'])
+        : undefined;
+      noteRetryAfter(error, retryAfter);
+      if (retry > policy.retries || !isTransientRead(error)) throw error;
+      const askedMs = (retryAfter ?? 0) * 1000;
+      if (askedMs > longestMs) throw error;
+      await sleep(Math.max(backoffMs(policy, retry), askedMs));
+    }
+  }
+};
 
 /** What `info/refs` answered: refs by name, capabilities, and the auth to reuse. */
 export interface Advertisement {
@@ -54,24 +129,27 @@ export const discover = async (
 ): Promise<Advertisement> => {
   const { username, password } = remote.credentials;
   const hasCredentials = username !== '' || password !== '';
-  // Credentials go with the first request (no 401 round trip); `onAuth` answers a challenge
-  // with the same credentials once, and a second refusal cancels.
-  const headers = authHeaders(remote);
-  let offered = false;
-  const result = (await GitRemoteHTTP.discover({
-    http: remote.http,
-    service,
-    url: remote.url,
-    headers,
-    protocolVersion: 1,
-    onAuth: () => {
-      if (!hasCredentials || offered) return { cancel: true };
-      offered = true;
-      return { username, password };
-    },
-    onAuthFailure: () => ({ cancel: true }),
-  })) as { refs: Map<string, string>; capabilities: Set<string>; auth: unknown };
-  return { refs: result.refs, capabilities: result.capabilities, auth: result.auth };
+  return retryingRead(remote, async (http) => {
+    // Credentials go with the first request (no 401 round trip); `onAuth` answers a challenge
+    // with the same credentials once, and a second refusal cancels. isomorphic-git writes into
+    // `headers`: a fresh object per try.
+    const headers = authHeaders(remote);
+    let offered = false;
+    const result = (await GitRemoteHTTP.discover({
+      http,
+      service,
+      url: remote.url,
+      headers,
+      protocolVersion: 1,
+      onAuth: () => {
+        if (!hasCredentials || offered) return { cancel: true };
+        offered = true;
+        return { username, password };
+      },
+      onAuthFailure: () => ({ cancel: true }),
+    })) as { refs: Map<string, string>; capabilities: Set<string>; auth: unknown };
+    return { refs: result.refs, capabilities: result.capabilities, auth: result.auth };
+  });
 };
 
 /** A refused fetch: a race when the head is gone (the base moved), else a protocol error. */
@@ -79,6 +157,62 @@ const uploadError = (message: string): Error =>
   /not our ref|no such|not valid|unadvertised/i.test(message)
     ? new RaceError(message)
     : new ProtocolError(`the git server refused the fetch: ${message}`);
+
+/** Whether a pkt-line answer ends with a flush packet: else the connection was cut. */
+const endsWithFlush = (raw: Buffer): boolean => {
+  let position = 0;
+  let flushed = false;
+  while (position + 4 <= raw.length) {
+    const length = Number.parseInt(raw.toString('latin1', position, position + 4), 16);
+    // Not pkt-lines at all: the parse says what is wrong.
+    if (Number.isNaN(length)) return true;
+    flushed = length < 4;
+    position += Math.max(length, 4);
+  }
+  return flushed && position === raw.length;
+};
+
+interface UploadAnswer {
+  readonly pack: Buffer;
+  readonly shallow: readonly string[];
+  readonly unshallow: readonly string[];
+}
+
+/**
+ * The pack and shallow updates of a `git-upload-pack` answer. The server's refusal (`ERR`, or
+ * band 3) ends the answer without a flush; any other answer without its closing flush was cut
+ * short (a TruncatedError, so that the fetch is made again).
+ */
+const readUploadAnswer = (raw: Buffer): UploadAnswer => {
+  const whole = endsWithFlush(raw);
+  const pack: Buffer[] = [];
+  const shallow: string[] = [];
+  const unshallow: string[] = [];
+  let refusal: Error | undefined;
+  let sideband = false;
+  try {
+    for (const packet of packets(raw)) {
+      if (packet === null || packet.length === 0) continue;
+      const band = packet[0] ?? 0;
+      if (sideband || band === 1 || band === 2 || band === 3) {
+        sideband = true;
+        if (band === 1) pack.push(packet.subarray(1));
+        else if (band === 3) refusal = uploadError(packet.toString('utf8', 1).trim());
+      } else {
+        const line = packet.toString('utf8').trimEnd();
+        if (line.startsWith('shallow ')) shallow.push(line.slice(8));
+        else if (line.startsWith('unshallow ')) unshallow.push(line.slice(10));
+        else if (line.startsWith('ERR ')) refusal = uploadError(line.slice(4));
+      }
+      if (refusal !== undefined) break;
+    }
+  } catch (error) {
+    if (whole || refusal !== undefined) throw error;
+  }
+  if (refusal !== undefined) throw refusal;
+  if (!whole) throw new TruncatedError('the fetch answer of the git server was cut short');
+  return { pack: Buffer.concat(pack), shallow, unshallow };
+};
 
 /**
  * Fetches `head`. A first fetch asks for depth 1 (the head's tree only). Later ones name the
@@ -114,40 +248,30 @@ export const fetchHead = async (
   for (const oid of haves) body.push(pkt(`have ${oid}\n`));
   body.push(pkt('done\n'));
 
-  const response = await GitRemoteHTTP.connect({
-    http: remote.http,
-    service: 'git-upload-pack',
-    url: remote.url,
-    auth: advertisement.auth,
-    headers: authHeaders(remote),
-    body: [Buffer.concat(body)],
-  });
+  const request = Buffer.concat(body);
   const limit = incremental
     ? Math.max(64 * 1024 * 1024, 2 * cache.store.bytes())
     : Number.POSITIVE_INFINITY;
-  const raw = await collect(response.body, limit);
-  if (raw === undefined) {
+  const answer = await retryingRead(remote, async (http) => {
+    const response = await GitRemoteHTTP.connect({
+      http,
+      service: 'git-upload-pack',
+      url: remote.url,
+      auth: advertisement.auth,
+      headers: authHeaders(remote),
+      body: [request],
+    });
+    const raw = await collect(response.body, limit);
+    return raw === undefined ? undefined : readUploadAnswer(raw);
+  });
+  if (answer === undefined) {
     await fetchHead(cache, remote, advertisement, head, 'depth-1');
     return;
   }
-  const pack: Buffer[] = [];
   const shallow = new Set(cache.shallow);
-  let sideband = false;
-  for (const packet of packets(raw)) {
-    if (packet === null || packet.length === 0) continue;
-    const band = packet[0] ?? 0;
-    if (sideband || band === 1 || band === 2 || band === 3) {
-      sideband = true;
-      if (band === 1) pack.push(packet.subarray(1));
-      else if (band === 3) throw uploadError(packet.toString('utf8', 1).trim());
-      continue;
-    }
-    const line = packet.toString('utf8').trimEnd();
-    if (line.startsWith('shallow ')) shallow.add(line.slice(8));
-    else if (line.startsWith('unshallow ')) shallow.delete(line.slice(10));
-    else if (line.startsWith('ERR ')) throw uploadError(line.slice(4));
-  }
-  cache.addPack(Buffer.concat(pack));
+  for (const oid of answer.shallow) shallow.add(oid);
+  for (const oid of answer.unshallow) shallow.delete(oid);
+  cache.addPack(answer.pack);
   cache.shallow = [...shallow];
   cache.heads = [...cache.heads.filter((oid) => oid !== head), head].slice(-16);
 };
