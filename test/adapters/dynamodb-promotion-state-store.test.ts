@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
 import type { DeploymentRecord } from '../../functions/core/ports.ts';
 import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
+import { describeClaimBeforePushContract } from './claim-before-push.contract.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
@@ -18,10 +19,10 @@ const deployment = (environment: string, eventTimestamp: string): DeploymentReco
 describe('DynamoDbPromotionStateStore (moto)', () => {
   const moto = useMotoDynamoDb();
 
-  describePromotionStateStoreContract(
-    'DynamoDbPromotionStateStore',
-    async () => new DynamoDbPromotionStateStore(moto.documents, await createTestTable(moto.client)),
-  );
+  const makeStore = async () =>
+    new DynamoDbPromotionStateStore(moto.documents, await createTestTable(moto.client));
+  describePromotionStateStoreContract('DynamoDbPromotionStateStore', makeStore);
+  describeClaimBeforePushContract('DynamoDbPromotionStateStore', makeStore);
 
   it('stamps expiresAt (epoch seconds) only when a record TTL is configured', async () => {
     // Prepare

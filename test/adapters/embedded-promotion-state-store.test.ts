@@ -8,12 +8,12 @@ import {
   openEmbeddedDatabase,
 } from '../../functions/adapters/embedded/embedded-database.ts';
 import { EmbeddedPromotionStateStore } from '../../functions/adapters/embedded/embedded-promotion-state-store.ts';
+import { describeClaimBeforePushContract } from './claim-before-push.contract.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
 
-describePromotionStateStoreContract(
-  'EmbeddedPromotionStateStore',
-  async () => new EmbeddedPromotionStateStore(openEmbeddedDatabase(IN_MEMORY)),
-);
+const makeStore = async () => new EmbeddedPromotionStateStore(openEmbeddedDatabase(IN_MEMORY));
+describePromotionStateStoreContract('EmbeddedPromotionStateStore', makeStore);
+describeClaimBeforePushContract('EmbeddedPromotionStateStore', makeStore);
 
 describe('EmbeddedPromotionStateStore on a database file', () => {
   it('keeps its records across a close and a reopen', async () => {

@@ -13,7 +13,9 @@ import {
 import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
+import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
+import type { PullRequestStrategy } from '../../functions/core/pipeline.ts';
 import { signBody } from '../../functions/core/signature.ts';
 import {
   createFifoQueue,
@@ -35,6 +37,7 @@ import { fleetTree, podinfoPipeline } from '../support/promotion-harness.ts';
 let server: FakeGitHubEnterprise;
 let sqs: SQSClient;
 let queueUrl: string;
+let state: DynamoDbPromotionStateStore;
 let webhook: typeof import('../../functions/handlers/webhook-lambda.ts');
 let worker: typeof import('../../functions/handlers/worker-lambda.ts');
 const context = { functionName: 'test', awsRequestId: 'req' } as Context;
@@ -59,27 +62,55 @@ beforeAll(async () => {
       token: server.token,
     });
   }
+  await createTestSecret(secrets, `${prefix}flux-system/refused-credentials`, {
+    token: 'ghp_refusedToken000000000000000000000000',
+  });
   const store = new DynamoDbPipelineStore(createDocumentClient(dynamo), tableName);
+  state = new DynamoDbPromotionStateStore(createDocumentClient(dynamo), tableName);
   await store.put(podinfoPipeline(server));
+  const podinfo = podinfoPipeline(server, 'refused');
   await store.put({
-    ...podinfoPipeline(server, 'unreachable'),
+    ...podinfo,
     promotion: {
       manual: false,
       hmacSecret: 'promotion-credentials',
       strategy: {
-        type: 'pull-request',
-        provider: 'github',
-        baseBranch: 'main',
-        credentialsSecret: 'promotion-credentials',
-        repository: {
-          cloneUrl: 'http://127.0.0.1:9/example-org/fleet.git',
-          apiBaseUrl: 'http://127.0.0.1:9/api/v3',
-          owner: 'example-org',
-          repo: 'fleet',
-        },
+        ...(podinfo.promotion?.strategy as PullRequestStrategy),
+        credentialsSecret: 'refused-credentials',
       },
     },
+    environments: podinfo.environments.map(({ promotion: _, ...environment }) => environment),
   });
+  // Two pipelines whose git server refuses connections: `down` has no per-env overrides.
+  for (const name of ['unreachable', 'down']) {
+    const pipeline = podinfoPipeline(server, name);
+    await store.put({
+      ...pipeline,
+      ...(name === 'down'
+        ? {
+            environments: pipeline.environments.map(
+              ({ promotion: _, ...environment }) => environment,
+            ),
+          }
+        : {}),
+      promotion: {
+        manual: false,
+        hmacSecret: 'promotion-credentials',
+        strategy: {
+          type: 'pull-request',
+          provider: 'github',
+          baseBranch: 'main',
+          credentialsSecret: 'promotion-credentials',
+          repository: {
+            cloneUrl: 'http://127.0.0.1:9/example-org/fleet.git',
+            apiBaseUrl: 'http://127.0.0.1:9/api/v3',
+            owner: 'example-org',
+            repo: 'fleet',
+          },
+        },
+      },
+    });
+  }
 
   vi.stubEnv('AWS_REGION', aws.region);
   vi.stubEnv('AWS_ACCESS_KEY_ID', aws.credentials.accessKeyId);
@@ -281,4 +312,93 @@ describe('webhook and worker Lambda handlers on moto', () => {
     // The queue's own visibility timeout is 0 here: only the 30 s deferral keeps it hidden.
     expect(await receive()).toEqual([]);
   });
+
+  it('on the last receive, a transient failure is recorded as dead-lettered, counted and logged with its reason', async () => {
+    // Prepare: a job of the `down` pipeline, received for the fifth time.
+    const body = freshEvent('helmrelease-upgrade-succeeded.json');
+    await webhook.handler(
+      apiEvent('/promotion/flux-system/down/dev', body, {
+        'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+      }),
+    );
+    const [message] = await receive();
+    if (message === undefined) throw new Error('no message');
+    const fifth = {
+      ...message,
+      Attributes: { ...message.Attributes, ApproximateReceiveCount: '5' },
+    };
+    const output = captureOutput();
+
+    // Act
+    const result = await runWorker([fifth]);
+
+    // Assess
+    const lines = output.stop();
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: message.MessageId }]);
+    expect(
+      await state.getPromotion({ namespace: 'flux-system', name: 'down' }, 'staging'),
+    ).toMatchObject({
+      revision: '6.5.0',
+      state: 'dead-lettered',
+      failure: { code: 'GIT_UNAVAILABLE', message: expect.stringContaining('127.0.0.1:9') },
+    });
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        message: 'promotion dead-lettered',
+        code: 'GIT_UNAVAILABLE',
+        reason: expect.stringContaining('127.0.0.1:9'),
+      }),
+    );
+    expect(lines.map((line) => line._aws?.CloudWatchMetrics?.[0]?.Metrics?.[0]?.Name)).toContain(
+      'PromotionsDeadLettered',
+    );
+  });
+
+  it("a permanent failure's reason reaches the worker's log under a key the logger keeps", async () => {
+    // Prepare: a pipeline whose GitHub token the server refuses.
+    const body = freshEvent('helmrelease-upgrade-succeeded.json');
+    await webhook.handler(
+      apiEvent('/promotion/flux-system/refused/dev', body, {
+        'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+      }),
+    );
+    const messages = await receive();
+    const output = captureOutput();
+
+    // Act
+    const result = await runWorker(messages);
+
+    // Assess: acknowledged (not retried), and the log line says what to fix.
+    const lines = output.stop();
+    expect(result.batchItemFailures).toEqual([]);
+    const finished = lines.find((line) => line.message === 'promotion finished');
+    expect(finished).toMatchObject({
+      level: 'ERROR',
+      status: 'failed',
+      code: 'GIT_AUTH_FAILED',
+      reason: expect.stringContaining('git credentials were refused by'),
+    });
+    expect(JSON.stringify(lines)).not.toContain('ghp_refusedToken');
+  });
 });
+
+interface OutputLine {
+  readonly message?: string;
+  readonly _aws?: { readonly CloudWatchMetrics?: { readonly Metrics?: { Name: string }[] }[] };
+  readonly [key: string]: unknown;
+}
+
+/** The JSON lines the handlers write to stdout and stderr (Powertools' logs and EMF) meanwhile. */
+const captureOutput = () => {
+  const spies = [vi.spyOn(process.stdout, 'write'), vi.spyOn(process.stderr, 'write')];
+  return {
+    stop: (): OutputLine[] => {
+      const lines = spies.flatMap((spy) => spy.mock.calls.map(([chunk]) => String(chunk)));
+      for (const spy of spies) spy.mockRestore();
+      return lines
+        .flatMap((chunk) => chunk.split('\n'))
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as OutputLine);
+    },
+  };
+};
