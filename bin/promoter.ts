@@ -1,3 +1,4 @@
+import { DEAD_LETTERS_USAGE, deadLettersCommand } from '../functions/cli/dead-letters-command.ts';
 import { SERVE_USAGE, serveCommand } from '../functions/cli/serve-command.ts';
 import { SIGN_USAGE, signCommand } from '../functions/cli/sign-command.ts';
 import { STATUS_USAGE, statusCommand } from '../functions/cli/status-command.ts';
@@ -16,12 +17,15 @@ ${SYNC_USAGE}
 
 ${STATUS_USAGE}
 
+${DEAD_LETTERS_USAGE}
+
 ${SIGN_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => unknown> = {
   serve: serveCommand,
   sync: syncCommand,
   status: statusCommand,
+  'dead-letters': deadLettersCommand,
   sign: signCommand,
 };
 

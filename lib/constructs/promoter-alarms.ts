@@ -6,6 +6,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
 import type { PromotionQueue } from './promotion-queue.ts';
 
 export const ALARM_DEFAULTS = {
@@ -29,7 +30,9 @@ export interface PromoterAlarmsProps {
  * The alarms a platform team acts on:
  * - a job in the dead-letter queue (a promotion that kept failing: inspect it, then redrive);
  * - worker errors (invocations that crashed or timed out, not jobs that failed cleanly);
- * - the oldest job's age (jobs are not being consumed: worker throttled, broken or stuck).
+ * - the oldest job's age (jobs are not being consumed: worker throttled, broken or stuck);
+ * - promotions dead-lettered (`PromotionsDeadLettered`, which the worker emits with the failure
+ *   recorded on the promotion), summed over all pipelines and environments.
  * With `alarmEmail`, an SNS topic (TLS-only, publishable by CloudWatch alarms of this account)
  * and its e-mail subscription get the ALARM and OK transitions.
  */
@@ -37,6 +40,7 @@ export class PromoterAlarms extends Construct {
   public readonly deadLetterQueueDepth: cloudwatch.Alarm;
   public readonly workerErrors: cloudwatch.Alarm;
   public readonly oldestMessageAge: cloudwatch.Alarm;
+  public readonly promotionsDeadLettered: cloudwatch.Alarm;
   public readonly alarms: readonly cloudwatch.Alarm[];
   public readonly topic: sns.Topic | undefined;
 
@@ -46,7 +50,7 @@ export class PromoterAlarms extends Construct {
 
     this.deadLetterQueueDepth = new cloudwatch.Alarm(this, 'DeadLetterQueueDepth', {
       alarmDescription:
-        'A promotion job is in the dead-letter queue: it failed maxReceiveCount times. Read the worker logs for its job id, fix the cause, then redrive the DLQ.',
+        'A promotion job is in the dead-letter queue: it failed maxReceiveCount times. `promoter dead-letters list` shows it with its failure; fix the cause, then redrive with `promoter dead-letters retry --all`.',
       metric: props.queue.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(5),
         statistic: cloudwatch.Stats.MAXIMUM,
@@ -82,7 +86,29 @@ export class PromoterAlarms extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
-    this.alarms = [this.deadLetterQueueDepth, this.workerErrors, this.oldestMessageAge];
+    // The points carry Pipeline, Application and Environment: a metric without dimensions
+    // matches none of them, and alarms take no SEARCH. A Metrics Insights query over the
+    // namespace sums every dimension set into one series.
+    this.promotionsDeadLettered = new cloudwatch.Alarm(this, 'PromotionsDeadLettered', {
+      alarmDescription:
+        'A promotion was dead-lettered: its job failed on every receive. `promoter dead-letters list --queue-url <JobQueueUrl> --dead-letter-queue-url <DeadLetterQueueUrl> --table <TableName>` shows the jobs and their failures; fix the cause, then redrive with `promoter dead-letters retry --all` (same flags).',
+      metric: new cloudwatch.MathExpression({
+        expression: `SELECT SUM(${Metric.PromotionsDeadLettered}) FROM ${METRICS_NAMESPACE}`,
+        label: 'promotions dead-lettered',
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    this.alarms = [
+      this.deadLetterQueueDepth,
+      this.workerErrors,
+      this.oldestMessageAge,
+      this.promotionsDeadLettered,
+    ];
 
     if (props.alarmEmail === undefined) {
       this.topic = undefined;

@@ -46,6 +46,7 @@ export const PROMOTION_OUTCOME_METRICS = [
   [Metric.PromotionsSuperseded, 'superseded'],
   [Metric.PromotionsFailed, 'failed'],
   [Metric.PromotionsDropped, 'dropped (pipeline deleted)'],
+  [Metric.PromotionsDeadLettered, 'dead-lettered'],
 ] as const;
 
 export interface PromoterDashboardProps {

@@ -470,13 +470,14 @@ describe('monitoring', () => {
     }
   });
 
-  it('alarms on DLQ depth, worker errors and the oldest job, to the e-mail topic', () => {
+  it('alarms on DLQ depth, worker errors, the oldest job and dead letters, to the e-mail topic', () => {
     // Prepare
     const alarms = template.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
     const [topicId] = only(template.findResources('AWS::SNS::Topic') as Record<string, Resource>);
 
     // Act
     const metrics = Object.values(alarms)
+      .filter((alarm) => alarm.Properties.MetricName !== undefined)
       .map((alarm) => `${alarm.Properties.Namespace}/${alarm.Properties.MetricName}`)
       .sort();
 
@@ -486,6 +487,7 @@ describe('monitoring', () => {
       'AWS/SQS/ApproximateAgeOfOldestMessage',
       'AWS/SQS/ApproximateNumberOfMessagesVisible',
     ]);
+    expect(Object.keys(alarms)).toHaveLength(4);
     for (const alarm of Object.values(alarms)) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     }
@@ -504,6 +506,31 @@ describe('monitoring', () => {
         ]),
       },
     });
+  });
+});
+
+describe('the dead-letter alarm', () => {
+  it('sums PromotionsDeadLettered over every dimension set with a Metrics Insights query', () => {
+    // Prepare
+    const query = `SELECT SUM(${Metric.PromotionsDeadLettered}) FROM ${METRICS_NAMESPACE}`;
+
+    // Act
+    const [, alarm] = only(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { Metrics: Match.arrayWith([Match.objectLike({ Expression: query })]) },
+      }) as Record<string, Resource>,
+    );
+
+    // Assess
+    expect(alarm.Properties).toMatchObject({
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+      Metrics: [{ Expression: query, Period: 300, ReturnData: true }],
+    });
+    expect(alarm.Properties.AlarmDescription).toContain('promoter dead-letters retry --all');
+    expect(stack.alarms.alarms).toContain(stack.alarms.promotionsDeadLettered);
   });
 });
 

@@ -10,8 +10,9 @@ import { PromoterError } from '../../core/errors.ts';
  * meets (node:sqlite needs Node 22.13 and is still a release candidate).
  *
  * Write-ahead log with `synchronous = FULL`: a commit is on disk (fsync) before it returns, so
- * what was answered 202 survives a `kill -9` and a power cut alike. The queue commits the jobs
- * of concurrent requests together (group commit), so that the fsync is paid once per batch.
+ * what was answered 202 survives a `kill -9` and a power cut alike. Writes go through
+ * `commitSoon`, which commits the writes of concurrent requests together (group commit), so
+ * that the fsync is paid once per event-loop turn rather than once per request.
  */
 export type EmbeddedDatabase = Database.Database;
 
@@ -93,5 +94,57 @@ export const openEmbeddedDatabase = (path: string): EmbeddedDatabase => {
       `cannot open the database ${path}: ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
+  }
+};
+
+interface PendingWrite {
+  readonly work: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const batches = new WeakMap<EmbeddedDatabase, PendingWrite[]>();
+
+/**
+ * Runs `work` inside the next group commit of `db`: every write asked for in this event-loop
+ * turn runs in one transaction, each in its own savepoint (one that throws rolls back alone
+ * and rejects its own promise), and the promises resolve once the transaction is on disk.
+ *
+ * @example
+ * const written = await commitSoon(db, () => insert.run(id).changes === 1);
+ */
+export const commitSoon = <T>(db: EmbeddedDatabase, work: () => T): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    let batch = batches.get(db);
+    if (batch === undefined) {
+      batch = [];
+      batches.set(db, batch);
+      setImmediate(() => commitBatch(db));
+    }
+    batch.push({ work, resolve: resolve as (value: unknown) => void, reject });
+  });
+
+const commitBatch = (db: EmbeddedDatabase): void => {
+  const batch = batches.get(db) ?? [];
+  batches.delete(db);
+  const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+  try {
+    db.transaction(() => {
+      for (const { work } of batch) {
+        try {
+          outcomes.push({ ok: true, value: db.transaction(work)() });
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+    })();
+  } catch (error) {
+    for (const { reject } of batch) reject(error);
+    return;
+  }
+  for (const [index, { resolve, reject }] of batch.entries()) {
+    const outcome = outcomes[index];
+    if (outcome?.ok === true) resolve(outcome.value);
+    else reject(outcome?.error);
   }
 };

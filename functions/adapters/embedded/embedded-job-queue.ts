@@ -7,7 +7,7 @@ import {
   promotionGroupId,
 } from '../../core/promotion-job.ts';
 import { MAX_RECEIVES, retryDelaySeconds } from '../../core/retry-policy.ts';
-import type { EmbeddedDatabase } from './embedded-database.ts';
+import { commitSoon, type EmbeddedDatabase } from './embedded-database.ts';
 
 /**
  * The job queue of `promoter serve`, in its database: what SQS FIFO does for the Lambda
@@ -56,11 +56,31 @@ interface DeadRow extends JobRow {
   readonly dead_lettered_at: number | null;
 }
 
-interface Pending {
-  readonly job: PromotionJob;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
+/**
+ * The job of a dead letter; a body that is no job (INVALID_JOB) still shows, under its row's
+ * id, as an empty job (as the SQS dead letters show one), rather than failing the listing.
+ */
+const deadLetterJob = (row: JobRow): PromotionJob => {
+  try {
+    return parsePromotionJob(row.body);
+  } catch {
+    return {
+      version: 1,
+      id: row.id,
+      pipeline: { namespace: '', name: '' },
+      from: '',
+      to: '',
+      revision: '',
+      event: {
+        timestamp: '',
+        reason: '',
+        message: '',
+        involvedObject: { kind: '', namespace: '', name: '', apiVersion: '' },
+      },
+      receivedAt: '',
+    };
+  }
+};
 
 export class EmbeddedJobQueue implements JobQueue, DeadLetters {
   private readonly deduplicationWindowMs: number;
@@ -69,7 +89,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
   private readonly pollIntervalMs: number;
   private readonly now: () => number;
   private readonly running = new Map<string, Promise<void>>();
-  private pending: Pending[] = [];
+  private forgotAt = Number.NEGATIVE_INFINITY;
   private processor: JobProcessor | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -131,17 +151,31 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
     };
   }
 
-  /** Resolves once the job is on disk (or was a duplicate); QUEUE_UNAVAILABLE when it cannot be. */
-  enqueue(job: PromotionJob): Promise<void> {
+  /**
+   * Resolves once the job is on disk (or was a duplicate), group-committed with the other
+   * writes of the same moment; QUEUE_UNAVAILABLE when it cannot be written.
+   */
+  async enqueue(job: PromotionJob): Promise<void> {
     if (this.stopped) {
-      return Promise.reject(
-        new PromoterError('QUEUE_UNAVAILABLE', 'the queue is stopping', { retryable: true }),
+      throw new PromoterError('QUEUE_UNAVAILABLE', 'the queue is stopping', { retryable: true });
+    }
+    let added: boolean;
+    try {
+      added = await commitSoon(this.db, () => this.insert(job));
+    } catch (error) {
+      throw new PromoterError(
+        'QUEUE_UNAVAILABLE',
+        `the job could not be written to serve's database: ${errorMessage(error)}`,
+        { retryable: true, cause: error },
       );
     }
-    return new Promise((resolve, reject) => {
-      this.pending.push({ job, resolve, reject });
-      if (this.pending.length === 1) setImmediate(() => this.commitPending());
+    if (!added) return;
+    this.options.logger.info('promotion queued', {
+      jobId: job.id,
+      group: promotionGroupId(job),
+      revision: job.revision,
     });
+    this.schedule();
   }
 
   /** Starts delivering jobs, those already queued (before a restart too) first. */
@@ -198,7 +232,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
 
   async list(): Promise<DeadLetter[]> {
     return this.statements.deadJobs.all().map((row) => ({
-      job: JSON.parse(row.body) as PromotionJob,
+      job: deadLetterJob(row),
       failure: { code: row.failure_code ?? 'UNKNOWN', message: row.failure_message ?? '' },
       receiveCount: row.receive_count,
       ...(row.dead_lettered_at === null
@@ -223,39 +257,17 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
     return count;
   }
 
-  /** One transaction for every job enqueued since the last one: the group commit. */
-  private commitPending(): void {
-    const batch = this.pending;
-    this.pending = [];
+  /** False when the id was seen within the deduplication window. */
+  private insert(job: PromotionJob): boolean {
     const now = this.now();
-    const added: PromotionJob[] = [];
-    try {
-      this.db.transaction(() => {
-        this.statements.forget.run(now - this.deduplicationWindowMs);
-        for (const { job } of batch) {
-          if (this.statements.see.run(job.id, now).changes === 0) continue;
-          this.statements.insert.run(job.id, promotionGroupId(job), JSON.stringify(job), now, now);
-          added.push(job);
-        }
-      })();
-    } catch (error) {
-      const failure = new PromoterError(
-        'QUEUE_UNAVAILABLE',
-        `the job could not be written to serve's database: ${errorMessage(error)}`,
-        { retryable: true, cause: error },
-      );
-      for (const { reject } of batch) reject(failure);
-      return;
+    // Forgetting is cheap (an index range) but needs doing only now and then.
+    if (now - this.forgotAt > 1000) {
+      this.statements.forget.run(now - this.deduplicationWindowMs);
+      this.forgotAt = now;
     }
-    for (const { resolve } of batch) resolve();
-    for (const job of added) {
-      this.options.logger.info('promotion queued', {
-        jobId: job.id,
-        group: promotionGroupId(job),
-        revision: job.revision,
-      });
-    }
-    if (added.length > 0) this.schedule();
+    if (this.statements.see.run(job.id, now).changes === 0) return false;
+    this.statements.insert.run(job.id, promotionGroupId(job), JSON.stringify(job), now, now);
+    return true;
   }
 
   /** Starts every group whose head job is ready, and wakes up for the next one that will be. */
@@ -289,11 +301,19 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
       if (this.processor === undefined) return;
       const row = this.statements.head.get(group);
       if (row === undefined || row.available_at > this.now()) return;
-      this.statements.receive.run(row.seq);
-      const receiveCount = row.receive_count + 1;
+      // Receives all spent by deliveries that never ended (serve stopped mid-job): dead-letter
+      // it rather than deliver it again, as SQS does once a message's receives are spent.
+      const spent = row.receive_count >= this.maxReceives;
+      if (!spent) this.statements.receive.run(row.seq);
+      const receiveCount = spent ? row.receive_count : row.receive_count + 1;
       let job: PromotionJob | undefined;
       try {
         job = parsePromotionJob(row.body);
+        if (spent) {
+          throw new Error(
+            `delivered ${receiveCount} times without an outcome (serve stopped during the job)`,
+          );
+        }
         await processor(job);
         this.statements.done.run(row.seq);
       } catch (error) {

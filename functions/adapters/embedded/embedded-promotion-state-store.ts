@@ -9,7 +9,7 @@ import {
   type PromotionStateStore,
 } from '../../core/ports.ts';
 import { formatIssues } from '../../core/validation.ts';
-import type { EmbeddedDatabase } from './embedded-database.ts';
+import { commitSoon, type EmbeddedDatabase } from './embedded-database.ts';
 
 /**
  * Deployments and promotion records in serve's database, with DynamoDbPromotionStateStore's
@@ -56,8 +56,21 @@ const decode = <T>(schema: z.ZodMiniType<T>, row: { record: string }, where: str
   return result.data;
 };
 
+const upsert = (table: Table): string =>
+  `INSERT INTO ${table} (pipeline, environment, event_time, record) VALUES (?, ?, ?, ?)
+   ON CONFLICT (pipeline, environment) DO UPDATE
+     SET event_time = excluded.event_time, record = excluded.record
+     WHERE ${table}.event_time <= excluded.event_time`;
+
 export class EmbeddedPromotionStateStore implements PromotionStateStore {
-  constructor(private readonly db: EmbeddedDatabase) {}
+  private readonly upserts;
+
+  constructor(private readonly db: EmbeddedDatabase) {
+    this.upserts = {
+      deployments: db.prepare<[string, string, number, string]>(upsert('deployments')),
+      promotions: db.prepare<[string, string, number, string]>(upsert('promotions')),
+    };
+  }
 
   async recordDeployment(record: DeploymentRecord): Promise<boolean> {
     return this.putIfNotNewerStored(
@@ -102,21 +115,20 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore {
     );
   }
 
-  private putIfNotNewerStored(
+  /** Group-committed with the other writes of the same moment (embedded-database.ts). */
+  private async putIfNotNewerStored(
     table: Table,
     record: DeploymentRecord | PromotionRecord,
     what: string,
-  ): boolean {
+  ): Promise<boolean> {
     const time = eventTime(record.eventTimestamp, what);
-    const { changes } = this.db
-      .prepare(
-        `INSERT INTO ${table} (pipeline, environment, event_time, record) VALUES (?, ?, ?, ?)
-         ON CONFLICT (pipeline, environment) DO UPDATE
-           SET event_time = excluded.event_time, record = excluded.record
-           WHERE ${table}.event_time <= excluded.event_time`,
-      )
-      .run(pipelineId(record.pipeline), record.environment, time, JSON.stringify(record));
-    return changes === 1;
+    const statement = this.upserts[table];
+    return commitSoon(
+      this.db,
+      () =>
+        statement.run(pipelineId(record.pipeline), record.environment, time, JSON.stringify(record))
+          .changes === 1,
+    );
   }
 
   /** Ordered by environment name, as DynamoDB's sort key orders them. */
