@@ -77,26 +77,6 @@ const queueError = (error: unknown, what: string, queueUrl: string): PromoterErr
   );
 };
 
-/**
- * A body that is not a job still shows, under its message id: DeadLetter wants a job, and an
- * empty one is what no valid job can be.
- */
-const unparsedJob = (messageId: string): PromotionJob => ({
-  version: 1,
-  id: messageId,
-  pipeline: { namespace: '', name: '' },
-  from: '',
-  to: '',
-  revision: '',
-  event: {
-    timestamp: '',
-    reason: '',
-    message: '',
-    involvedObject: { kind: '', namespace: '', name: '', apiVersion: '' },
-  },
-  receivedAt: '',
-});
-
 const jobOf = (message: ReadMessage): { job: PromotionJob } | { error: unknown } => {
   try {
     return { job: parsePromotionJob(message.body) };
@@ -144,7 +124,7 @@ export class SqsDeadLetters implements DeadLetters {
       const parsed = jobOf(message);
       if (!('job' in parsed)) {
         deadLetters.push({
-          job: unparsedJob(message.messageId),
+          id: message.messageId,
           failure: { code: 'INVALID_JOB', message: errorMessage(parsed.error) },
           receiveCount: message.receiveCount,
         });
@@ -163,12 +143,14 @@ export class SqsDeadLetters implements DeadLetters {
           promotion.state === 'dead-lettered' &&
           promotion.failure !== undefined
           ? {
+              id: job.id,
               job,
               failure: promotion.failure,
               receiveCount: message.receiveCount,
               deadLetteredAt: promotion.updatedAt,
             }
           : {
+              id: job.id,
               job,
               failure: { code: 'UNKNOWN', message: `see the worker logs for job ${job.id}` },
               receiveCount: message.receiveCount,

@@ -115,11 +115,11 @@ const orDash = (text: string): string => (text === '' ? '-' : text);
 
 /** One row per dead letter; a body that was no job shows dashes where its job would be. */
 export const formatDeadLettersTable = (deadLetters: readonly DeadLetter[]): string => {
-  const rows = deadLetters.map(({ job, failure, receiveCount }) => [
-    job.id,
-    job.pipeline.namespace === '' ? '-' : pipelineId(job.pipeline),
-    orDash(job.to),
-    orDash(job.revision),
+  const rows = deadLetters.map(({ id, job, failure, receiveCount }) => [
+    id,
+    job === undefined ? '-' : pipelineId(job.pipeline),
+    orDash(job?.to ?? ''),
+    orDash(job?.revision ?? ''),
     String(receiveCount),
     failure.code,
     failure.message.replace(/\s+/g, ' '),
@@ -208,11 +208,11 @@ export const deadLettersCommand = async (argv: string[]): Promise<number> => {
       print(JSON.stringify({ retried, deadLetters: before }, null, 2));
     } else {
       print(`retried ${plural(retried)} from ${target.where}`);
-      for (const { job } of before) {
+      for (const { id, job } of before) {
         print(
-          job.pipeline.namespace === ''
-            ? `  ${job.id}  (not a promotion job)`
-            : `  ${job.id}  ${pipelineId(job.pipeline)} -> ${job.to} ${job.revision}`,
+          job === undefined
+            ? `  ${id}  (not a promotion job)`
+            : `  ${id}  ${pipelineId(job.pipeline)} -> ${job.to} ${job.revision}`,
         );
       }
     }

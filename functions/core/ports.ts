@@ -16,7 +16,10 @@ export const systemClock: Clock = { now: () => new Date() };
 
 /** A job whose receives are spent, with the failure that spent the last one. */
 export interface DeadLetter {
-  readonly job: PromotionJob;
+  /** The job's id (what `retry` takes); a message whose body is no job: the message's id. */
+  readonly id: string;
+  /** Absent when the body is no promotion job (failure INVALID_JOB). */
+  readonly job?: PromotionJob;
   readonly failure: { readonly code: string; readonly message: string };
   readonly receiveCount: number;
   /** When it was dead-lettered (ISO 8601), when the queue knows. */

@@ -228,7 +228,7 @@ describe('promoter dead-letters on a serve database', () => {
     // Assess
     expect(withoutNodeWarning(listed.stderr)).toBe('');
     expect(JSON.parse(listed.stdout)).toMatchObject([
-      { job: { id: job.id }, failure: { code: 'NO_MARKER' } },
+      { id: job.id, job: { id: job.id }, failure: { code: 'NO_MARKER' } },
     ]);
     expect(retried.stdout).toBe(
       `retried 1 dead letter from ${dataDir}\n  ${job.id}  flux-system/podinfo -> staging 6.5.4\n`,

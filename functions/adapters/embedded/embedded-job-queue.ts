@@ -56,29 +56,12 @@ interface DeadRow extends JobRow {
   readonly dead_lettered_at: number | null;
 }
 
-/**
- * The job of a dead letter; a body that is no job (INVALID_JOB) still shows, under its row's
- * id, as an empty job (as the SQS dead letters show one), rather than failing the listing.
- */
-const deadLetterJob = (row: JobRow): PromotionJob => {
+/** The row's job, or undefined when its body is no job (a dead letter then shows its id). */
+const jobOf = (row: JobRow): PromotionJob | undefined => {
   try {
     return parsePromotionJob(row.body);
   } catch {
-    return {
-      version: 1,
-      id: row.id,
-      pipeline: { namespace: '', name: '' },
-      from: '',
-      to: '',
-      revision: '',
-      event: {
-        timestamp: '',
-        reason: '',
-        message: '',
-        involvedObject: { kind: '', namespace: '', name: '', apiVersion: '' },
-      },
-      receivedAt: '',
-    };
+    return undefined;
   }
 };
 
@@ -193,7 +176,10 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
 
   /** The jobs queued or waiting for a retry, in order. */
   pendingJobs(): PromotionJob[] {
-    return this.statements.queuedJobs.all().map((row) => JSON.parse(row.body) as PromotionJob);
+    return this.statements.queuedJobs
+      .all()
+      .map(jobOf)
+      .filter((job): job is PromotionJob => job !== undefined);
   }
 
   /**
@@ -231,14 +217,18 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
   }
 
   async list(): Promise<DeadLetter[]> {
-    return this.statements.deadJobs.all().map((row) => ({
-      job: deadLetterJob(row),
-      failure: { code: row.failure_code ?? 'UNKNOWN', message: row.failure_message ?? '' },
-      receiveCount: row.receive_count,
-      ...(row.dead_lettered_at === null
-        ? {}
-        : { deadLetteredAt: new Date(row.dead_lettered_at).toISOString() }),
-    }));
+    return this.statements.deadJobs.all().map((row) => {
+      const job = jobOf(row);
+      return {
+        id: row.id,
+        ...(job === undefined ? {} : { job }),
+        failure: { code: row.failure_code ?? 'UNKNOWN', message: row.failure_message ?? '' },
+        receiveCount: row.receive_count,
+        ...(row.dead_lettered_at === null
+          ? {}
+          : { deadLetteredAt: new Date(row.dead_lettered_at).toISOString() }),
+      };
+    });
   }
 
   async retry(id: string): Promise<boolean> {
