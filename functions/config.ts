@@ -22,6 +22,11 @@ export const ENV = {
   awsEndpoint: 'PROMOTER_AWS_ENDPOINT',
   pipelineCacheSeconds: 'PROMOTER_PIPELINE_CACHE_SECONDS',
   maxReceiveCount: 'PROMOTER_MAX_RECEIVE_COUNT',
+  gitMaxPackMb: 'PROMOTER_GIT_MAX_PACK_MB',
+  gitMaxObjectMb: 'PROMOTER_GIT_MAX_OBJECT_MB',
+  gitMaxDeltaDepth: 'PROMOTER_GIT_MAX_DELTA_DEPTH',
+  promotionTimeoutSeconds: 'PROMOTER_PROMOTION_TIMEOUT_SECONDS',
+  allowedGitHosts: 'PROMOTER_ALLOWED_GIT_HOSTS',
 } as const;
 
 const wholeSeconds = (minimum: number) =>
@@ -42,6 +47,21 @@ const reasonList = z.pipe(
       .filter(Boolean);
     return reasons.length === 0 ? undefined : reasons;
   }),
+);
+
+const positiveWhole = z.coerce
+  .number()
+  .check(z.refine(Number.isInteger, 'expected a whole number'), z.gte(1, 'expected a number >= 1'));
+
+/** Host names, comma-separated; unset or blank: none. */
+const hostList = z.pipe(
+  z.optional(z.string()),
+  z.transform((value): string[] =>
+    (value ?? '')
+      .split(',')
+      .map((host) => host.trim())
+      .filter(Boolean),
+  ),
 );
 
 const webhookSettings = {
@@ -89,6 +109,13 @@ export const readWorkerConfig = (env: NodeJS.ProcessEnv = process.env) =>
           ),
         MAX_RECEIVES,
       ),
+      /** The git adapter's limits (DESIGN.md section 14); unset: the adapter's defaults. */
+      [ENV.gitMaxPackMb]: z.optional(positiveWhole),
+      [ENV.gitMaxObjectMb]: z.optional(positiveWhole),
+      [ENV.gitMaxDeltaDepth]: z.optional(positiveWhole),
+      [ENV.promotionTimeoutSeconds]: z.optional(positiveWhole),
+      /** Hosts git and the GitHub API may reach at loopback, link-local or private addresses. */
+      [ENV.allowedGitHosts]: hostList,
     }),
     env,
   );

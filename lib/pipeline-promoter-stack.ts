@@ -2,6 +2,7 @@ import { Aws, CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps }
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, Node } from 'constructs';
 import * as z from 'zod';
+import { GIT_LIMIT_DEFAULTS } from '../functions/adapters/git/limits.ts';
 import { DEFAULT_SECRET_PREFIX } from '../functions/config.ts';
 import { ALARM_DEFAULTS, PromoterAlarms } from './constructs/promoter-alarms.ts';
 import { API_DEFAULTS, PromoterApi, ROUTES } from './constructs/promoter-api.ts';
@@ -9,6 +10,7 @@ import { PromoterDashboard } from './constructs/promoter-dashboard.ts';
 import {
   type HandlerEntries,
   PromoterFunctions,
+  RECONCILE_DEFAULTS,
   WORKER_DEFAULTS,
 } from './constructs/promoter-functions.ts';
 import { PromoterTable } from './constructs/promoter-table.ts';
@@ -21,10 +23,18 @@ import { PromotionQueue } from './constructs/promotion-queue.ts';
 export interface PipelinePromoterSettings {
   /** Secrets Manager name prefix of the pipelines' secrets (`{prefix}{ns}/{secretRef}`). */
   readonly secretPrefix?: string;
-  /** API stage steady-state limit, requests per second over all routes. */
+  /** API stage default: steady-state requests per second of a route without limits of its own. */
   readonly throttlingRateLimit?: number;
-  /** API stage burst limit, requests. */
+  /** API stage default burst, requests, of a route without limits of its own. */
   readonly throttlingBurstLimit?: number;
+  /** Each webhook route (`POST /promotion/...`, `$default`): steady-state requests per second. */
+  readonly webhookThrottlingRateLimit?: number;
+  /** Each webhook route's burst, requests. */
+  readonly webhookThrottlingBurstLimit?: number;
+  /** Each IAM route (sync, status, approvals): steady-state requests per second. */
+  readonly iamRoutesThrottlingRateLimit?: number;
+  /** Each IAM route's burst, requests. */
+  readonly iamRoutesThrottlingBurstLimit?: number;
   /** E-mail address that receives the alarms (SNS); none: the alarms notify nobody. */
   readonly alarmEmail?: string;
   /** Retention of the functions' and the API's log groups, in days (a CloudWatch value). */
@@ -42,10 +52,26 @@ export interface PipelinePromoterSettings {
   readonly workerEphemeralStorageMib?: number;
   /** Jobs per worker invocation, 1 to 10. */
   readonly workerBatchSize?: number;
-  /** Cap on concurrent worker invocations (2 to 1000); none: no cap. */
+  /** Cap on concurrent worker invocations (2 to 1000); none: the reserved concurrency. */
   readonly workerMaxConcurrency?: number;
+  /** Concurrent executions reserved for the worker (2 to 1000), and the most it runs. */
+  readonly workerReservedConcurrency?: number;
+  /** Concurrent executions reserved for the webhook (1 to 1000); none: no reservation. */
+  readonly webhookReservedConcurrency?: number;
   /** The oldest job's age, in minutes, that raises the alarm. */
   readonly oldestMessageAgeAlarmMinutes?: number;
+  /** Bytes one git fetch may receive, in MiB. */
+  readonly gitMaxPackMb?: number;
+  /** An object's or delta's inflated size, in MiB. */
+  readonly gitMaxObjectMb?: number;
+  /** A delta chain's depth. */
+  readonly gitMaxDeltaDepth?: number;
+  /** One promotion's git work, in seconds (under the worker timeout); none: 90 or 3/4 of it. */
+  readonly promotionTimeoutSeconds?: number;
+  /** Hosts the worker may reach at loopback, link-local or private addresses. */
+  readonly allowedGitHosts?: readonly string[];
+  /** Minutes between two reconcile sweeps of the open promotion PRs; 0: no schedule. */
+  readonly reconcileIntervalMinutes?: number;
 }
 
 export interface PipelinePromoterStackProps extends StackProps, PipelinePromoterSettings {
@@ -58,6 +84,11 @@ export type DefaultedSetting =
   | 'secretPrefix'
   | 'throttlingRateLimit'
   | 'throttlingBurstLimit'
+  | 'webhookThrottlingRateLimit'
+  | 'webhookThrottlingBurstLimit'
+  | 'iamRoutesThrottlingRateLimit'
+  | 'iamRoutesThrottlingBurstLimit'
+  | 'workerReservedConcurrency'
   | 'logRetentionDays'
   | 'removalPolicy'
   | 'tracing'
@@ -65,7 +96,11 @@ export type DefaultedSetting =
   | 'workerTimeoutSeconds'
   | 'workerEphemeralStorageMib'
   | 'workerBatchSize'
-  | 'oldestMessageAgeAlarmMinutes';
+  | 'oldestMessageAgeAlarmMinutes'
+  | 'gitMaxPackMb'
+  | 'gitMaxObjectMb'
+  | 'gitMaxDeltaDepth'
+  | 'reconcileIntervalMinutes';
 
 export type ResolvedSettings = PipelinePromoterSettings &
   Required<Pick<PipelinePromoterSettings, DefaultedSetting>>;
@@ -74,6 +109,11 @@ export const DEFAULT_SETTINGS: Required<Pick<PipelinePromoterSettings, Defaulted
   secretPrefix: DEFAULT_SECRET_PREFIX,
   throttlingRateLimit: API_DEFAULTS.throttlingRateLimit,
   throttlingBurstLimit: API_DEFAULTS.throttlingBurstLimit,
+  webhookThrottlingRateLimit: API_DEFAULTS.webhookThrottlingRateLimit,
+  webhookThrottlingBurstLimit: API_DEFAULTS.webhookThrottlingBurstLimit,
+  iamRoutesThrottlingRateLimit: API_DEFAULTS.iamRoutesThrottlingRateLimit,
+  iamRoutesThrottlingBurstLimit: API_DEFAULTS.iamRoutesThrottlingBurstLimit,
+  workerReservedConcurrency: WORKER_DEFAULTS.reservedConcurrency,
   logRetentionDays: 30,
   removalPolicy: RemovalPolicy.RETAIN,
   tracing: true,
@@ -82,6 +122,10 @@ export const DEFAULT_SETTINGS: Required<Pick<PipelinePromoterSettings, Defaulted
   workerEphemeralStorageMib: WORKER_DEFAULTS.ephemeralStorageSize.toMebibytes(),
   workerBatchSize: WORKER_DEFAULTS.batchSize,
   oldestMessageAgeAlarmMinutes: ALARM_DEFAULTS.oldestMessageAge.toMinutes(),
+  gitMaxPackMb: GIT_LIMIT_DEFAULTS.maxPackBytes / (1024 * 1024),
+  gitMaxObjectMb: GIT_LIMIT_DEFAULTS.maxObjectBytes / (1024 * 1024),
+  gitMaxDeltaDepth: GIT_LIMIT_DEFAULTS.maxDeltaDepth,
+  reconcileIntervalMinutes: RECONCILE_DEFAULTS.interval.toMinutes(),
 };
 
 const RETENTION_DAYS = new Set<number>(
@@ -104,6 +148,10 @@ const settingsSchema = z
       ),
     throttlingRateLimit: z.coerce.number().positive(),
     throttlingBurstLimit: integer(0, 5000),
+    webhookThrottlingRateLimit: z.coerce.number().positive().max(10_000),
+    webhookThrottlingBurstLimit: integer(0, 5000),
+    iamRoutesThrottlingRateLimit: z.coerce.number().positive().max(10_000),
+    iamRoutesThrottlingBurstLimit: integer(0, 5000),
     alarmEmail: z.email(),
     logRetentionDays: z.coerce.number().refine((days) => RETENTION_DAYS.has(days), {
       message: `expected one of CloudWatch's retention values: ${[...RETENTION_DAYS].join(', ')}`,
@@ -123,7 +171,21 @@ const settingsSchema = z
     workerEphemeralStorageMib: integer(512, 10240),
     workerBatchSize: integer(1, 10),
     workerMaxConcurrency: integer(2, 1000),
+    workerReservedConcurrency: integer(2, 1000),
+    webhookReservedConcurrency: integer(1, 1000),
     oldestMessageAgeAlarmMinutes: integer(1, 14 * 24 * 60),
+    gitMaxPackMb: integer(1, 4096),
+    gitMaxObjectMb: integer(1, 1024),
+    gitMaxDeltaDepth: integer(1, 10_000),
+    promotionTimeoutSeconds: integer(1, 899),
+    allowedGitHosts: z
+      .union([z.array(z.string()), z.string().transform((value) => value.split(','))])
+      .transform((hosts) => hosts.map((host) => host.trim()).filter(Boolean))
+      .refine(
+        (hosts) => hosts.every((host) => /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/.test(host)),
+        'expected host names or IP addresses (IPv6 in brackets), comma-separated',
+      ),
+    reconcileIntervalMinutes: integer(0, 24 * 60),
   })
   .partial();
 
@@ -158,8 +220,9 @@ export const settingsFromContext = (node: Node): PipelinePromoterSettings =>
   parseSettings(Object.fromEntries(SETTING_NAMES.map((name) => [name, node.tryGetContext(name)])));
 
 /**
- * Pipeline Promoter: the HTTP API (Flux webhook, pipeline sync), the webhook, worker and
- * pipelines functions, the FIFO job queue and its DLQ, the table, the alarms and the dashboard.
+ * Pipeline Promoter: the HTTP API (Flux webhook, GitHub webhook, pipeline sync), the webhook,
+ * worker, pipelines and reconcile functions (and the reconcile schedule), the FIFO job queue and
+ * its DLQ, the table, the alarms and the dashboard.
  */
 export class PipelinePromoterStack extends Stack {
   public readonly settings: ResolvedSettings;
@@ -211,6 +274,20 @@ export class PipelinePromoterStack extends Stack {
       ...(settings.workerMaxConcurrency === undefined
         ? {}
         : { workerMaxConcurrency: settings.workerMaxConcurrency }),
+      workerReservedConcurrency: settings.workerReservedConcurrency,
+      ...(settings.webhookReservedConcurrency === undefined
+        ? {}
+        : { webhookReservedConcurrency: settings.webhookReservedConcurrency }),
+      gitMaxPackMb: settings.gitMaxPackMb,
+      gitMaxObjectMb: settings.gitMaxObjectMb,
+      gitMaxDeltaDepth: settings.gitMaxDeltaDepth,
+      ...(settings.promotionTimeoutSeconds === undefined
+        ? {}
+        : { promotionTimeoutSeconds: settings.promotionTimeoutSeconds }),
+      ...(settings.allowedGitHosts === undefined
+        ? {}
+        : { allowedGitHosts: settings.allowedGitHosts }),
+      reconcileInterval: Duration.minutes(settings.reconcileIntervalMinutes),
     });
 
     this.api = new PromoterApi(this, 'Api', {
@@ -218,6 +295,14 @@ export class PipelinePromoterStack extends Stack {
       pipelinesApi: this.functions.pipelinesApi,
       throttlingRateLimit: settings.throttlingRateLimit,
       throttlingBurstLimit: settings.throttlingBurstLimit,
+      webhookThrottle: {
+        rateLimit: settings.webhookThrottlingRateLimit,
+        burstLimit: settings.webhookThrottlingBurstLimit,
+      },
+      iamRoutesThrottle: {
+        rateLimit: settings.iamRoutesThrottlingRateLimit,
+        burstLimit: settings.iamRoutesThrottlingBurstLimit,
+      },
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
@@ -247,6 +332,11 @@ export class PipelinePromoterStack extends Stack {
     new CfnOutput(this, 'PipelinesUrl', {
       description: 'Where `promoter sync` PUTs the pipeline definitions (IAM/SigV4)',
       value: `${this.api.url}${ROUTES.pipelines.slice(1)}`,
+    });
+    new CfnOutput(this, 'GitHubWebhookUrl', {
+      description:
+        "The GitHub webhook's payload URL (pull_request events, secret: {secretPrefix}github-webhook)",
+      value: `${this.api.url}${ROUTES.githubWebhook.slice(1)}`,
     });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`,

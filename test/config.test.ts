@@ -142,6 +142,8 @@ describe('readWorkerConfig', () => {
       [ENV.secretPrefix]: DEFAULT_SECRET_PREFIX,
       [ENV.secretTtlSeconds]: 60,
       [ENV.pipelineCacheSeconds]: 30,
+      [ENV.maxReceiveCount]: 5,
+      [ENV.allowedGitHosts]: [],
     });
     expect(plain[ENV.gitCacheDir]).toBeUndefined();
     expect(cached[ENV.gitCacheDir]).toBe('/tmp/git-cache');
@@ -165,6 +167,38 @@ describe('readWorkerConfig', () => {
 
     // Assess
     expect(error.message).toContain(`${ENV.pipelineCacheSeconds}: expected whole seconds`);
+  });
+});
+
+describe('readWorkerConfig: the git limits and allowed hosts', () => {
+  it('reads the limits as whole numbers and the hosts as a comma-separated list', () => {
+    // Act
+    const config = readWorkerConfig(
+      minimal({
+        [ENV.gitMaxPackMb]: '512',
+        [ENV.gitMaxObjectMb]: '16',
+        [ENV.gitMaxDeltaDepth]: '100',
+        [ENV.promotionTimeoutSeconds]: '60',
+        [ENV.allowedGitHosts]: ' git.internal.example.com , 10.0.0.8,,',
+      }),
+    );
+
+    // Assess
+    expect(config).toMatchObject({
+      [ENV.gitMaxPackMb]: 512,
+      [ENV.gitMaxObjectMb]: 16,
+      [ENV.gitMaxDeltaDepth]: 100,
+      [ENV.promotionTimeoutSeconds]: 60,
+      [ENV.allowedGitHosts]: ['git.internal.example.com', '10.0.0.8'],
+    });
+  });
+
+  it('refuses a limit that is not a whole number of at least 1, naming the variable', () => {
+    // Act
+    const error = configError(() => readWorkerConfig(minimal({ [ENV.gitMaxDeltaDepth]: '0' })));
+
+    // Assess
+    expect(error.message).toContain(`${ENV.gitMaxDeltaDepth}: expected a number >= 1`);
   });
 });
 

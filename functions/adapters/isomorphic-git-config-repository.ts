@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodeHttp from 'isomorphic-git/http/node';
 import { PromoterError } from '../core/errors.ts';
+import { type AddressPolicy, SELF_HOSTED_ADDRESS_POLICY } from '../core/http.ts';
 import type {
   ConfigRepository,
   PromotionBranchRequest,
@@ -10,12 +11,16 @@ import type {
 } from '../core/ports.ts';
 import {
   type ErrorContext,
+  LimitError,
   ProtocolError,
   RaceError,
   safeUrl,
   toPromoterError,
   urlPasswords,
 } from './git/errors.ts';
+import { GIT_LIMIT_DEFAULTS } from './git/limits.ts';
+import { DEFAULT_PACK_LIMITS, type PackLimits } from './git/pack.ts';
+import { createPackParser, type PackParser, type PackParsing } from './git/pack-parser.ts';
 import {
   cacheDirectory,
   cacheFor,
@@ -24,8 +29,10 @@ import {
 } from './git/repository-cache.ts';
 import {
   type Advertisement,
+  DEFAULT_MAX_PACK_BYTES,
   DEFAULT_READ_RETRY,
   discover,
+  type FetchOptions,
   fetchHead,
   type GitHttpClient,
   pushCommit,
@@ -33,6 +40,7 @@ import {
   type Remote,
 } from './git/smart-http.ts';
 import { buildCommit, commitTree, type Tree } from './git/tree.ts';
+import { agentFor, createGuardedAgents, type GuardedAgents } from './guarded-http.ts';
 
 /**
  * The ConfigRepository port over git smart HTTP, with isomorphic-git's transport (ref discovery
@@ -69,6 +77,13 @@ import { buildCommit, commitTree, type Tree } from './git/tree.ts';
  * memory (trees, needle hits, packs). Errors are PromoterError GIT_* codes whose messages name
  * the repository URL (without credentials) and the branch.
  *
+ * Bounded work (DESIGN.md section 14): a fetch answer over `maxPackBytes`, an object or delta
+ * that inflates past `maxObjectBytes`, a delta chain deeper than `maxDeltaDepth`, and a promotion
+ * that outlives `promotionTimeoutMs` are refused with GIT_LIMIT_EXCEEDED (permanent), which
+ * names the limit and where it is set. Every connection goes through agents that apply
+ * `addressPolicy` to the address it reaches (HOST_REFUSED, permanent). Packs are parsed where
+ * `packParsing` says: inline, or in a worker thread so that the caller's event loop stays free.
+ *
  * This module holds the promotion loop (steps 1 to 6) and the scan of step 4; the parts are in
  * `./git/`: `smart-http.ts` (the requests of steps 1, 2, 5 and 6) over `pkt-line.ts`; `pack.ts`
  * (step 3, and the pack a push sends); `object-store.ts` (objects by oid from the cached packs);
@@ -97,7 +112,49 @@ export interface IsomorphicGitConfigRepositoryOptions {
   readonly readRetries?: number;
   /** The first wait before such a retry in ms, later ones 4x and 8x it (default 250: 250 ms, 1 s, 2 s). */
   readonly retryBaseDelayMs?: number;
+  /** The most bytes one fetch answer may have, the first fetch's too (default 256 MiB). */
+  readonly maxPackBytes?: number;
+  /** The largest object or delta once inflated (default 64 MiB). */
+  readonly maxObjectBytes?: number;
+  /** The longest delta chain (default 50, git's own `pack.depth`). */
+  readonly maxDeltaDepth?: number;
+  /**
+   * The time one promotion's git work may take, from when it has the repository's lock
+   * (default 90 000: 90 s, under the worker function's 120 s timeout).
+   */
+  readonly promotionTimeoutMs?: number;
+  /** Where packs are parsed (default `inline`), or a parser of the caller's. */
+  readonly packParsing?: PackParsing | PackParser;
+  /**
+   * Which addresses git may connect to, checked at connect time (default
+   * SELF_HOSTED_ADDRESS_POLICY: public, loopback and private; the AWS worker passes the strict
+   * one).
+   */
+  readonly addressPolicy?: AddressPolicy;
+  /** Told of each connection the policy refused (HOST_REFUSED). */
+  readonly onRefusedConnection?: (refusal: PromoterError) => void;
 }
+
+export const DEFAULT_PROMOTION_TIMEOUT_MS = GIT_LIMIT_DEFAULTS.promotionTimeoutMs;
+
+/** isomorphic-git's client with the guarded agents (and, per promotion, the budget's signal). */
+const guardedClient = (http: GitHttpClient, agents: GuardedAgents): GitHttpClient => ({
+  request: async (request) => {
+    try {
+      return await http.request({ ...request, agent: agentFor(agents, request.url) });
+    } catch (error) {
+      // A redirect to the other scheme meets the first request's agent, which refuses it.
+      if ((error as { code?: unknown } | undefined)?.code === 'ERR_INVALID_PROTOCOL') {
+        throw new PromoterError(
+          'HOST_REFUSED',
+          `the git server at ${safeUrl(request.url)} redirected to another scheme, which is refused`,
+          { data: { url: safeUrl(request.url) } },
+        );
+      }
+      throw error;
+    }
+  },
+});
 
 interface Scan {
   readonly markedFiles: number;
@@ -106,12 +163,23 @@ interface Scan {
 }
 
 /** Walks the base tree: files with the needle that pass `includePath` go through `edit`. */
-const scan = (cache: RepositoryCache, rootTree: string, request: PromotionBranchRequest): Scan => {
+const scan = (
+  cache: RepositoryCache,
+  rootTree: string,
+  request: PromotionBranchRequest,
+  limits: PackLimits,
+): Scan => {
   let markedFiles = 0;
   const changes = new Map<string, Buffer>();
   let trees = 0;
   let blobs = 0;
   const walk = (tree: Tree, prefix: string): void => {
+    if (limits.deadline !== undefined && Date.now() > limits.deadline) {
+      throw new LimitError(
+        'promotionTimeout',
+        'the promotion ran out of its time budget while reading the tree',
+      );
+    }
     const summary = cache.summary(tree);
     trees += 1;
     blobs += summary.blobs;
@@ -144,11 +212,22 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   private readonly now: () => Date;
   private readonly maxPacks: number;
   private readonly readRetry: ReadRetry;
+  private readonly maxPackBytes: number;
+  private readonly packLimits: PackLimits;
+  private readonly promotionTimeoutMs: number;
+  /** Where packs are parsed. */
+  readonly packParser: PackParser;
 
   constructor(options: IsomorphicGitConfigRepositoryOptions = {}) {
     this.cacheDir = options.cacheDir ?? join(tmpdir(), 'pipeline-promoter-git');
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
-    this.http = options.http ?? nodeHttp;
+    this.http = guardedClient(
+      options.http ?? nodeHttp,
+      createGuardedAgents(
+        options.addressPolicy ?? SELF_HOSTED_ADDRESS_POLICY,
+        options.onRefusedConnection === undefined ? {} : { onRefused: options.onRefusedConnection },
+      ),
+    );
     this.fs = options.fs ?? nodeFs;
     this.now = options.now ?? (() => new Date());
     this.maxPacks = options.maxPacks ?? 32;
@@ -156,6 +235,19 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       retries: Math.max(0, options.readRetries ?? DEFAULT_READ_RETRY.retries),
       baseDelayMs: Math.max(0, options.retryBaseDelayMs ?? DEFAULT_READ_RETRY.baseDelayMs),
     };
+    this.maxPackBytes = options.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES;
+    this.packLimits = {
+      maxObjectBytes: options.maxObjectBytes ?? DEFAULT_PACK_LIMITS.maxObjectBytes,
+      maxDeltaDepth: options.maxDeltaDepth ?? DEFAULT_PACK_LIMITS.maxDeltaDepth,
+    };
+    this.promotionTimeoutMs = options.promotionTimeoutMs ?? DEFAULT_PROMOTION_TIMEOUT_MS;
+    const parsing = options.packParsing ?? 'inline';
+    this.packParser = typeof parsing === 'string' ? createPackParser(parsing) : parsing;
+  }
+
+  /** Stops the pack parser's worker threads, if any. */
+  async close(): Promise<void> {
+    await this.packParser.close();
   }
 
   /** The cache directory of a repository (one per clone URL, credentials left out). */
@@ -171,23 +263,48 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       secrets: [request.credentials.password, ...urlPasswords(request.repository.cloneUrl)],
     };
     const directory = this.cacheDirectoryFor(request.repository.cloneUrl);
-    const remote: Remote = {
-      url: request.repository.cloneUrl,
-      http: this.http,
-      credentials: request.credentials,
-      readRetry: this.readRetry,
-    };
     return withLock(directory, async () => {
+      const budget = new AbortController();
+      const timer = setTimeout(() => budget.abort(), this.promotionTimeoutMs);
+      timer.unref();
+      const { signal } = budget;
+      const remote: Remote = {
+        url: request.repository.cloneUrl,
+        http: { request: (call) => this.http.request({ ...call, signal }) },
+        credentials: request.credentials,
+        readRetry: this.readRetry,
+        signal,
+      };
+      const limits: PackLimits = {
+        ...this.packLimits,
+        deadline: Date.now() + this.promotionTimeoutMs,
+      };
+      const fetch: FetchOptions = {
+        maxPackBytes: this.maxPackBytes,
+        limits,
+        parser: this.packParser,
+      };
       const cache = cacheFor(directory, this.fs);
       try {
         await cache.load();
+        cache.useLimits(limits);
         if (cache.store.packs.length > this.maxPacks) await cache.reset();
-        return await this.promote(cache, remote, request, context);
+        return await this.promote(cache, remote, fetch, request, context);
       } catch (error) {
         // A bad pack or a missing object: start the next attempt from an empty cache.
         if (error instanceof ProtocolError) await cache.reset().catch(() => undefined);
+        if (signal.aborted && !(error instanceof PromoterError)) {
+          throw toPromoterError(
+            new LimitError(
+              'promotionTimeout',
+              `the promotion took longer than its ${this.promotionTimeoutMs / 1000} s time budget`,
+            ),
+            context,
+          );
+        }
         throw toPromoterError(error, context);
       } finally {
+        clearTimeout(timer);
         await cache.flush();
       }
     });
@@ -196,6 +313,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   private async promote(
     cache: RepositoryCache,
     remote: Remote,
+    fetch: FetchOptions,
     request: PromotionBranchRequest,
     context: ErrorContext,
   ): Promise<PromotionBranchResult> {
@@ -227,9 +345,11 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       }
       try {
         if (!cache.store.has(base)) {
-          await fetchHead(cache, remote, advertisement, base, 'incremental');
+          await fetchHead(cache, remote, advertisement, base, 'incremental', fetch);
           // A base reset to a commit older than what the cache holds: fetch it afresh.
-          if (!cache.store.has(base)) await fetchHead(cache, remote, advertisement, base, 'fresh');
+          if (!cache.store.has(base)) {
+            await fetchHead(cache, remote, advertisement, base, 'fresh', fetch);
+          }
           cache.writeRefs(request.baseBranch, base);
         }
         const commit = cache.store.read(base);
@@ -237,7 +357,7 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
           throw new ProtocolError(`commit ${base} is missing after the fetch`);
         }
         const rootTree = commitTree(commit.content);
-        const scanned = scan(cache, rootTree, request);
+        const scanned = scan(cache, rootTree, request, fetch.limits);
         if (scanned.changes.size === 0) {
           return { status: 'unchanged', baseCommit: base, markedFiles: scanned.markedFiles };
         }

@@ -1,4 +1,5 @@
-import { apiGroup, eventRevision, type FluxEvent } from './flux-event.ts';
+import { apiGroup, eventRevisionField, type FluxEvent } from './flux-event.ts';
+import { hasControlCharacter } from './names.ts';
 import { findEnvironment, nextEnvironment, type Pipeline } from './pipeline.ts';
 import { type PromotionJob, promotionJobId } from './promotion-job.ts';
 
@@ -94,13 +95,22 @@ export const decide = (
       error: `involvedObject.namespace ${JSON.stringify(object.namespace)} is not a target namespace of environment ${environment.name} (${namespaces.join(', ')})`,
     };
   }
-  const revision = eventRevision(event);
-  if (revision === undefined) {
+  const found = eventRevisionField(event);
+  if (found === undefined) {
     return {
       kind: 'invalid',
       error: `metadata.revision: expected the deployed revision (in metadata.revision or metadata["${apiGroup(object.apiVersion)}/revision"])`,
     };
   }
+  // The revision becomes a commit message, a PR title and a branch's content: a newline would
+  // let an event write trailers or lines of its own there.
+  if (hasControlCharacter(found.value)) {
+    return {
+      kind: 'invalid',
+      error: `${found.field}: expected a revision without newlines or control characters`,
+    };
+  }
+  const revision = found.value;
   const age = now.getTime() - Date.parse(event.timestamp);
   if (age > settings.maxEventAgeMs) {
     return {

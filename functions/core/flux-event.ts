@@ -35,10 +35,25 @@ export const apiGroup = (apiVersion: string): string => {
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 };
 
-/** The deployed revision: `metadata.revision`, else `metadata["<group>/revision"]`. */
-export const eventRevision = (event: FluxEvent): string | undefined => {
+/**
+ * Where the deployed revision is: `metadata.revision`, else `metadata["<group>/revision"]`, with
+ * the field's path for messages.
+ *
+ * @example
+ * eventRevisionField(event); // { field: 'metadata["helm.toolkit.fluxcd.io/revision"]', value: '6.5.0' }
+ */
+export const eventRevisionField = (
+  event: FluxEvent,
+): { readonly field: string; readonly value: string } | undefined => {
   const metadata = event.metadata ?? {};
-  const revision =
-    metadata.revision ?? metadata[`${apiGroup(event.involvedObject.apiVersion)}/revision`];
-  return revision === undefined || revision.trim() === '' ? undefined : revision;
+  const grouped = `${apiGroup(event.involvedObject.apiVersion)}/revision`;
+  const [field, value] =
+    metadata.revision !== undefined
+      ? ['metadata.revision', metadata.revision]
+      : [`metadata[${JSON.stringify(grouped)}]`, metadata[grouped]];
+  return value === undefined || value.trim() === '' ? undefined : { field, value };
 };
+
+/** The deployed revision: `metadata.revision`, else `metadata["<group>/revision"]`. */
+export const eventRevision = (event: FluxEvent): string | undefined =>
+  eventRevisionField(event)?.value;

@@ -1,6 +1,7 @@
-import { parseAllDocuments } from 'yaml';
+import { type Document, parseAllDocuments } from 'yaml';
 import * as z from 'zod';
 import { refuseInsecureUrl } from './http.ts';
+import { branchNameProblem, dns1123LabelProblem, dns1123SubdomainProblem } from './names.ts';
 import type {
   Environment,
   GitHubRepository,
@@ -9,6 +10,7 @@ import type {
   PromotionStrategy,
 } from './pipeline.ts';
 import { formatIssues } from './validation.ts';
+import { measureYamlDocument, splitYamlDocuments } from './yaml-documents.ts';
 
 /**
  * Weave `pipelines.weave.works/v1alpha1` Pipeline manifests, in the shipped shape and the RFC
@@ -19,16 +21,31 @@ export const PIPELINE_API_VERSION = 'pipelines.weave.works/v1alpha1';
 const name = z
   .string({ error: 'expected a non-empty string' })
   .min(1, 'expected a non-empty string');
-const secretRef = z.object({ name });
+
+/** A non-empty string that also passes `rule` (names.ts), whose message says what was expected. */
+const ruled = (rule: (value: string) => string | undefined) =>
+  name.superRefine((value, context) => {
+    // The empty string is already reported by `name`.
+    const problem = value === '' ? undefined : rule(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+  });
+
+// Kubernetes' rules: namespaces are DNS-1123 labels, object names (pipelines, secrets)
+// DNS-1123 subdomains. Secret names also become Secrets Manager names and file-store keys.
+const namespaceName = ruled(dns1123LabelProblem);
+const objectName = ruled(dns1123SubdomainProblem);
+const branchName = ruled(branchNameProblem);
+
+const secretRef = z.object({ name: objectName });
 /** The RFC draft writes a secretRef as a bare name. */
-const looseSecretRef = z.union([name, secretRef], {
+const looseSecretRef = z.union([objectName, secretRef], {
   error: 'expected a secret name or {name: <secret>}',
 });
 
 const pullRequestSpec = z.object({
   type: z.string({ error: 'expected the provider type: github' }),
   url: z.string({ error: 'expected the configuration repository URL' }),
-  baseBranch: name,
+  baseBranch: branchName,
   secretRef,
 });
 
@@ -48,22 +65,22 @@ const rfcPromotionItem = z.object({
   name: z.string().optional(),
   type: z.string({ error: 'expected pull-request' }),
   url: z.string().optional(),
-  branch: z.string().optional(),
+  branch: branchName.optional(),
   secretRef: looseSecretRef.optional(),
 });
 
-/** Environment names end up in branch names and `NS:NAME:ENV` markers. */
-const environmentName = name.regex(
-  /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/,
-  'expected letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
-);
+/**
+ * Environment names end up in branch names, `NS:NAME:ENV` markers, URL paths and secret keys
+ * (`hmac-key-{env}`): DNS-1123 labels, like the namespaces they usually mirror.
+ */
+const environmentName = ruled(dns1123LabelProblem);
 
 const environmentSpec = z.object({
   name: environmentName,
   targets: z
     .array(
       z.object({
-        namespace: name,
+        namespace: namespaceName,
         clusterRef: z.object({ kind: name, name, namespace: z.string().optional() }).optional(),
       }),
     )
@@ -74,7 +91,7 @@ const environmentSpec = z.object({
 const pipelineManifest = z.object({
   apiVersion: z.literal(PIPELINE_API_VERSION, { error: `expected ${PIPELINE_API_VERSION}` }),
   kind: z.literal('Pipeline', { error: 'expected Pipeline' }),
-  metadata: z.object({ name, namespace: name }),
+  metadata: z.object({ name: objectName, namespace: namespaceName }),
   spec: z.object({
     appRef: z.object({
       apiVersion: name,
@@ -369,30 +386,95 @@ export const parsePipelineObject = (
 export const isInvalidPipeline = (value: Pipeline | InvalidPipeline): value is InvalidPipeline =>
   'errors' in value;
 
+/** Nesting deeper than this is refused before parsing; a Pipeline nests about 8 levels. */
+export const MAX_MANIFEST_DEPTH = 64;
+/** The yaml library's own default, kept on purpose: it stops alias bombs (billion laughs). */
+export const MAX_ALIAS_COUNT = 100;
+/**
+ * YAML tokens one text may hold, over all its documents: what the parser's time and memory grow
+ * with. 4 MiB of `kubectl get pipelines -o yaml` (2,400 pipelines) has about 390,000; the same
+ * size of `[1,1,1,...` has four million and takes the parser 2 GiB.
+ */
+export const MAX_MANIFEST_TOKENS = 500_000;
+/** Documents and List items one text may hold: 4 MiB of real pipelines is about 2,500. */
+export const MAX_MANIFEST_ITEMS = 10_000;
+/** Invalid items listed one by one; past this, one last entry counts the others. */
+export const MAX_REPORTED_INVALID = 100;
+const MAX_ERRORS_PER_ITEM = 10;
+const MAX_ERROR_LENGTH = 500;
+const MAX_ID_LENGTH = 300;
+
+const clip = (text: string, limit: number): string =>
+  text.length <= limit ? text : `${text.slice(0, limit)}… (${text.length - limit} more characters)`;
+
+/** Bounded, so that the answer to a hostile body stays small whatever the body holds. */
+const boundedErrors = (errors: readonly string[]): string[] => {
+  const shown = errors.slice(0, MAX_ERRORS_PER_ITEM).map((error) => clip(error, MAX_ERROR_LENGTH));
+  const more = errors.length - shown.length;
+  return more > 0 ? [...shown, `… and ${more} more errors`] : shown;
+};
+
+/** A yaml error message with its line counted from the start of the whole text. */
+const atTextLine = (message: string, firstLine: number): string =>
+  firstLine === 0
+    ? message
+    : message.replace(
+        / at line (\d+), column/,
+        (_match, line: string) => ` at line ${Number(line) + firstLine}, column`,
+      );
+
+const ALIAS_BOMB = /alias/i;
+
 /**
  * Every pipeline in a YAML or JSON text: single documents, multi-document YAML and Kubernetes
  * `List` objects (what `kubectl get pipelines.pipelines.weave.works -A -o yaml|json` prints).
+ * Each document is read by itself: one nested deeper than `MAX_MANIFEST_DEPTH` (measured before
+ * parsing), an alias bomb or invalid YAML is reported as an invalid item for that document, and
+ * the others are read all the same. The whole text is bounded too (`MAX_MANIFEST_TOKENS`,
+ * `MAX_MANIFEST_ITEMS`): what is past a bound is reported, not read. Nothing in the text makes
+ * it throw, and the report stays small (`MAX_REPORTED_INVALID`).
  */
 export const parsePipelineManifests = (text: string, source = 'input'): ParsedPipelines => {
   const pipelines: Pipeline[] = [];
   const invalid: InvalidPipeline[] = [];
+  const report = (id: string, errors: readonly string[], where: string): void => {
+    invalid.push({ id: id.length > MAX_ID_LENGTH ? where : id, errors: boundedErrors(errors) });
+  };
+  let items = 0;
   const take = (document: unknown, where: string): void => {
+    items += 1;
+    if (items > MAX_MANIFEST_ITEMS) return;
     const parsed = parsePipelineObject(document, where);
-    if (isInvalidPipeline(parsed)) invalid.push(parsed);
+    if (isInvalidPipeline(parsed)) report(parsed.id, parsed.errors, where);
     else pipelines.push(parsed);
   };
-  parseAllDocuments(text).forEach((document, index) => {
-    const where = `${source} document ${index + 1}`;
+  const read = (document: Document.Parsed, where: string, firstLine: number): void => {
     if (document.errors.length > 0) {
-      invalid.push({ id: where, errors: document.errors.map((error) => error.message) });
+      const errors = document.errors.map((error) => atTextLine(error.message, firstLine));
+      report(where, errors, where);
       return;
     }
-    const value: unknown = document.toJS();
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      report(
+        where,
+        [
+          ALIAS_BOMB.test(message)
+            ? `its aliases expand past the limit (maxAliasCount ${MAX_ALIAS_COUNT}): an alias bomb, not read`
+            : `not readable: ${message}`,
+        ],
+        where,
+      );
+      return;
+    }
     if (value === null || value === undefined) return;
     const list = value as { kind?: unknown; items?: unknown };
     if (list.kind === 'List' || list.kind === 'PipelineList') {
       if (!Array.isArray(list.items)) {
-        invalid.push({ id: where, errors: ['items: expected a list of Pipeline objects'] });
+        report(where, ['items: expected a list of Pipeline objects'], where);
         return;
       }
       list.items.forEach((item, itemIndex) => {
@@ -401,21 +483,102 @@ export const parsePipelineManifests = (text: string, source = 'input'): ParsedPi
       return;
     }
     take(value, where);
-  });
+  };
+
+  const documents = splitYamlDocuments(text);
+  let number = 0;
+  let tokensLeft = MAX_MANIFEST_TOKENS;
+  for (const [index, document] of documents.entries()) {
+    if (!document.hasContent) {
+      number += 1;
+      continue;
+    }
+    const measure = measureYamlDocument(document.text, MAX_MANIFEST_DEPTH, tokensLeft);
+    const refused =
+      measure.depth > MAX_MANIFEST_DEPTH
+        ? `it nests more than ${MAX_MANIFEST_DEPTH} levels deep (brackets or indentation)`
+        : measure.tokens > tokensLeft
+          ? `it takes the input past ${MAX_MANIFEST_TOKENS} YAML tokens (sync fewer pipelines at a time)`
+          : undefined;
+    if (refused !== undefined) {
+      number += 1;
+      const where = `${source} document ${number}`;
+      report(
+        where,
+        [`not parsed: ${refused}; the document starts at line ${document.firstLine + 1}`],
+        where,
+      );
+      if (measure.tokens > tokensLeft) {
+        const rest = documents.slice(index + 1).filter((next) => next.hasContent).length;
+        if (rest > 0) {
+          report(
+            `${source}: ${rest} more document${rest === 1 ? '' : 's'}`,
+            [`not read: the input is over ${MAX_MANIFEST_TOKENS} YAML tokens`],
+            where,
+          );
+        }
+        break;
+      }
+      continue;
+    }
+    tokensLeft -= measure.tokens;
+    for (const parsed of parseAllDocuments(document.text)) {
+      number += 1;
+      const where = `${source} document ${number}`;
+      try {
+        read(parsed, where, document.firstLine);
+      } catch (error) {
+        report(
+          where,
+          [`not readable: ${error instanceof Error ? error.message : String(error)}`],
+          where,
+        );
+      }
+    }
+    if (items > MAX_MANIFEST_ITEMS) {
+      report(
+        `${source}: more than ${MAX_MANIFEST_ITEMS} items`,
+        [
+          `the items after the first ${MAX_MANIFEST_ITEMS} (documents and List items) are not read: sync fewer pipelines at a time`,
+        ],
+        source,
+      );
+      break;
+    }
+  }
+
   const seen = new Map<string, number>();
   for (const pipeline of pipelines) {
     const id = `${pipeline.namespace}/${pipeline.name}`;
     seen.set(id, (seen.get(id) ?? 0) + 1);
   }
   const duplicates = [...seen].filter(([, count]) => count > 1).map(([id]) => id);
-  if (duplicates.length === 0) return { pipelines, invalid };
+  const duplicated = new Set(duplicates);
+  const all: ParsedPipelines =
+    duplicates.length === 0
+      ? { pipelines, invalid }
+      : {
+          pipelines: pipelines.filter(
+            (pipeline) => !duplicated.has(`${pipeline.namespace}/${pipeline.name}`),
+          ),
+          invalid: [
+            ...invalid,
+            ...duplicates.map((id) => ({ id, errors: ['defined more than once in the input'] })),
+          ],
+        };
+  if (all.invalid.length <= MAX_REPORTED_INVALID) return all;
+  const more = all.invalid.length - (MAX_REPORTED_INVALID - 1);
   return {
-    pipelines: pipelines.filter(
-      (pipeline) => !duplicates.includes(`${pipeline.namespace}/${pipeline.name}`),
-    ),
+    pipelines: all.pipelines,
     invalid: [
-      ...invalid,
-      ...duplicates.map((id) => ({ id, errors: ['defined more than once in the input'] })),
+      ...all.invalid.slice(0, MAX_REPORTED_INVALID - 1),
+      {
+        // Not a namespace/name: a sync's prune deletes nothing while it is in the answer.
+        id: `${source}: ${more} more invalid items`,
+        errors: [
+          `not listed one by one (at most ${MAX_REPORTED_INVALID} are): fix the ones above first`,
+        ],
+      },
     ],
   };
 };

@@ -6,12 +6,37 @@ import { formatIssues } from './validation.ts';
  * A pipeline secret's value, with Weave's keys (DESIGN.md section 4). Never log or echo one:
  * errors about a secret name its reference and the failing key, not its content.
  */
-const key = z.optional(z.string().check(z.minLength(1, 'expected a non-empty string')));
+
+/**
+ * The shortest HMAC key accepted, in UTF-8 bytes. 16 bytes is 128 bits when the key is random
+ * (`promoter keys` writes 32 random bytes, base64url); shorter keys are passwords a captured
+ * signed event lets anyone brute-force offline. Flux users' keys are random strings far longer.
+ */
+export const MIN_HMAC_KEY_BYTES = 16;
+
+const SHARED_KEY = 'hmac-key';
+const SHARED_PREVIOUS_KEY = 'hmac-key-previous';
+const ENVIRONMENT_KEY_PREFIX = 'hmac-key-';
+const PREVIOUS_SUFFIX = '-previous';
+
+const bytes = new TextEncoder();
+
+const key = z.optional(
+  z
+    .string({ error: 'expected a non-empty string' })
+    .check(z.minLength(1, 'expected a non-empty string')),
+);
+
+const hmacKey = z.string({ error: 'expected a string' }).check(
+  z.refine((value) => bytes.encode(value).byteLength >= MIN_HMAC_KEY_BYTES, {
+    message: `expected an HMAC key of at least ${MIN_HMAC_KEY_BYTES} bytes (a random string, e.g. from promoter keys)`,
+  }),
+);
 
 export const pipelineSecretSchema = z
   .object({
-    'hmac-key': key,
-    'hmac-key-previous': key,
+    [SHARED_KEY]: z.optional(hmacKey),
+    [SHARED_PREVIOUS_KEY]: z.optional(hmacKey),
     token: key,
     username: z.optional(z.string()),
     password: z.optional(z.string()),
@@ -23,8 +48,17 @@ export const pipelineSecretSchema = z
     }),
   );
 
+/** `dev` in `hmac-key-dev`, `dev-previous` in `hmac-key-dev-previous`. */
+const ENVIRONMENT_KEY_SUFFIX = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 export interface PipelineSecret {
+  /** The shared keys: `hmac-key`, then `hmac-key-previous`. */
   readonly hmacKeys: readonly string[];
+  /**
+   * The `hmac-key-{suffix}` values by suffix (`dev`, `dev-previous`); absent when there are
+   * none. Read through webhookKeys, which knows the environment.
+   */
+  readonly environmentHmacKeys?: ReadonlyMap<string, string>;
   readonly token?: string;
   readonly git?: { readonly username: string; readonly password: string };
 }
@@ -42,6 +76,14 @@ export const DEFAULT_SECRET_PREFIX = 'pipeline-promoter/';
 
 export const secretId = (ref: SecretRef): string => `${ref.namespace}/${ref.name}`;
 
+/** The secret key of an environment's own webhook key: `hmac-key-{environment}`. */
+export const environmentKeyName = (environment: string): string =>
+  `${ENVIRONMENT_KEY_PREFIX}${environment}`;
+
+/** The secret key of an environment's previous webhook key, kept while rotating. */
+export const environmentPreviousKeyName = (environment: string): string =>
+  `${ENVIRONMENT_KEY_PREFIX}${environment}${PREVIOUS_SUFFIX}`;
+
 /** Decodes a secret's JSON text; errors name the secret and key, never the value. */
 export const parsePipelineSecret = (ref: SecretRef, text: string): PipelineSecret => {
   let value: unknown;
@@ -55,23 +97,93 @@ export const parsePipelineSecret = (ref: SecretRef, text: string): PipelineSecre
   return decodePipelineSecret(ref, value);
 };
 
+const environmentKeys = (value: unknown, problems: string[]): Map<string, string> => {
+  const found = new Map<string, string>();
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return found;
+  for (const [name, entry] of Object.entries(value)) {
+    if (!name.startsWith(ENVIRONMENT_KEY_PREFIX) || name === SHARED_PREVIOUS_KEY) continue;
+    const suffix = name.slice(ENVIRONMENT_KEY_PREFIX.length);
+    if (!ENVIRONMENT_KEY_SUFFIX.test(suffix)) {
+      problems.push(
+        `${JSON.stringify(name)}: expected hmac-key-{environment} or hmac-key-{environment}-previous, {environment} being an environment name (a DNS-1123 label)`,
+      );
+      continue;
+    }
+    const parsed = hmacKey.safeParse(entry);
+    if (parsed.success) found.set(suffix, parsed.data);
+    else problems.push(...formatIssues(parsed.error.issues, [name]));
+  }
+  return found;
+};
+
+/**
+ * Validates a secret's decoded value: Weave's keys, and `hmac-key-{env}`/`hmac-key-{env}-previous`
+ * per environment; every HMAC key at least MIN_HMAC_KEY_BYTES long. Throws INVALID_SECRET with
+ * every problem, each naming its key and never a value.
+ *
+ * @example
+ * const secret = decodePipelineSecret(
+ *   { namespace: 'flux-system', name: 'promotion-credentials' },
+ *   { 'hmac-key': approvalKey, 'hmac-key-dev': devKey, token },
+ * );
+ * webhookKeys(secret, 'dev'); // [devKey]
+ */
 export const decodePipelineSecret = (ref: SecretRef, value: unknown): PipelineSecret => {
   const result = pipelineSecretSchema.safeParse(value);
-  if (!result.success) {
+  const problems = result.success ? [] : formatIssues(result.error.issues);
+  const perEnvironment = environmentKeys(value, problems);
+  if (!result.success || problems.length > 0) {
     throw new PromoterError(
       'INVALID_SECRET',
-      `secret ${secretId(ref)} is invalid: ${formatIssues(result.error.issues).join('; ')}`,
+      `secret ${secretId(ref)} is invalid: ${problems.join('; ')}`,
       { data: { secret: secretId(ref) } },
     );
   }
   const secret = result.data;
   return {
-    hmacKeys: [secret['hmac-key'], secret['hmac-key-previous']].filter(
+    hmacKeys: [secret[SHARED_KEY], secret[SHARED_PREVIOUS_KEY]].filter(
       (key): key is string => key !== undefined,
     ),
+    ...(perEnvironment.size === 0 ? {} : { environmentHmacKeys: perEnvironment }),
     ...(secret.token === undefined ? {} : { token: secret.token }),
     ...(secret.username === undefined || secret.password === undefined
       ? {}
       : { git: { username: secret.username, password: secret.password } }),
   };
 };
+
+/**
+ * True when the secret holds keys of `environment`'s own (`hmac-key-{env}` or its
+ * `-previous`). An environment named `previous` never has: `hmac-key-previous` is the shared
+ * key's rotation slot.
+ */
+export const hasEnvironmentKeys = (secret: PipelineSecret, environment: string): boolean =>
+  environment !== 'previous' &&
+  (secret.environmentHmacKeys?.has(environment) === true ||
+    secret.environmentHmacKeys?.has(`${environment}${PREVIOUS_SUFFIX}`) === true);
+
+/**
+ * The keys that verify `POST /promotion/{ns}/{name}/{environment}` (DESIGN.md sections 4, 5):
+ * the environment's own `hmac-key-{env}` and `hmac-key-{env}-previous` when the secret has
+ * either, and then only those (one leaf cluster's key cannot sign another environment's
+ * events); else the shared `hmac-key` and `hmac-key-previous`. Current key first.
+ *
+ * @example
+ * webhookKeys(secret, 'staging'); // ['<hmac-key-staging>', '<hmac-key-staging-previous>']
+ */
+export const webhookKeys = (secret: PipelineSecret, environment: string): readonly string[] => {
+  if (!hasEnvironmentKeys(secret, environment)) return secret.hmacKeys;
+  return [environment, `${environment}${PREVIOUS_SUFFIX}`]
+    .map((suffix) => secret.environmentHmacKeys?.get(suffix))
+    .filter((key): key is string => key !== undefined);
+};
+
+/**
+ * The keys that verify an approval (`POST /approval/{ns}/{name}/{env}/{revision}`, DESIGN.md
+ * section 5): the pipeline's shared `hmac-key` (and `hmac-key-previous`), never an
+ * environment's, so a leaf cluster's key cannot approve a promotion.
+ *
+ * @example
+ * verifySignature(body, header, approvalKeys(secret));
+ */
+export const approvalKeys = (secret: PipelineSecret): readonly string[] => secret.hmacKeys;

@@ -1,11 +1,12 @@
-import { parseAllDocuments } from 'yaml';
 import { type PipelineRef, pipelineId } from './pipeline.ts';
 import {
   type InvalidPipeline,
   type ParsedPipelines,
   parsePipelineManifests,
 } from './pipeline-manifest.ts';
-import type { PipelinePutResult, PipelineRegistry } from './ports.ts';
+import type { PipelinePutResult, PipelineRegistry, SecretStore } from './ports.ts';
+import { type SharedKeyWarning, sharedKeyWarnings } from './shared-key-warnings.ts';
+import { hasNoDocuments } from './yaml-documents.ts';
 
 /**
  * The pipeline sync (`PUT /pipelines`, `promoter sync`): what `kubectl get
@@ -27,12 +28,17 @@ import type { PipelinePutResult, PipelineRegistry } from './ports.ts';
  *   answer and prunes everything.
  * The valid pipelines are put before anything is deleted; a store failure stops the sync with
  * the error (a retry is safe: puts of unchanged definitions are no-ops).
+ *
+ * With a secret store, the answer's `warnings` name the valid pipelines whose environments share
+ * a webhook key (shared-key-warnings.ts); they are stored all the same.
  */
 export interface PipelineSyncOptions {
   /** Delete stored pipelines absent from the input (see above for when it is skipped). */
   readonly prune?: boolean;
   /** Concurrent store writes; 8 unless told. */
   readonly concurrency?: number;
+  /** Where the pipelines' secrets are read, for `warnings`; without it there are none. */
+  readonly secrets?: SecretStore;
 }
 
 export interface PruneReport {
@@ -61,6 +67,8 @@ export interface PipelineSyncResult {
   readonly deleted: readonly string[];
   readonly invalid: readonly InvalidPipeline[];
   readonly prune: PruneReport;
+  /** Valid pipelines whose environments share a webhook key, sorted by pipeline. */
+  readonly warnings: readonly SharedKeyWarning[];
 }
 
 const DEFAULT_CONCURRENCY = 8;
@@ -71,10 +79,7 @@ const NAMED_ID = /^[^\s/]+\/[^\s/]+$/;
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** True when the text holds no YAML/JSON document with content (empty, blank, comments). */
-export const hasNoDocuments = (text: string): boolean =>
-  parseAllDocuments(text).every(
-    (document) => document.errors.length === 0 && document.contents === null,
-  );
+export { hasNoDocuments } from './yaml-documents.ts';
 
 const mapLimit = async <T, R>(
   items: readonly T[],
@@ -113,6 +118,17 @@ export const syncPipelines = async (
   const invalid = [...parsed.invalid].sort((a, b) => byText(a.id, b.id));
 
   const { prune, deleted } = await pruneAbsent(registry, parsed, invalid, options, concurrency);
+  const { secrets } = options;
+  const warnings =
+    secrets === undefined
+      ? []
+      : (
+          await mapLimit(parsed.pipelines, concurrency, (pipeline) =>
+            sharedKeyWarnings(pipeline, secrets),
+          )
+        )
+          .flat()
+          .sort((a, b) => byText(a.id, b.id));
   const created = by('created');
   const updated = by('updated');
   const unchanged = by('unchanged');
@@ -130,6 +146,7 @@ export const syncPipelines = async (
     deleted,
     invalid,
     prune,
+    warnings,
   };
 };
 

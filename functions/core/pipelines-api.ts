@@ -3,7 +3,7 @@ import { decodePathSegment, type HttpAnswer, type HttpRequest } from './http.ts'
 import type { LogPort } from './logger.ts';
 import { pipelineStatus } from './pipeline-status.ts';
 import { hasNoDocuments, syncPipelineManifests } from './pipeline-sync.ts';
-import type { PipelineRegistry, PipelineStore, PromotionStateStore } from './ports.ts';
+import type { PipelineRegistry, PipelineStore, PromotionStateStore, SecretStore } from './ports.ts';
 
 /**
  * The pipelines API request function, shared by the Lambda handler (IAM-authorised routes of the
@@ -20,7 +20,8 @@ import type { PipelineRegistry, PipelineStore, PromotionStateStore } from './por
  * | the store unavailable | 503 (retry) |
  *
  * Invalid pipelines do not fail the request: the valid ones are stored and the invalid ones are
- * listed in the answer with their errors (`promoter sync` exits non-zero on them).
+ * listed in the answer with their errors (`promoter sync` exits non-zero on them). With `secrets`,
+ * the answer's `warnings` name pipelines whose environments share a webhook key.
  */
 export const MAX_SYNC_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -36,6 +37,8 @@ export interface PipelinesApiDependencies {
   /** The writable store behind `PUT /pipelines`; absent in `serve`, which reads files. */
   readonly registry?: PipelineRegistry;
   readonly state: Pick<PromotionStateStore, 'listDeployments' | 'listPromotions'>;
+  /** The pipelines' secrets, read by the sync for its shared-key `warnings` only. */
+  readonly secrets?: SecretStore;
   readonly logger: LogPort;
 }
 
@@ -107,7 +110,10 @@ const sync = async (
   }
   if (hasNoDocuments(text)) return error(400, `empty body: ${EXPECTED_BODY}`);
   try {
-    const result = await syncPipelineManifests(registry, text, { prune: query.prune });
+    const result = await syncPipelineManifests(registry, text, {
+      prune: query.prune,
+      ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+    });
     deps.logger.info('pipelines synced', {
       ...result.counts,
       created: result.created,
@@ -115,6 +121,7 @@ const sync = async (
       deleted: result.deleted,
       invalid: result.invalid.map((entry) => entry.id),
       prune: result.prune,
+      warnings: result.warnings.map((warning) => warning.message),
     });
     return { status: 200, body: { ...result } };
   } catch (cause) {

@@ -81,15 +81,15 @@ describe('FileSecretStore', () => {
   it('decodes Weave keys, with the previous HMAC key and git credentials', async () => {
     const { store } = await load({
       'flux-system/creds': {
-        'hmac-key': 'new',
-        'hmac-key-previous': 'old',
+        'hmac-key': 'new-hmac-key-for-tests',
+        'hmac-key-previous': 'old-hmac-key-for-tests',
         token: 't',
         username: 'u',
         password: 'p',
       },
     });
     expect(await (await store()).get({ namespace: 'flux-system', name: 'creds' })).toEqual({
-      hmacKeys: ['new', 'old'],
+      hmacKeys: ['new-hmac-key-for-tests', 'old-hmac-key-for-tests'],
       token: 't',
       git: { username: 'u', password: 'p' },
     });

@@ -53,8 +53,8 @@ describe('SecretsManagerSecretStore (moto)', () => {
     await createSecret(
       `pipeline-promoter/${namespace}/promotion-credentials`,
       JSON.stringify({
-        'hmac-key': 'current-key',
-        'hmac-key-previous': 'previous-key',
+        'hmac-key': 'current-hmac-key-for-tests',
+        'hmac-key-previous': 'previous-hmac-key-for-tests',
         token: 'ghp_token',
         username: 'bot',
         password: 'git-password',
@@ -67,7 +67,7 @@ describe('SecretsManagerSecretStore (moto)', () => {
 
     // Assess
     expect(secret).toEqual({
-      hmacKeys: ['current-key', 'previous-key'],
+      hmacKeys: ['current-hmac-key-for-tests', 'previous-hmac-key-for-tests'],
       token: 'ghp_token',
       git: { username: 'bot', password: 'git-password' },
     });
@@ -76,7 +76,10 @@ describe('SecretsManagerSecretStore (moto)', () => {
   it('honours a configured prefix', async () => {
     // Prepare
     const namespace = uniqueNamespace();
-    await createSecret(`custom/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    await createSecret(
+      `custom/${namespace}/hmac`,
+      JSON.stringify({ 'hmac-key': 'hmac-key-for-tests' }),
+    );
     const store = new SecretsManagerSecretStore(client, { prefix: 'custom/' });
 
     // Act
@@ -84,13 +87,16 @@ describe('SecretsManagerSecretStore (moto)', () => {
 
     // Assess
     expect(store.secretName({ namespace, name: 'hmac' })).toBe(`custom/${namespace}/hmac`);
-    expect(secret.hmacKeys).toEqual(['k']);
+    expect(secret.hmacKeys).toEqual(['hmac-key-for-tests']);
   });
 
   it('serves a second get within the TTL from memory and fetches again after it', async () => {
     // Prepare
     const namespace = uniqueNamespace();
-    await createSecret(`pipeline-promoter/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    await createSecret(
+      `pipeline-promoter/${namespace}/hmac`,
+      JSON.stringify({ 'hmac-key': 'hmac-key-for-tests' }),
+    );
     const clock = new ManualClock();
     const store = new SecretsManagerSecretStore(client, { ttlMs: 60_000, clock });
     const ref = { namespace, name: 'hmac' };
@@ -109,7 +115,10 @@ describe('SecretsManagerSecretStore (moto)', () => {
   it('shares one request between concurrent gets of the same secret', async () => {
     // Prepare
     const namespace = uniqueNamespace();
-    await createSecret(`pipeline-promoter/${namespace}/hmac`, JSON.stringify({ 'hmac-key': 'k' }));
+    await createSecret(
+      `pipeline-promoter/${namespace}/hmac`,
+      JSON.stringify({ 'hmac-key': 'hmac-key-for-tests' }),
+    );
     const store = new SecretsManagerSecretStore(client);
     const ref = { namespace, name: 'hmac' };
 
@@ -182,7 +191,10 @@ describe('SecretsManagerSecretStore (moto)', () => {
     const first = await callsDuring(async () => {
       codes.push(await codeOf(store.get(ref)));
     });
-    await createSecret(`pipeline-promoter/${namespace}/late`, JSON.stringify({ 'hmac-key': 'k' }));
+    await createSecret(
+      `pipeline-promoter/${namespace}/late`,
+      JSON.stringify({ 'hmac-key': 'hmac-key-for-tests' }),
+    );
     const withinFailureTtl = await callsDuring(async () => {
       for (let request = 0; request < 5; request += 1) {
         clock.advance(999);
@@ -299,7 +311,7 @@ describe('SecretsManagerSecretStore (moto)', () => {
     const namespace = uniqueNamespace();
     await createSecret(
       `pipeline-promoter/${namespace}/typed`,
-      JSON.stringify({ 'hmac-key': 'fine-key', username: 'only-user-no-password' }),
+      JSON.stringify({ 'hmac-key': 'fine-hmac-key-for-tests', username: 'only-user-no-password' }),
     );
     const store = new SecretsManagerSecretStore(client);
 
@@ -310,7 +322,7 @@ describe('SecretsManagerSecretStore (moto)', () => {
     expect(error).toMatchObject({ code: 'INVALID_SECRET' });
     const { message } = error as PromoterError;
     expect(message).toContain('password');
-    expect(message).not.toContain('fine-key');
+    expect(message).not.toContain('fine-hmac-key-for-tests');
     expect(message).not.toContain('only-user-no-password');
   });
 

@@ -186,12 +186,158 @@ describe('parsePipelineManifests', () => {
     );
   });
 
-  it('refuses environment names that cannot be part of a branch name or marker', () => {
+  it.each([
+    ['metadata.name', 'name: podinfo\n', 'name: Pod_Info\n', 'subdomain', 'Pod_Info'],
+    [
+      'metadata.namespace',
+      'namespace: flux-system',
+      'namespace: flux.system',
+      'label',
+      'flux.system',
+    ],
+    ['spec.environments[1].name', '- name: staging', '- name: "stag ing:x"', 'label', 'stag ing:x'],
+    ['spec.environments[1].name', '- name: staging', '- name: Staging', 'label', 'Staging'],
+    [
+      'spec.environments[0].targets[0].namespace',
+      '- namespace: podinfo-dev',
+      '- namespace: podinfo_dev',
+      'label',
+      'podinfo_dev',
+    ],
+    [
+      'spec.promotion.strategy.pull-request.secretRef.name',
+      '          name: promotion-credentials\n      secretRef',
+      '          name: Promotion/Credentials\n      secretRef',
+      'subdomain',
+      'Promotion/Credentials',
+    ],
+    [
+      'spec.promotion.strategy.secretRef.name',
+      '      secretRef:\n        name: promotion-credentials\n',
+      '      secretRef:\n        name: "../other"\n',
+      'subdomain',
+      '../other',
+    ],
+  ])(
+    'refuses %s %s, naming the pipeline, the field and the rule',
+    (path, from, to, rule, value) => {
+      // Prepare
+      const text = podinfoYaml.replace(from, to);
+      expect(text).not.toBe(podinfoYaml);
+
+      // Act
+      const { pipelines, invalid } = parsePipelineManifests(text);
+
+      // Assess
+      expect(pipelines).toEqual([]);
+      const id =
+        path === 'metadata.name'
+          ? `flux-system/${value}`
+          : path === 'metadata.namespace'
+            ? `${value}/podinfo`
+            : 'flux-system/podinfo';
+      expect(invalid[0]?.id).toBe(id);
+      const errors = invalid[0]?.errors ?? [];
+      expect(
+        errors.some(
+          (error) =>
+            error.startsWith(`${path}: expected a DNS-1123 ${rule} (`) &&
+            error.endsWith(`, got ${JSON.stringify(value)}`),
+        ),
+      ).toBe(true);
+    },
+  );
+
+  it('refuses a secret name that is too long for Kubernetes', () => {
+    const long = 'a'.repeat(254);
     const { invalid } = parsePipelineManifests(
-      podinfoYaml.replace('- name: staging', '- name: "stag ing:x"'),
+      readFixture('pipelines/search-rfc-draft.yaml').replace(
+        'secretRef: my-hmac-shared-secret',
+        `secretRef: ${long}`,
+      ),
     );
     expect(invalid[0]?.errors[0]).toMatch(
-      /^spec\.environments\[1\]\.name: expected letters, digits/,
+      /^spec\.appRef\.secretRef: expected a DNS-1123 subdomain/,
+    );
+  });
+
+  it.each([
+    ['main..prod', 'no ".."'],
+    ['main.lock', 'no part ending with ".lock"'],
+    ['release/.hidden', 'no part starting with "."'],
+    ['release/', 'no leading, trailing or double "/"'],
+    ['/main', 'no leading, trailing or double "/"'],
+    ['a//b', 'no leading, trailing or double "/"'],
+    ['main.', 'not ending with "."'],
+    ['-main', 'not starting with "-"'],
+    ['HEAD', 'not "HEAD"'],
+    ['@', 'not "@"'],
+    ['main@{1}', 'no "@{"'],
+    ['ma in', 'no space or control character'],
+    ['main\u0007', 'no space or control character'],
+    ['main~1', 'no "~"'],
+    ['main^', 'no "^"'],
+    ['a:b', 'no ":"'],
+    ['a?', 'no "?"'],
+    ['a*', 'no "*"'],
+    ['a[b', 'no "["'],
+    ['a\\b', 'no "\\\\"'],
+  ])('refuses the base branch %j: %s', (branch, rule) => {
+    // Prepare
+    const text = podinfoYaml.replace(
+      '        baseBranch: main\n        secretRef:\n          name: promotion-credentials',
+      `        baseBranch: ${JSON.stringify(branch)}\n        secretRef:\n          name: promotion-credentials`,
+    );
+    expect(text).not.toBe(podinfoYaml);
+
+    // Act
+    const { invalid } = parsePipelineManifests(text);
+
+    // Assess
+    expect(invalid[0]?.id).toBe('flux-system/podinfo');
+    expect(invalid[0]?.errors).toEqual([
+      `spec.promotion.strategy.pull-request.baseBranch: expected a git branch name: ${rule}, got ${JSON.stringify(branch)}`,
+    ]);
+  });
+
+  it('refuses a bad branch in the RFC draft shape too', () => {
+    const { invalid } = parsePipelineManifests(
+      readFixture('pipelines/search-rfc-draft.yaml').replace('branch: main', 'branch: "main..x"'),
+    );
+    expect(invalid[0]?.errors).toEqual([
+      'spec.promotion[0].branch: expected a git branch name: no "..", got "main..x"',
+    ]);
+  });
+
+  it.each([['release/1.x'], ['feature/a-b_c'], ['refs/heads/main'], ['v1.2.3']])(
+    'accepts the base branch %s',
+    (branch) => {
+      const { invalid, pipelines } = parsePipelineManifests(
+        podinfoYaml.replaceAll('baseBranch: main', `baseBranch: ${branch}`),
+      );
+      expect(invalid).toEqual([]);
+      expect(pipelines[0]?.promotion?.strategy.baseBranch).toBe(branch);
+    },
+  );
+
+  it('accepts names at the limits: a 63-character environment and a dotted pipeline name', () => {
+    const environment = `e${'x'.repeat(61)}9`;
+    const { invalid, pipelines } = parsePipelineManifests(
+      podinfoYaml
+        .replace('- name: staging', `- name: ${environment}`)
+        .replace('name: podinfo\n', 'name: podinfo.v2\n'),
+    );
+    expect(invalid).toEqual([]);
+    expect(pipelines[0]?.name).toBe('podinfo.v2');
+    expect(pipelines[0]?.environments[1]?.name).toBe(environment);
+  });
+
+  it('refuses a 64-character environment name', () => {
+    const { invalid } = parsePipelineManifests(
+      podinfoYaml.replace('- name: staging', `- name: ${'e'.repeat(64)}`),
+    );
+    expect(invalid[0]?.errors[0]).toMatch(
+      /^spec\.environments\[1\]\.name: expected a DNS-1123 label \(at most 63/,
     );
   });
 

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
+import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../../functions/core/pipeline.ts';
 import { syncPipelineManifests } from '../../functions/core/pipeline-sync.ts';
+import { handlePipelinesApiRequest } from '../../functions/core/pipelines-api.ts';
 import type { PipelinePutResult, PipelineRegistry } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { inMemoryStateStore } from '../support/state-stores.ts';
+import { memorySecrets } from '../support/webhook-harness.ts';
 
 /** A registry twin with the DynamoDB adapter's semantics: unchanged content is not rewritten. */
 class MemoryRegistry implements PipelineRegistry {
@@ -268,5 +272,110 @@ describe('syncPipelineManifests', () => {
     // Assess
     expect(result.counts.created).toBe(20);
     expect(registry.maxInFlight).toBe(3);
+  });
+});
+
+describe('syncPipelineManifests: shared-key warnings', () => {
+  const KEY = (name: string) => `${name}-key-0123456789`;
+  const perEnvironment = (...environments: string[]) => ({
+    'hmac-key': KEY('approval'),
+    ...Object.fromEntries(
+      environments.map((environment) => [`hmac-key-${environment}`, KEY(environment)]),
+    ),
+    token: 'gh-token',
+  });
+
+  it('has no warnings without a secret store', async () => {
+    // Act
+    const result = await syncPipelineManifests(new MemoryRegistry(), ALL);
+
+    // Assess
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('warns for a pipeline whose environments share a key and one whose secret cannot be read; stores them all', async () => {
+    // Prepare
+    const registry = new MemoryRegistry();
+    const secrets = memorySecrets({
+      'flux-system/promotion-credentials': perEnvironment('dev', 'staging', 'prod'),
+      'flux-system/fleet-credentials': { 'hmac-key': KEY('shared'), token: 'gh-token' },
+    });
+
+    // Act
+    const result = await syncPipelineManifests(registry, ALL, { secrets });
+
+    // Assess
+    expect(result.counts.created).toBe(3);
+    expect(result.warnings).toEqual([
+      {
+        id: 'flux-system/apps',
+        message: expect.stringMatching(
+          /^pipeline flux-system\/apps: events from dev and prod are verified with the shared hmac-key of secret flux-system\/fleet-credentials, so each of their clusters can sign the others' events and approvals: give each environment its own key \(hmac-key-dev, hmac-key-prod; promoter keys flux-system\/apps --envs dev,prod prints a set\)$/,
+        ),
+      },
+      {
+        id: 'shopping/search',
+        message: expect.stringContaining(
+          'could not check the webhook keys of secret shopping/my-hmac-shared-secret (events from dev and prod): SECRET_NOT_FOUND',
+        ),
+      },
+    ]);
+    expect(JSON.stringify(result.warnings)).not.toContain(KEY('shared'));
+  });
+
+  it("warns when only the last environment is left on the pipeline's shared key: its cluster could sign approvals", async () => {
+    // Prepare
+    const secrets = memorySecrets({
+      'flux-system/promotion-credentials': perEnvironment('dev', 'staging'),
+    });
+
+    // Act
+    const result = await syncPipelineManifests(new MemoryRegistry(), fixtures('podinfo.yaml'), {
+      secrets,
+    });
+
+    // Assess
+    expect(result.warnings).toEqual([
+      {
+        id: 'flux-system/podinfo',
+        message: expect.stringContaining(
+          'events from prod are verified with the shared hmac-key of secret flux-system/promotion-credentials, so its cluster can sign approvals',
+        ),
+      },
+    ]);
+  });
+
+  it('PUT /pipelines carries the warnings when the API has the secret store', async () => {
+    // Prepare
+    const registry = new MemoryRegistry();
+    const request = {
+      method: 'PUT',
+      path: '/pipelines',
+      query: '',
+      headers: {},
+      body: Buffer.from(fixtures('list-from-kubectl.yaml')),
+    };
+    const deps = {
+      pipelines: registry,
+      registry,
+      state: inMemoryStateStore(),
+      logger: silentLogger,
+    };
+    const secrets = memorySecrets({
+      'flux-system/fleet-credentials': { 'hmac-key': KEY('shared'), token: 'gh-token' },
+    });
+
+    // Act
+    const without = await handlePipelinesApiRequest(request, deps);
+    const withSecrets = await handlePipelinesApiRequest(request, { ...deps, secrets });
+
+    // Assess
+    expect(without).toMatchObject({ status: 200, body: { warnings: [] } });
+    expect(withSecrets).toMatchObject({
+      status: 200,
+      body: {
+        warnings: [{ id: 'flux-system/apps', message: expect.stringContaining('hmac-key-dev') }],
+      },
+    });
   });
 });

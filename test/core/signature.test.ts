@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import {
+  approvalKeys,
+  decodePipelineSecret,
+  webhookKeys,
+} from '../../functions/core/pipeline-secret.ts';
 import { signBody, verifySignature } from '../../functions/core/signature.ts';
 import { FIXTURE_HMAC_KEY, readFixture } from '../support/fixtures.ts';
 
-const signatures = readFixture('flux-events/SIGNATURES')
-  .split('\n')
+const SIGNATURES = readFixture('flux-events/SIGNATURES');
+const signatures = SIGNATURES.split('\n')
   .filter((line) => line !== '' && !line.startsWith('#'))
   .map((line) => line.split(' ') as [string, string]);
+/** The key the shared fixtures were signed with, from the file's header line. */
+const SIGNATURES_KEY = /with the key: (\S+)/.exec(SIGNATURES)?.[1] ?? '';
 
 describe('verifySignature', () => {
   it.each(signatures)('accepts Flux signature of %s over its exact bytes', (file, header) => {
@@ -13,11 +20,11 @@ describe('verifySignature', () => {
     const body = Buffer.from(readFixture(`flux-events/${file}`));
 
     // Act
-    const check = verifySignature(body, header, [FIXTURE_HMAC_KEY]);
+    const check = verifySignature(body, header, [SIGNATURES_KEY]);
 
     // Assess
     expect(check).toEqual({ valid: true, algorithm: 'sha256', keyIndex: 0 });
-    expect(signBody(body, FIXTURE_HMAC_KEY)).toBe(header);
+    expect(signBody(body, SIGNATURES_KEY)).toBe(header);
   });
 
   it("matches GitHub's published test vector", () => {
@@ -76,5 +83,67 @@ describe('verifySignature', () => {
     expect(verifySignature(Buffer.from(reserialised), header, [FIXTURE_HMAC_KEY]).valid).toBe(
       false,
     );
+  });
+});
+
+describe('verifySignature with the keys of an environment (DESIGN.md section 4)', () => {
+  const secret = decodePipelineSecret(
+    { namespace: 'flux-system', name: 'promotion-credentials' },
+    {
+      'hmac-key': 'approval-key-0123456789',
+      'hmac-key-dev': 'dev-key-0123456789',
+      'hmac-key-staging': 'staging-key-0123456789',
+      'hmac-key-staging-previous': 'staging-old-key-0123456789',
+    },
+  );
+  const body = Buffer.from(readFixture('flux-events/helmrelease-upgrade-succeeded.json'));
+
+  it("accepts an environment's own key and its previous one, current first", () => {
+    // Act
+    const current = verifySignature(
+      body,
+      signBody(body, 'staging-key-0123456789'),
+      webhookKeys(secret, 'staging'),
+    );
+    const previous = verifySignature(
+      body,
+      signBody(body, 'staging-old-key-0123456789'),
+      webhookKeys(secret, 'staging'),
+    );
+
+    // Assess
+    expect(current).toMatchObject({ valid: true, keyIndex: 0 });
+    expect(previous).toMatchObject({ valid: true, keyIndex: 1 });
+  });
+
+  it("refuses another environment's key and the shared key for an environment with its own", () => {
+    // Prepare
+    const devSigned = signBody(body, 'dev-key-0123456789');
+    const sharedSigned = signBody(body, 'approval-key-0123456789');
+
+    // Act
+    const devOnStaging = verifySignature(body, devSigned, webhookKeys(secret, 'staging'));
+    const sharedOnDev = verifySignature(body, sharedSigned, webhookKeys(secret, 'dev'));
+    const devOnApproval = verifySignature(body, devSigned, approvalKeys(secret));
+
+    // Assess
+    expect([devOnStaging, sharedOnDev, devOnApproval]).toEqual([
+      { valid: false, failure: 'mismatch' },
+      { valid: false, failure: 'mismatch' },
+      { valid: false, failure: 'mismatch' },
+    ]);
+  });
+
+  it('falls back to the shared key for an environment without its own, as approvals always do', () => {
+    // Prepare
+    const sharedSigned = signBody(body, 'approval-key-0123456789');
+
+    // Act
+    const prod = verifySignature(body, sharedSigned, webhookKeys(secret, 'prod'));
+    const approval = verifySignature(body, sharedSigned, approvalKeys(secret));
+
+    // Assess
+    expect(prod.valid).toBe(true);
+    expect(approval.valid).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import {
   type WebhookRequest,
 } from '../../functions/core/webhook.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
-import { webhookHarness } from '../support/webhook-harness.ts';
+import { memorySecrets, webhookHarness } from '../support/webhook-harness.ts';
 
 const PODINFO_DEV = '/promotion/flux-system/podinfo/dev';
 
@@ -375,6 +375,223 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
       deps,
     );
     expect(result).toMatchObject({ status: 503, outcome: 'unavailable' });
+  });
+});
+
+describe('handleWebhookRequest: one key per environment (DESIGN.md section 4)', () => {
+  const KEYS = {
+    approval: 'approval-key-0123456789',
+    dev: 'dev-key-0123456789',
+    staging: 'staging-key-0123456789',
+    stagingOld: 'staging-old-key-0123456789',
+  };
+  const perEnvironment = () =>
+    webhookHarness({
+      secrets: memorySecrets({
+        'flux-system/promotion-credentials': {
+          'hmac-key': KEYS.approval,
+          'hmac-key-dev': KEYS.dev,
+          'hmac-key-staging': KEYS.staging,
+          'hmac-key-staging-previous': KEYS.stagingOld,
+          token: 'gh-token',
+        },
+      }),
+    });
+  const stagingEvent = () =>
+    upgrade((event) => {
+      event.involvedObject.namespace = 'podinfo-qa';
+    });
+  const PODINFO = { namespace: 'flux-system', name: 'podinfo' };
+
+  it('202 for a dev event signed with the dev key', async () => {
+    // Prepare
+    const harness = perEnvironment();
+
+    // Act
+    const result = await handleWebhookRequest(
+      signed(PODINFO_DEV, upgrade(), KEYS.dev),
+      harness.deps,
+    );
+
+    // Assess
+    expect(result).toMatchObject({ status: 202, body: { promotion: { from: 'dev' } } });
+  });
+
+  it('401 for a captured dev event replayed to /staging, and for a "staging" event the dev key signed', async () => {
+    // Prepare
+    const harness = perEnvironment();
+    const captured = signed(PODINFO_DEV, upgrade(), KEYS.dev);
+
+    // Act
+    const replayed = await handleWebhookRequest(
+      { ...captured, path: '/promotion/flux-system/podinfo/staging' },
+      harness.deps,
+    );
+    const forged = await handleWebhookRequest(
+      signed('/promotion/flux-system/podinfo/staging', stagingEvent(), KEYS.dev),
+      harness.deps,
+    );
+
+    // Assess
+    expect(replayed).toMatchObject({ status: 401, outcome: 'rejected-signature' });
+    expect(forged).toMatchObject({ status: 401, outcome: 'rejected-signature' });
+    expect(harness.jobs).toEqual([]);
+    expect(await harness.state.listDeployments(PODINFO)).toEqual([]);
+  });
+
+  it("accepts staging's key and its previous one during a rotation", async () => {
+    // Prepare
+    const harness = perEnvironment();
+    const path = '/promotion/flux-system/podinfo/staging';
+
+    // Act
+    const current = await handleWebhookRequest(
+      signed(path, stagingEvent(), KEYS.staging),
+      harness.deps,
+    );
+    const previous = await handleWebhookRequest(
+      signed(path, stagingEvent(), KEYS.stagingOld),
+      harness.deps,
+    );
+
+    // Assess
+    expect([current.status, previous.status]).toEqual([202, 202]);
+  });
+
+  it('401 for the shared hmac-key on an environment that has its own; an environment without one still takes it', async () => {
+    // Prepare
+    const harness = perEnvironment();
+    const prodEvent = upgrade((event) => {
+      event.involvedObject.namespace = 'podinfo-prod';
+    });
+
+    // Act
+    const dev = await handleWebhookRequest(
+      signed(PODINFO_DEV, upgrade(), KEYS.approval),
+      harness.deps,
+    );
+    const staging = await handleWebhookRequest(
+      signed('/promotion/flux-system/podinfo/staging', stagingEvent(), KEYS.approval),
+      harness.deps,
+    );
+    const prod = await handleWebhookRequest(
+      signed('/promotion/flux-system/podinfo/prod', prodEvent, KEYS.approval),
+      harness.deps,
+    );
+
+    // Assess
+    expect([dev.status, staging.status]).toEqual([401, 401]);
+    expect(prod).toMatchObject({ status: 200, body: { reason: 'final-environment' } });
+  });
+});
+
+describe('handleWebhookRequest: unsigned requests cannot enumerate pipelines (DESIGN.md section 5)', () => {
+  const unsigned = (path: string, headers: Record<string, string> = {}): WebhookRequest => ({
+    method: 'POST',
+    path,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: Buffer.from(upgrade()),
+  });
+
+  it('answers the same 401 for a known pipeline, an unknown one and a path that is no route, before any lookup', async () => {
+    // Prepare
+    const harness = webhookHarness();
+    let lookups = 0;
+    const deps = {
+      ...harness.deps,
+      pipelines: {
+        get: async (ref: { namespace: string; name: string }) => {
+          lookups += 1;
+          return harness.deps.pipelines.get(ref);
+        },
+      },
+    };
+
+    // Act
+    const answers = await Promise.all(
+      [
+        unsigned(PODINFO_DEV),
+        unsigned('/promotion/flux-system/no-such-pipeline/dev'),
+        unsigned('/promotion/no-such-namespace/podinfo/dev'),
+        unsigned('/hooks/x'),
+        unsigned(PODINFO_DEV, { 'x-signature': '  ' }),
+      ].map((request) => handleWebhookRequest(request, deps)),
+    );
+
+    // Assess
+    const first = answers[0];
+    expect(first).toMatchObject({ status: 401, outcome: 'rejected-signature' });
+    for (const answer of answers) expect(answer).toEqual(first);
+    expect(lookups).toBe(0);
+    expect(harness.metrics.sum('WebhookRequests', { Outcome: 'rejected-signature' })).toBe(5);
+  });
+
+  it('keeps the contract order for signed requests: unknown pipeline 404, known with a wrong key 401', async () => {
+    // Prepare
+    const harness = webhookHarness();
+    const wrong = 'not-the-key-0123456789';
+
+    // Act
+    const unknown = await handleWebhookRequest(
+      signed('/promotion/flux-system/no-such-pipeline/dev', upgrade(), wrong),
+      harness.deps,
+    );
+    const known = await handleWebhookRequest(signed(PODINFO_DEV, upgrade(), wrong), harness.deps);
+
+    // Assess
+    expect(unknown.status).toBe(404);
+    expect(known.status).toBe(401);
+  });
+});
+
+describe('handleWebhookRequest: revisions that would write into a commit message', () => {
+  it.each([
+    ['a newline', '6.5.0\nSigned-off-by: mallory <m@example.com>'],
+    ['a carriage return', '6.5.0\r'],
+    ['a NUL', '6.5.0\u0000'],
+    ['an escape sequence', '\u001b[31m6.5.0'],
+    ['a line separator', '6.5.0\u2028x'],
+  ])('422 for a revision with %s, naming the field', async (_name, revision) => {
+    // Prepare
+    const harness = webhookHarness();
+    const body = upgrade((event) => {
+      event.metadata = { revision };
+    });
+
+    // Act
+    const result = await handleWebhookRequest(signed(PODINFO_DEV, body), harness.deps);
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 422,
+      outcome: 'rejected-invalid',
+      body: {
+        error: 'metadata.revision: expected a revision without newlines or control characters',
+      },
+    });
+    expect(harness.jobs).toEqual([]);
+    expect(
+      await harness.state.listDeployments({ namespace: 'flux-system', name: 'podinfo' }),
+    ).toEqual([]);
+  });
+
+  it('names metadata["<group>/revision"] when the revision is there', async () => {
+    // Prepare
+    const harness = webhookHarness();
+    const body = freshEvent('kustomization-reconciliation-succeeded.json').replace(
+      /"kustomize\.toolkit\.fluxcd\.io\/revision":"[^"]*"/,
+      '"kustomize.toolkit.fluxcd.io/revision":"main@sha1:abc\\ninjected"',
+    );
+
+    // Act
+    const result = await handleWebhookRequest(
+      signed('/promotion/flux-system/apps/dev', body),
+      harness.deps,
+    );
+
+    // Assess
+    expect(result.status).toBe(422);
+    expect(result.body.error).toMatch(/^metadata\["kustomize\.toolkit\.fluxcd\.io\/revision"\]: /);
   });
 });
 

@@ -11,6 +11,12 @@ import { ENV } from '../../functions/config.ts';
 import { MAX_SYNC_BODY_BYTES } from '../../functions/core/pipelines-api.ts';
 import { createTestTable } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
+import {
+  BILLION_LAUGHS,
+  COMPACT_NESTING_BOMB,
+  documents,
+  NESTING_BOMB,
+} from '../support/hostile-yaml.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 
 /**
@@ -164,6 +170,32 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
     });
     expect(unchanged.statusCode).toBe(200);
     expect(json(unchanged)).toMatchObject({ counts: { created: 0, unchanged: 3, invalid: 1 } });
+  });
+
+  it('PUT /pipelines answers the nesting bombs and billion laughs per document, and syncs podinfo beside them', async () => {
+    // Prepare
+    const body = documents(
+      NESTING_BOMB,
+      BILLION_LAUGHS,
+      readFixture('pipelines/podinfo.yaml'),
+      COMPACT_NESTING_BOMB,
+    );
+
+    // Act
+    const result = await handler(apiEvent('PUT', '/pipelines', { body, base64: true }));
+    const podinfo = await handler(apiEvent('GET', '/pipelines/flux-system/podinfo'));
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(json(result)).toMatchObject({
+      counts: { invalid: 3 },
+      invalid: [
+        { id: 'input document 1', errors: [expect.stringContaining('more than 64 levels deep')] },
+        { id: 'input document 2', errors: [expect.stringContaining('an alias bomb')] },
+        { id: 'input document 4', errors: [expect.stringContaining('more than 64 levels deep')] },
+      ],
+    });
+    expect(podinfo.statusCode).toBe(200);
   });
 
   it('GET /pipelines/{ns}/{name} answers the status, with deployments and promotions; 404 when unknown', async () => {

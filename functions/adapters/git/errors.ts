@@ -53,6 +53,55 @@ export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
 }
 
+/** The limits a hostile or broken git server meets (DESIGN.md section 14). */
+export type GitLimit = 'maxPackBytes' | 'maxObjectBytes' | 'maxDeltaDepth' | 'promotionTimeout';
+
+/** Where each limit is set: the stack's context key, the worker's variable, serve's flag. */
+export const LIMIT_SETTINGS: Readonly<
+  Record<GitLimit, { readonly stack: string; readonly env: string; readonly serve: string }>
+> = {
+  maxPackBytes: {
+    stack: 'gitMaxPackMb',
+    env: 'PROMOTER_GIT_MAX_PACK_MB',
+    serve: '--git-max-pack-mb',
+  },
+  maxObjectBytes: {
+    stack: 'gitMaxObjectMb',
+    env: 'PROMOTER_GIT_MAX_OBJECT_MB',
+    serve: '--git-max-object-mb',
+  },
+  maxDeltaDepth: {
+    stack: 'gitMaxDeltaDepth',
+    env: 'PROMOTER_GIT_MAX_DELTA_DEPTH',
+    serve: '--git-max-delta-depth',
+  },
+  promotionTimeout: {
+    stack: 'promotionTimeoutSeconds',
+    env: 'PROMOTER_PROMOTION_TIMEOUT_SECONDS',
+    serve: '--promotion-timeout',
+  },
+};
+
+/**
+ * Work refused because it would pass one of the limits: permanent (the same server sends the
+ * same pack again). `detail` says what was seen and the limit's value.
+ */
+export class LimitError extends Error {
+  override readonly name = 'LimitError';
+  constructor(
+    readonly limit: GitLimit,
+    readonly detail: string,
+  ) {
+    super(`${detail} (${limit})`);
+  }
+}
+
+/** `n` bytes in MiB, for messages. */
+export const mebibytes = (bytes: number): string => {
+  const value = bytes / (1024 * 1024);
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} MiB`;
+};
+
 /** The base moved between the advertisement and the request: start the attempt again. */
 export class RaceError extends Error {
   override readonly name = 'RaceError';
@@ -143,6 +192,14 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
   if (error instanceof PromoterError) return error;
   const where = `${context.url} (base branch ${context.baseBranch}, branch ${context.branch})`;
   const data = { url: context.url, baseBranch: context.baseBranch, branch: context.branch };
+  if (error instanceof LimitError) {
+    const setting = LIMIT_SETTINGS[error.limit];
+    return new PromoterError(
+      'GIT_LIMIT_EXCEEDED',
+      `git work for ${where} refused: ${error.detail}; the limit is ${error.limit} (stack setting ${setting.stack}, ${setting.env}, serve ${setting.serve})`,
+      { data: { ...data, limit: error.limit, setting: setting.stack }, cause: error },
+    );
+  }
   const code = (error as { code?: unknown } | undefined)?.code;
   const status = httpStatus(error);
   if (status !== undefined) {

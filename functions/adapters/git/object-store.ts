@@ -1,4 +1,10 @@
-import { ByteCache, type GitObject, resolveEntry } from './pack.ts';
+import {
+  ByteCache,
+  DEFAULT_PACK_LIMITS,
+  type GitObject,
+  type PackLimits,
+  resolveEntry,
+} from './pack.ts';
 
 /**
  * The objects of the packs a repository cache holds, read by oid straight from the pack bytes
@@ -19,6 +25,8 @@ export class ObjectStore {
   readonly packs: Pack[] = [];
   private readonly index = new Map<string, { readonly pack: Pack; readonly offset: number }>();
   private readonly resolved = new ByteCache<string>(16 * 1024 * 1024);
+  /** The limits reads are held to (the adapter's, which the packs were indexed under). */
+  limits: PackLimits = DEFAULT_PACK_LIMITS;
 
   has(oid: string): boolean {
     return this.index.has(oid);
@@ -35,20 +43,22 @@ export class ObjectStore {
     for (const [oid, offset] of offsets) this.index.set(oid, { pack, offset });
   }
 
-  read(oid: string): GitObject | undefined {
+  read(oid: string, depth = 0): GitObject | undefined {
     const location = this.index.get(oid);
-    return location === undefined ? undefined : this.readAt(location.pack, location.offset);
+    return location === undefined ? undefined : this.readAt(location.pack, location.offset, depth);
   }
 
-  private readAt(pack: Pack, offset: number): GitObject {
+  private readAt(pack: Pack, offset: number, depth: number): GitObject {
     const key = `${pack.name}:${offset}`;
     const cached = this.resolved.get(key);
     if (cached !== undefined) return cached;
     const object = resolveEntry(
       pack.data,
       offset,
-      (baseOffset) => this.readAt(pack, baseOffset),
-      (oid) => this.read(oid),
+      (baseOffset, baseDepth) => this.readAt(pack, baseOffset, baseDepth),
+      (oid, baseDepth) => this.read(oid, baseDepth),
+      this.limits,
+      depth,
     );
     this.resolved.set(key, object);
     return object;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
-import { ProtocolError } from './errors.ts';
+import { LimitError, mebibytes, ProtocolError } from './errors.ts';
+import { GIT_LIMIT_DEFAULTS } from './limits.ts';
 
 /**
  * The pack format, read and written with Node's zlib and crypto: object hashing, delta
@@ -20,12 +21,57 @@ export interface GitObject {
   readonly content: Buffer;
 }
 
+/** What one pack may make the process do (DESIGN.md section 14). */
+export interface PackLimits {
+  /** The largest object, or delta, once inflated. */
+  readonly maxObjectBytes: number;
+  /** The longest chain of deltas to resolve one object. */
+  readonly maxDeltaDepth: number;
+  /** Epoch milliseconds after which the work stops (the promotion's time budget). */
+  readonly deadline?: number;
+}
+
+export const DEFAULT_PACK_LIMITS: PackLimits = {
+  maxObjectBytes: GIT_LIMIT_DEFAULTS.maxObjectBytes,
+  maxDeltaDepth: GIT_LIMIT_DEFAULTS.maxDeltaDepth,
+};
+
+/** Delta bases held at once while resolving a pack, as a multiple of the object limit. */
+const HELD_BASES_FACTOR = 4;
+
+const checkDeadline = (limits: PackLimits): void => {
+  if (limits.deadline !== undefined && Date.now() > limits.deadline) {
+    throw new LimitError(
+      'promotionTimeout',
+      'the promotion ran out of its time budget while reading the pack',
+    );
+  }
+};
+
+const checkSize = (size: number, limits: PackLimits, what: string): void => {
+  if (size > limits.maxObjectBytes) {
+    throw new LimitError(
+      'maxObjectBytes',
+      `the git server sent ${what} of ${mebibytes(size)}, over the ${mebibytes(limits.maxObjectBytes)} limit on an inflated object`,
+    );
+  }
+};
+
+const checkDepth = (depth: number, limits: PackLimits): void => {
+  if (depth > limits.maxDeltaDepth) {
+    throw new LimitError(
+      'maxDeltaDepth',
+      `the git server sent a delta chain deeper than ${limits.maxDeltaDepth}, the limit on delta chain depth`,
+    );
+  }
+};
+
 /** The object id: the SHA-1 of the header and the content. */
 export const hashObject = (type: ObjectType, content: Buffer): string =>
   createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');
 
 /** Applies a git delta to `base`. */
-const applyDelta = (delta: Buffer, base: Buffer): Buffer => {
+const applyDelta = (delta: Buffer, base: Buffer, limits: PackLimits): Buffer => {
   let position = 0;
   const varint = (): number => {
     let value = 0;
@@ -41,6 +87,7 @@ const applyDelta = (delta: Buffer, base: Buffer): Buffer => {
   const baseSize = varint();
   if (baseSize !== base.length) throw new ProtocolError('delta base size mismatch');
   const size = varint();
+  checkSize(size, limits, 'a delta that makes an object');
   const out = Buffer.allocUnsafe(size);
   let written = 0;
   while (position < delta.length) {
@@ -115,8 +162,18 @@ const entryAt = (pack: Buffer, offset: number): RawEntry => {
   return { kind, size, dataStart: position, baseOffset, baseOid };
 };
 
-/** Inflates the zlib stream at `start`; returns the bytes and how much input they took. */
-const inflateAt = (pack: Buffer, start: number, size: number): { data: Buffer; used: number } => {
+/**
+ * Inflates the zlib stream at `start`; returns the bytes and how much input they took. The
+ * declared size is checked against the limit before inflating, and the output is cut at it: a
+ * stream that inflates to more than its entry says is refused without the memory it asks for.
+ */
+const inflateAt = (
+  pack: Buffer,
+  start: number,
+  size: number,
+  limits: PackLimits,
+): { data: Buffer; used: number } => {
+  checkSize(size, limits, 'a pack entry');
   let result: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
     result = inflateSync(pack.subarray(start), {
@@ -124,6 +181,7 @@ const inflateAt = (pack: Buffer, start: number, size: number): { data: Buffer; u
       // An output buffer of the exact size: small objects then share slabs instead of each
       // pinning a 16 KiB chunk.
       chunkSize: Math.max(64, size),
+      maxOutputLength: Math.max(1, size),
     }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
   } catch (error) {
     throw new ProtocolError(`pack entry does not inflate: ${(error as Error).message}`);
@@ -159,20 +217,26 @@ export class ByteCache<K> {
 
 /**
  * The object at `offset` of a pack, its delta resolved against a base found by offset (ofs-delta)
- * or by oid (ref-delta).
+ * or by oid (ref-delta), each asked for at `depth + 1`: a chain deeper than the limit is refused.
  */
 export const resolveEntry = (
   pack: Buffer,
   offset: number,
-  byOffset: (offset: number) => GitObject,
-  byOid: (oid: string) => GitObject | undefined,
+  byOffset: (offset: number, depth: number) => GitObject,
+  byOid: (oid: string, depth: number) => GitObject | undefined,
+  limits: PackLimits = DEFAULT_PACK_LIMITS,
+  depth = 0,
 ): GitObject => {
   const entry = entryAt(pack, offset);
-  const { data } = inflateAt(pack, entry.dataStart, entry.size);
+  const { data } = inflateAt(pack, entry.dataStart, entry.size, limits);
   if (entry.kind <= 4) return { type: TYPES[entry.kind] as ObjectType, content: data };
-  const base = entry.kind === 6 ? byOffset(entry.baseOffset) : byOid(entry.baseOid ?? '');
+  checkDepth(depth + 1, limits);
+  const base =
+    entry.kind === 6
+      ? byOffset(entry.baseOffset, depth + 1)
+      : byOid(entry.baseOid ?? '', depth + 1);
   if (base === undefined) throw new ProtocolError(`delta base ${entry.baseOid} is missing`);
-  return { type: base.type, content: applyDelta(data, base.content) };
+  return { type: base.type, content: applyDelta(data, base.content, limits) };
 };
 
 /** An object of a received pack as the `.idx` file records it. */
@@ -182,16 +246,48 @@ export interface IndexedObject {
   readonly crc: number;
 }
 
+/** A received pack, indexed: its bytes (made whole when thin) and its objects. */
+export interface IndexedPack {
+  readonly data: Buffer;
+  readonly objects: IndexedObject[];
+  /** Deltas applied to resolve the pack: one per delta entry when no base had to be rebuilt. */
+  readonly deltasApplied: number;
+}
+
+/** A delta entry whose base was not at hand when it was read: resolved in the second pass. */
+interface Deferred {
+  readonly offset: number;
+  readonly end: number;
+  readonly entry: RawEntry;
+}
+
+/** An object being resolved in the second pass, with the deltas that still wait on it. */
+interface Frame {
+  readonly object: GitObject;
+  readonly depth: number;
+  readonly children: Deferred[];
+  next: number;
+}
+
 /**
- * Reads a whole pack once: every object is inflated, resolved against its delta base, hashed
- * and handed to `visit`. Returns the index entries (oid, offset, CRC-32) of every object. A thin
- * pack's missing bases are taken from `held` (the objects already cached) and appended to it.
+ * Reads a whole pack: every object is inflated, resolved against its delta base, hashed and
+ * handed to `visit`. Returns the index entries (oid, offset, CRC-32) of every object.
+ *
+ * The first pass reads the entries in order, resolving a delta at once when its base is at hand
+ * (the last object, or a bounded cache of recent ones); the others wait for the second pass, which
+ * resolves them from their bases down (git index-pack's way), holding only the chain being walked.
+ * Each object is so resolved once: the cost is linear in the pack, whatever its chains (a cache
+ * that dropped large bases made long chains of them quadratic).
+ *
+ * A thin pack's ref-deltas name bases the receiver already holds: the generator yields their
+ * oids once, and takes them back as objects (so that `held` may live in another thread); they
+ * are appended to the pack (`index-pack --fix-thin`) so that it stands on its own.
  */
-export const indexPack = (
+export function* indexPackSteps(
   data: Buffer,
-  held: (oid: string) => GitObject | undefined,
   visit: (oid: string, object: GitObject) => void,
-): { data: Buffer; objects: IndexedObject[] } => {
+  limits: PackLimits = DEFAULT_PACK_LIMITS,
+): Generator<readonly string[], IndexedPack, ReadonlyMap<string, GitObject>> {
   if (data.length < 32 || data.toString('latin1', 0, 4) !== 'PACK') {
     throw new ProtocolError('the git server sent no pack');
   }
@@ -207,69 +303,148 @@ export const indexPack = (
     throw new ProtocolError('pack checksum mismatch');
   }
   const bases = new ByteCache<number>(64 * 1024 * 1024);
+  let last: { offset: number; object: GitObject } | undefined;
   const offsetsByOid = new Map<string, number>();
+  const oidsByOffset = new Map<number, string>();
+  const depths = new Map<number, number>();
   const indexed: IndexedObject[] = [];
-  const deferred: { offset: number; end: number; entry: RawEntry; delta: Buffer }[] = [];
+  const deferred: Deferred[] = [];
+  let deltasApplied = 0;
 
-  const byOffset = (offset: number): GitObject => {
-    const cached = bases.get(offset);
-    if (cached !== undefined) return cached;
-    const object = resolveEntry(data, offset, byOffset, byOid);
-    bases.set(offset, object);
-    return object;
+  const cached = (offset: number): GitObject | undefined =>
+    last?.offset === offset ? last.object : bases.get(offset);
+  const apply = (delta: Buffer, base: GitObject): GitObject => {
+    deltasApplied += 1;
+    return { type: base.type, content: applyDelta(delta, base.content, limits) };
   };
-  // A thin pack's ref-deltas name bases the cache already holds.
-  const external = new Map<string, GitObject>();
-  const byOid = (oid: string): GitObject | undefined => {
-    const offset = offsetsByOid.get(oid);
-    if (offset !== undefined) return byOffset(offset);
-    const object = held(oid);
-    if (object !== undefined) external.set(oid, object);
-    return object;
-  };
-  const record = (offset: number, end: number, object: GitObject): void => {
+  const record = (offset: number, end: number, object: GitObject, depth: number): string => {
     const oid = hashObject(object.type, object.content);
     offsetsByOid.set(oid, offset);
+    oidsByOffset.set(offset, oid);
+    depths.set(offset, depth);
     indexed.push({ oid, offset, crc: crc32(data.subarray(offset, end)) });
     bases.set(offset, object);
+    last = { offset, object };
     visit(oid, object);
+    return oid;
   };
 
   let position = 12;
   for (let n = 0; n < count; n++) {
+    if ((n & 63) === 0) checkDeadline(limits);
     const offset = position;
     const entry = entryAt(data, offset);
-    const { data: inflated, used } = inflateAt(data, entry.dataStart, entry.size);
+    const { data: inflated, used } = inflateAt(data, entry.dataStart, entry.size, limits);
     position = entry.dataStart + used;
     if (entry.kind <= 4) {
-      record(offset, position, { type: TYPES[entry.kind] as ObjectType, content: inflated });
+      record(offset, position, { type: TYPES[entry.kind] as ObjectType, content: inflated }, 0);
       continue;
     }
-    const base = entry.kind === 6 ? byOffset(entry.baseOffset) : byOid(entry.baseOid ?? '');
-    if (base === undefined) {
-      deferred.push({ offset, end: position, entry, delta: inflated });
+    const baseOffset = entry.kind === 6 ? entry.baseOffset : offsetsByOid.get(entry.baseOid ?? '');
+    const base = baseOffset === undefined ? undefined : cached(baseOffset);
+    const baseDepth = baseOffset === undefined ? undefined : depths.get(baseOffset);
+    if (base === undefined || baseDepth === undefined) {
+      deferred.push({ offset, end: position, entry });
       continue;
     }
-    record(offset, position, { type: base.type, content: applyDelta(inflated, base.content) });
+    checkDepth(baseDepth + 1, limits);
+    record(offset, position, apply(inflated, base), baseDepth + 1);
   }
   if (position !== data.length - 20) throw new ProtocolError('pack has trailing data');
-  // ref-deltas whose base came later in the pack.
-  while (deferred.length > 0) {
-    const before = deferred.length;
-    for (let i = deferred.length - 1; i >= 0; i--) {
-      const item = deferred[i];
-      if (item === undefined) continue;
-      const base = byOid(item.entry.baseOid ?? '');
-      if (base === undefined) continue;
-      record(item.offset, item.end, {
-        type: base.type,
-        content: applyDelta(item.delta, base.content),
-      });
-      deferred.splice(i, 1);
+
+  const external = new Map<string, GitObject>();
+  if (deferred.length > 0) {
+    // The waiting deltas by what they wait on: an offset (ofs-delta) or an oid (ref-delta).
+    const byBaseOffset = new Map<number, Deferred[]>();
+    const byBaseOid = new Map<string, Deferred[]>();
+    for (const item of deferred) {
+      const { entry } = item;
+      const [map, key] =
+        entry.kind === 6
+          ? [byBaseOffset as Map<number | string, Deferred[]>, entry.baseOffset]
+          : [byBaseOid as Map<number | string, Deferred[]>, entry.baseOid ?? ''];
+      const list = map.get(key);
+      if (list === undefined) map.set(key, [item]);
+      else list.push(item);
     }
-    if (deferred.length === before) throw new ProtocolError('pack has unresolved deltas');
+    let waiting = deferred.length;
+    const takeChildren = (offset: number | undefined, oid: string): Deferred[] => {
+      const children: Deferred[] = [];
+      if (offset !== undefined) {
+        children.push(...(byBaseOffset.get(offset) ?? []));
+        byBaseOffset.delete(offset);
+      }
+      children.push(...(byBaseOid.get(oid) ?? []));
+      byBaseOid.delete(oid);
+      waiting -= children.length;
+      return children;
+    };
+    /** An object of the first pass again, from the cache or rebuilt from its base. */
+    const rebuild = (offset: number, depth: number): GitObject =>
+      cached(offset) ??
+      resolveEntry(
+        data,
+        offset,
+        (baseOffset, baseDepth) => rebuild(baseOffset, baseDepth),
+        (oid, baseDepth) => {
+          const at = offsetsByOid.get(oid);
+          return at === undefined ? external.get(oid) : rebuild(at, baseDepth);
+        },
+        { ...limits, maxDeltaDepth: Number.POSITIVE_INFINITY },
+        depth,
+      );
+    const heldLimit = HELD_BASES_FACTOR * limits.maxObjectBytes;
+    /** Resolves every delta that waits, directly or down a chain, on `root`. */
+    const resolveFrom = (root: GitObject, depth: number, children: Deferred[]): void => {
+      if (children.length === 0) return;
+      const stack: Frame[] = [{ object: root, depth, children, next: 0 }];
+      let held = root.content.length;
+      while (stack.length > 0) {
+        const frame = stack[stack.length - 1] as Frame;
+        const child = frame.children[frame.next++];
+        if (frame.next >= frame.children.length) {
+          // The last child: its base is no longer needed once it is resolved.
+          stack.pop();
+          held -= frame.object.content.length;
+        }
+        if (child === undefined) continue;
+        checkDeadline(limits);
+        checkDepth(frame.depth + 1, limits);
+        const { data: delta } = inflateAt(data, child.entry.dataStart, child.entry.size, limits);
+        const object = apply(delta, frame.object);
+        const oid = record(child.offset, child.end, object, frame.depth + 1);
+        const next = takeChildren(child.offset, oid);
+        if (next.length === 0) continue;
+        held += object.content.length;
+        if (held > heldLimit) {
+          throw new LimitError(
+            'maxObjectBytes',
+            `resolving the pack's deltas would hold over ${mebibytes(heldLimit)} of delta bases at once (${HELD_BASES_FACTOR} times the limit on an inflated object)`,
+          );
+        }
+        stack.push({ object, depth: frame.depth + 1, children: next, next: 0 });
+      }
+    };
+    // Deltas on bases the first pass resolved (their oids are known by now).
+    for (const [offset, depth] of [...depths]) {
+      if (byBaseOffset.size === 0 && byBaseOid.size === 0) break;
+      const oid = oidsByOffset.get(offset);
+      if (!byBaseOffset.has(offset) && (oid === undefined || !byBaseOid.has(oid))) continue;
+      const children = takeChildren(offset, oid ?? '');
+      resolveFrom(rebuild(offset, depth), depth, children);
+    }
+    if (byBaseOid.size > 0) {
+      // What is left waits on objects outside the pack: a thin pack's bases.
+      const given = yield [...byBaseOid.keys()];
+      for (const [oid, object] of given) {
+        if (!byBaseOid.has(oid)) continue;
+        external.set(oid, object);
+        resolveFrom(object, 0, takeChildren(undefined, oid));
+      }
+    }
+    if (waiting > 0) throw new ProtocolError('pack has unresolved deltas');
   }
-  if (external.size === 0) return { data, objects: indexed };
+  if (external.size === 0) return { data, objects: indexed, deltasApplied };
   // Like `git index-pack --fix-thin`: append the bases so that the pack stands on its own.
   const appended: Buffer[] = [];
   let end = data.length - 20;
@@ -285,7 +460,27 @@ export const indexPack = (
   const body = Buffer.concat([data.subarray(0, data.length - 20), ...appended]);
   body.writeUInt32BE(count + external.size, 8);
   const fixed = Buffer.concat([body, createHash('sha1').update(body).digest()]);
-  return { data: fixed, objects: indexed };
+  return { data: fixed, objects: indexed, deltasApplied };
+}
+
+/** `indexPackSteps` in one go, the thin pack's bases taken from `held`. */
+export const indexPack = (
+  data: Buffer,
+  held: (oid: string) => GitObject | undefined,
+  visit: (oid: string, object: GitObject) => void,
+  limits: PackLimits = DEFAULT_PACK_LIMITS,
+): IndexedPack => {
+  const steps = indexPackSteps(data, visit, limits);
+  let step = steps.next();
+  while (step.done !== true) {
+    const given = new Map<string, GitObject>();
+    for (const oid of step.value) {
+      const object = held(oid);
+      if (object !== undefined) given.set(oid, object);
+    }
+    step = steps.next(given);
+  }
+  return step.value;
 };
 
 /** A pack entry header: the type and the inflated size. */

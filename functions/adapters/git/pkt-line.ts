@@ -80,12 +80,23 @@ export const collect = async (
   limit: number,
 ): Promise<Buffer | undefined> => {
   if (body === undefined) return Buffer.alloc(0);
+  const iterator = body[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
+  for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+    const chunk = next.value;
     chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     size += chunk.length;
-    if (size > limit) return undefined;
+    if (size > limit) {
+      // Not `for await`: isomorphic-git's body iterator answers `return()` with no result
+      // object, which `for await` turns into a TypeError.
+      try {
+        await iterator.return?.();
+      } catch {
+        // The stream is being torn down either way.
+      }
+      return undefined;
+    }
   }
   return Buffer.concat(chunks);
 };

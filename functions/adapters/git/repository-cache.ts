@@ -5,13 +5,15 @@ import git from 'isomorphic-git';
 import { ProtocolError, safeUrl } from './errors.ts';
 import { ObjectStore } from './object-store.ts';
 import {
+  DEFAULT_PACK_LIMITS,
   type GitObject,
   type IndexedObject,
-  indexPack,
+  type PackLimits,
   packIsWhole,
   readIndex,
   writeIndex,
 } from './pack.ts';
+import type { PackParser } from './pack-parser.ts';
 import { Hit, parseTree, type SummaryItem, type Tree, type TreeSummary } from './tree.ts';
 
 /**
@@ -54,11 +56,18 @@ export class RepositoryCache {
   /** False when the directory cannot be written: the cache then lives in memory only. */
   private writable = true;
   private writtenShallow = '';
+  private limits: PackLimits = DEFAULT_PACK_LIMITS;
 
   constructor(
     readonly directory: string,
     readonly fs: typeof nodeFs,
   ) {}
+
+  /** The limits the packs are read under (the adapter's; DEFAULT_PACK_LIMITS until told). */
+  useLimits(limits: PackLimits): void {
+    this.limits = limits;
+    this.store.limits = limits;
+  }
 
   useNeedle(needle: string): void {
     if (this.needle === needle) return;
@@ -133,19 +142,21 @@ export class RepositoryCache {
     this.store.clearCache();
   }
 
-  /** Takes in a received pack: indexes it, keeps its trees and needle hits, writes it to disk. */
-  addPack(received: Buffer): void {
-    const needle = this.needle ?? '';
+  /**
+   * Takes in a received pack: has `parser` index it (within `limits`), keeps its trees and
+   * needle hits, writes it to disk.
+   */
+  async addPack(received: Buffer, parser: PackParser, limits: PackLimits): Promise<void> {
     const held = (oid: string): GitObject | undefined => this.store.read(oid);
-    const { data, objects } = indexPack(received, held, (oid, object) => {
-      if (object.type === 'tree') {
-        if (!this.trees.has(oid)) {
-          this.trees.set(oid, { oid, raw: object.content, entries: undefined, summary: undefined });
-        }
-      } else if (object.type === 'blob') {
-        this.blobs.set(oid, object.content.includes(needle) ? new Hit(object.content) : null);
+    const parsed = await parser.parse({ pack: received, needle: this.needle ?? '', limits }, held);
+    for (const [oid, raw] of parsed.trees) {
+      if (!this.trees.has(oid)) {
+        this.trees.set(oid, { oid, raw, entries: undefined, summary: undefined });
       }
-    });
+    }
+    for (const [oid, bytes] of parsed.hits) this.blobs.set(oid, new Hit(bytes));
+    for (const oid of parsed.misses) this.blobs.set(oid, null);
+    const { data, objects } = parsed;
     const name = data.toString('hex', data.length - 20);
     this.store.add(
       { name, data },
@@ -250,6 +261,7 @@ export class RepositoryCache {
   async reset(): Promise<void> {
     await this.flush();
     this.store = new ObjectStore();
+    this.store.limits = this.limits;
     this.shallow = [];
     this.heads = [];
     this.writtenShallow = '';

@@ -7,13 +7,17 @@ import {
   httpStatus,
   isTransientRead,
   isTransientStatus,
+  LimitError,
+  mebibytes,
   noteRetryAfter,
   ProtocolError,
   parseRetryAfter,
   RaceError,
   TruncatedError,
 } from './errors.ts';
-import { type GitObject, writePack } from './pack.ts';
+import { GIT_LIMIT_DEFAULTS } from './limits.ts';
+import { type GitObject, type PackLimits, writePack } from './pack.ts';
+import type { PackParser } from './pack-parser.ts';
 import { collect, FLUSH, packets, pkt, readUntilFlush } from './pkt-line.ts';
 import type { RepositoryCache } from './repository-cache.ts';
 
@@ -66,6 +70,18 @@ export interface Remote {
   readonly credentials: GitCredentials;
   /** Default `DEFAULT_READ_RETRY`. */
   readonly readRetry?: ReadRetry;
+  /** Ends the waits between retries (the promotion's time budget). */
+  readonly signal?: AbortSignal;
+}
+
+export const DEFAULT_MAX_PACK_BYTES = GIT_LIMIT_DEFAULTS.maxPackBytes;
+
+/** How a fetch reads its pack. */
+export interface FetchOptions {
+  /** The most bytes one `git-upload-pack` answer may have, the first fetch's included. */
+  readonly maxPackBytes: number;
+  readonly limits: PackLimits;
+  readonly parser: PackParser;
 }
 
 type GitHttpResponse = Awaited<ReturnType<GitHttpClient['request']>>;
@@ -102,7 +118,11 @@ const retryingRead = async <T>(
       if (retry > policy.retries || !isTransientRead(error)) throw error;
       const askedMs = (retryAfter ?? 0) * 1000;
       if (askedMs > longestMs) throw error;
-      await sleep(Math.max(backoffMs(policy, retry), askedMs));
+      await sleep(
+        Math.max(backoffMs(policy, retry), askedMs),
+        undefined,
+        remote.signal === undefined ? undefined : { signal: remote.signal },
+      );
     }
   }
 };
@@ -220,7 +240,8 @@ const readUploadAnswer = (raw: Buffer): UploadAnswer => {
  * again: the server then sends the commits since those heads and their new objects, and skips
  * its costly shallow computation (100 ms at 60,000 files). Should that answer grow past the
  * size of a fresh copy (history rewritten, no common commit), it is dropped for a depth-1
- * fetch. The pack goes into `cache`, with the heads and shallow commits it now holds.
+ * fetch. The pack goes into `cache`, with the heads and shallow commits it now holds. An
+ * answer over `maxPackBytes` is refused (LimitError) once it passes the limit.
  */
 export const fetchHead = async (
   cache: RepositoryCache,
@@ -228,6 +249,7 @@ export const fetchHead = async (
   advertisement: Advertisement,
   head: string,
   mode: 'incremental' | 'depth-1' | 'fresh',
+  options: FetchOptions,
 ): Promise<void> => {
   const names = new Set(
     [...advertisement.capabilities].map((capability) => capability.split('=')[0]),
@@ -250,8 +272,8 @@ export const fetchHead = async (
 
   const request = Buffer.concat(body);
   const limit = incremental
-    ? Math.max(64 * 1024 * 1024, 2 * cache.store.bytes())
-    : Number.POSITIVE_INFINITY;
+    ? Math.min(options.maxPackBytes, Math.max(64 * 1024 * 1024, 2 * cache.store.bytes()))
+    : options.maxPackBytes;
   const answer = await retryingRead(remote, async (http) => {
     const response = await GitRemoteHTTP.connect({
       http,
@@ -265,13 +287,19 @@ export const fetchHead = async (
     return raw === undefined ? undefined : readUploadAnswer(raw);
   });
   if (answer === undefined) {
-    await fetchHead(cache, remote, advertisement, head, 'depth-1');
+    if (!incremental) {
+      throw new LimitError(
+        'maxPackBytes',
+        `the git server sent more than ${mebibytes(options.maxPackBytes)} for one fetch, the limit on pack bytes`,
+      );
+    }
+    await fetchHead(cache, remote, advertisement, head, 'depth-1', options);
     return;
   }
   const shallow = new Set(cache.shallow);
   for (const oid of answer.shallow) shallow.add(oid);
   for (const oid of answer.unshallow) shallow.delete(oid);
-  cache.addPack(answer.pack);
+  await cache.addPack(answer.pack, options.parser, options.limits);
   cache.shallow = [...shallow];
   cache.heads = [...cache.heads.filter((oid) => oid !== head), head].slice(-16);
 };
