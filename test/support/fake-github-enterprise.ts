@@ -15,7 +15,12 @@ import {
   runGit,
 } from './bare-repositories.ts';
 import { type GitHttpBackendOptions, serveGit } from './git-http-backend.ts';
-import { GitHubStandIn } from './github-stand-in.ts';
+import {
+  GitHubStandIn,
+  mergeableInBareRepository,
+  mergeInBareRepository,
+  type StandInRepositoryOptions,
+} from './github-stand-in.ts';
 
 /**
  * One loopback HTTP server that looks like a GitHub Enterprise Server: `/api/v3/...` is the
@@ -23,7 +28,9 @@ import { GitHubStandIn } from './github-stand-in.ts';
  * repositories in a temporary directory, `{url}/{owner}/{repo}.git`. Git uses Basic auth whose
  * password must be an accepted token (any username, e.g. `x-access-token`); read-only tokens
  * may fetch but not push. Repositories are created and read with the git CLI through
- * bare-repositories.ts: a handful of processes per call, no working trees.
+ * bare-repositories.ts: a handful of processes per call, no working trees. Merges through the
+ * API (or `standIn.mergePullRequest`) move the base branch of the bare repository, and pushes
+ * to an open PR's branch are its `synchronize` for the stand-in's webhooks.
  */
 
 /** The write token accepted unless `tokens` says otherwise. */
@@ -65,13 +72,14 @@ export interface FakeGitHubEnterprise {
   repositoryPath(owner: string, repo: string): string;
   /**
    * Creates `owner/repo` (bare, HEAD on `branch`) with one commit holding `files`, and registers
-   * it with the API stand-in. Returns the commit id.
+   * it with the API stand-in (with `options`, e.g. `deleteBranchOnMerge`). Returns the commit id.
    */
   createRepository(
     owner: string,
     repo: string,
     files: RepositoryFiles,
     branch?: string,
+    options?: Omit<StandInRepositoryOptions, 'defaultBranch'>,
   ): Promise<string>;
   /** Every file of `branch` as UTF-8 text, by path. Throws when the branch does not exist. */
   readBranchFiles(owner: string, repo: string, branch: string): Promise<Record<string, string>>;
@@ -111,36 +119,6 @@ export const startFakeGitHubEnterprise = async (
 
   const branchHead = (owner: string, repo: string, branch: string) =>
     resolveRef(repositoryPath(owner, repo), `refs/heads/${branch}`);
-
-  const standIn = new GitHubStandIn({
-    tokens,
-    readOnlyTokens: options.readOnlyTokens ?? [],
-    ...(options.login === undefined ? {} : { login: options.login }),
-    ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
-    git: {
-      branches: async (owner, repo) => {
-        const result = await runGit(repositoryPath(owner, repo), [
-          'for-each-ref',
-          '--format=%(refname:strip=2)%00%(objectname)',
-          'refs/heads/',
-        ]).catch(() => undefined);
-        const lines = result?.code === 0 ? result.stdout.toString('utf8').split('\n') : [];
-        return new Map(
-          lines
-            .filter((line) => line.includes('\0'))
-            .map((line) => line.split('\0') as [string, string]),
-        );
-      },
-      commitsBetween: async (owner, repo, base, head) =>
-        Number(
-          await mustGit(repositoryPath(owner, repo), [
-            'rev-list',
-            '--count',
-            `refs/heads/${base}..refs/heads/${head}`,
-          ]),
-        ),
-    },
-  });
 
   const hooks: { beforeReceivePack: FakeGitHubEnterprise['beforeReceivePack'] } = {
     beforeReceivePack: undefined,
@@ -186,13 +164,16 @@ export const startFakeGitHubEnterprise = async (
             () => false,
           );
     exists
-      .then((found) => {
+      .then(async (found) => {
         if (!found) {
           request.resume();
           response.writeHead(404, { 'content-type': 'text/plain' }).end('Repository not found.\n');
           return;
         }
-        return serveGit(backend, request, response, url.pathname, url.search.slice(1));
+        await serveGit(backend, request, response, url.pathname, url.search.slice(1));
+        if (request.method === 'POST' && url.pathname.endsWith('/git-receive-pack')) {
+          await standIn.branchesUpdated(repository?.[1] ?? '', repository?.[2] ?? '');
+        }
       })
       .catch(fail);
   });
@@ -207,6 +188,41 @@ export const startFakeGitHubEnterprise = async (
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   const apiBaseUrl = `${url}/api/v3`;
+
+  // Made once the port is known, so that webhook payloads carry this server's URLs.
+  const standIn = new GitHubStandIn({
+    webBaseUrl: url,
+    tokens,
+    readOnlyTokens: options.readOnlyTokens ?? [],
+    ...(options.login === undefined ? {} : { login: options.login }),
+    ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    git: {
+      branches: async (owner, repo) => {
+        const result = await runGit(repositoryPath(owner, repo), [
+          'for-each-ref',
+          '--format=%(refname:strip=2)%00%(objectname)',
+          'refs/heads/',
+        ]).catch(() => undefined);
+        const lines = result?.code === 0 ? result.stdout.toString('utf8').split('\n') : [];
+        return new Map(
+          lines
+            .filter((line) => line.includes('\0'))
+            .map((line) => line.split('\0') as [string, string]),
+        );
+      },
+      commitsBetween: async (owner, repo, base, head) =>
+        Number(
+          await mustGit(repositoryPath(owner, repo), [
+            'rev-list',
+            '--count',
+            `refs/heads/${base}..refs/heads/${head}`,
+          ]),
+        ),
+      merge: (owner, repo, request) => mergeInBareRepository(repositoryPath(owner, repo), request),
+      mergeable: (owner, repo, baseSha, headSha) =>
+        mergeableInBareRepository(repositoryPath(owner, repo), baseSha, headSha),
+    },
+  });
 
   const cloneUrl = (owner: string, repo: string) => `${url}/${owner}/${repo}.git`;
 
@@ -227,16 +243,19 @@ export const startFakeGitHubEnterprise = async (
     cloneUrl,
     repository: (owner, repo) => ({ cloneUrl: cloneUrl(owner, repo), apiBaseUrl, owner, repo }),
     repositoryPath,
-    async createRepository(owner, repo, files, branch = 'main') {
+    async createRepository(owner, repo, files, branch = 'main', options = {}) {
       const commit = await createBareRepository(repositoryPath(owner, repo), files, { branch });
-      standIn.addRepository(owner, repo, { defaultBranch: branch });
+      standIn.addRepository(owner, repo, { ...options, defaultBranch: branch });
       return commit;
     },
     readBranchFiles: (owner, repo, branch) =>
       readFiles(repositoryPath(owner, repo), `refs/heads/${branch}`),
     branchHead,
-    commitOnBranch: (owner, repo, branch, files, message) =>
-      addCommit(repositoryPath(owner, repo), branch, files, message),
+    async commitOnBranch(owner, repo, branch, files, message) {
+      const commit = await addCommit(repositoryPath(owner, repo), branch, files, message);
+      await standIn.branchesUpdated(owner, repo);
+      return commit;
+    },
     git: (owner, repo, args) => mustGit(repositoryPath(owner, repo), args),
     async close() {
       server.closeAllConnections();
