@@ -1,4 +1,5 @@
 import { DEAD_LETTERS_USAGE, deadLettersCommand } from '../functions/cli/dead-letters-command.ts';
+import { KEYS_USAGE, keysCommand } from '../functions/cli/keys-command.ts';
 import { SERVE_USAGE, serveCommand } from '../functions/cli/serve-command.ts';
 import { SIGN_USAGE, signCommand } from '../functions/cli/sign-command.ts';
 import { STATUS_USAGE, statusCommand } from '../functions/cli/status-command.ts';
@@ -19,7 +20,9 @@ ${STATUS_USAGE}
 
 ${DEAD_LETTERS_USAGE}
 
-${SIGN_USAGE}`;
+${SIGN_USAGE}
+
+${KEYS_USAGE}`;
 
 const commands: Record<string, (argv: string[]) => unknown> = {
   serve: serveCommand,
@@ -27,6 +30,7 @@ const commands: Record<string, (argv: string[]) => unknown> = {
   status: statusCommand,
   'dead-letters': deadLettersCommand,
   sign: signCommand,
+  keys: keysCommand,
 };
 
 const [name, ...argv] = process.argv.slice(2);

@@ -1,4 +1,5 @@
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -8,15 +9,19 @@ import { eventTime } from '../core/event-order.ts';
 import type { PipelineRef } from '../core/pipeline.ts';
 import type {
   Clock,
+  DeliveryLog,
   DeploymentRecord,
+  PromotionExpectation,
   PromotionRecord,
-  PromotionState,
   PromotionStateStore,
 } from '../core/ports.ts';
-import { PROMOTION_STATES, systemClock } from '../core/ports.ts';
+import { SETTLED_STATES, systemClock } from '../core/ports.ts';
+import { decodeDeploymentRecord, decodePromotionRecord } from '../core/state-records.ts';
 import {
   DEPLOYMENT_SORT_KEY_PREFIX,
+  deliveryKey,
   deploymentKey,
+  incidentKey,
   isConditionalCheckFailed,
   PARTITION_KEY,
   PROMOTION_SORT_KEY_PREFIX,
@@ -46,7 +51,12 @@ import {
  *
  * A record whose event is strictly older than the stored one's is not written and that is not an
  * error (`putPromotion` and `recordDeployment` resolve false): a late event cannot roll the
- * recorded deployment or promotion back. MemoryPromotionStateStore follows the same rule.
+ * recorded deployment or promotion back. `putPromotion` also keeps a stored record of the same
+ * revision in a settled state (merged, closed, deployed). `transitionPromotion`'s condition is
+ * the expected revision and states (compare and set); incidents are `INCIDENT#{env}` items,
+ * opened with `attribute_not_exists` and closed by a DeleteItem that returns them.
+ * EmbeddedPromotionStateStore follows the same rules (the shared contract tests).
+ * Items are decoded with the shared zod decoders (core/state-records.ts).
  *
  * An `eventTimestamp` that is not an ISO 8601 date-time is a RangeError (nothing is written).
  * `listDeployments` and `listPromotions` return a pipeline's records ordered by environment name
@@ -60,14 +70,47 @@ export interface DynamoDbPromotionStateStoreOptions {
   readonly clock?: Clock;
 }
 
-const isPromotionState = (value: unknown): value is PromotionState =>
-  typeof value === 'string' && (PROMOTION_STATES as readonly string[]).includes(value);
-
 /** Written only when there is no item or the stored event is not newer (see above). */
 const NOT_NEWER_STORED = {
   ConditionExpression: 'attribute_not_exists(#pk) OR #eventTime <= :eventTime',
   ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#eventTime': 'eventTime' },
 } as const;
+
+/** …and, for promotions, not over a settled record of the same revision. */
+const NOT_NEWER_NOR_SETTLED = {
+  ConditionExpression: `attribute_not_exists(#pk) OR (#eventTime <= :eventTime AND NOT (#revision = :revision AND #state IN (${SETTLED_STATES.map((_, index) => `:settled${index}`).join(', ')})))`,
+  ExpressionAttributeNames: {
+    '#pk': PARTITION_KEY,
+    '#eventTime': 'eventTime',
+    '#revision': 'revision',
+    '#state': 'state',
+  },
+  settled: Object.fromEntries(SETTLED_STATES.map((state, index) => [`:settled${index}`, state])),
+} as const;
+
+/** Item attributes that are the table's, not the record's. */
+const TABLE_ATTRIBUTES = new Set([PARTITION_KEY, 'sk', 'eventTime', TTL_ATTRIBUTE]);
+
+/** A record's item: its fields, the pipeline as `namespace` and `name`, and `eventTime`. */
+const recordItem = (
+  record: DeploymentRecord | PromotionRecord,
+  time: number,
+): Record<string, unknown> => {
+  const { pipeline, ...fields } = record;
+  return { namespace: pipeline.namespace, name: pipeline.name, ...fields, eventTime: time };
+};
+
+/** The record an item holds (what recordItem wrote), for the shared decoders. */
+const itemRecord = (item: Record<string, unknown>): Record<string, unknown> => {
+  const { namespace, name, ...rest } = item;
+  const fields = Object.fromEntries(
+    Object.entries(rest).filter(([key]) => !TABLE_ATTRIBUTES.has(key)),
+  );
+  return { pipeline: { namespace, name }, ...fields };
+};
+
+const where = (item: Record<string, unknown>): string =>
+  `item ${String(item.pk)} ${String(item.sk)}`;
 
 export class DynamoDbPromotionStateStore implements PromotionStateStore {
   private readonly clock: Clock;
@@ -88,29 +131,18 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     const time = eventTime(record.eventTimestamp, what);
     const item = {
       ...deploymentKey(pipeline, environment),
-      namespace: pipeline.namespace,
-      name: pipeline.name,
-      environment,
-      revision: record.revision,
-      eventTimestamp: record.eventTimestamp,
-      eventTime: time,
-      recordedAt: record.recordedAt,
+      ...recordItem(record, time),
       ...this.expiry(),
     };
-    return this.conditionalPut(item, time, `record ${what}`);
+    return this.conditionalPut(item, `record ${what}`, {
+      ...NOT_NEWER_STORED,
+      ExpressionAttributeValues: { ':eventTime': time },
+    });
   }
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
     const items = await this.query(ref, DEPLOYMENT_SORT_KEY_PREFIX, 'list deployments');
-    return items.map(
-      (item): DeploymentRecord => ({
-        pipeline: { namespace: String(item.namespace), name: String(item.name) },
-        environment: String(item.environment),
-        revision: String(item.revision),
-        eventTimestamp: String(item.eventTimestamp),
-        recordedAt: String(item.recordedAt),
-      }),
-    );
+    return items.map((item) => decodeDeploymentRecord(itemRecord(item), where(item)));
   }
 
   async getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined> {
@@ -131,7 +163,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
         `get promotion of ${ref.namespace}/${ref.name} into ${environment}`,
       );
     }
-    return item === undefined ? undefined : decodePromotion(item);
+    return item === undefined ? undefined : decodePromotionRecord(itemRecord(item), where(item));
   }
 
   async putPromotion(record: PromotionRecord): Promise<boolean> {
@@ -140,30 +172,76 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     const time = eventTime(record.eventTimestamp, what);
     const item = {
       ...promotionKey(pipeline, environment),
-      namespace: pipeline.namespace,
-      name: pipeline.name,
-      environment,
-      revision: record.revision,
-      state: record.state,
-      jobId: record.jobId,
-      from: record.from,
-      eventTimestamp: record.eventTimestamp,
-      eventTime: time,
-      updatedAt: record.updatedAt,
-      ...(record.pullRequest === undefined
-        ? {}
-        : { pullRequest: { number: record.pullRequest.number, url: record.pullRequest.url } }),
-      ...(record.failure === undefined
-        ? {}
-        : { failure: { code: record.failure.code, message: record.failure.message } }),
+      ...recordItem(record, time),
       ...this.expiry(),
     };
-    return this.conditionalPut(item, time, `put ${what}`);
+    return this.conditionalPut(item, `put ${what}`, {
+      ConditionExpression: NOT_NEWER_NOR_SETTLED.ConditionExpression,
+      ExpressionAttributeNames: NOT_NEWER_NOR_SETTLED.ExpressionAttributeNames,
+      ExpressionAttributeValues: {
+        ':eventTime': time,
+        ':revision': record.revision,
+        ...NOT_NEWER_NOR_SETTLED.settled,
+      },
+    });
+  }
+
+  async transitionPromotion(
+    record: PromotionRecord,
+    expected: PromotionExpectation,
+  ): Promise<boolean> {
+    const { pipeline, environment } = record;
+    const what = `promotion of ${pipeline.namespace}/${pipeline.name} into ${environment}`;
+    const time = eventTime(record.eventTimestamp, what);
+    const states = Object.fromEntries(
+      expected.states.map((state, index) => [`:state${index}`, state]),
+    );
+    const item = {
+      ...promotionKey(pipeline, environment),
+      ...recordItem(record, time),
+      ...this.expiry(),
+    };
+    return this.conditionalPut(item, `move ${what} on from ${expected.states.join('/')}`, {
+      ConditionExpression: `#revision = :revision AND #state IN (${Object.keys(states).join(', ')})`,
+      ExpressionAttributeNames: { '#revision': 'revision', '#state': 'state' },
+      ExpressionAttributeValues: { ':revision': expected.revision, ...states },
+    });
+  }
+
+  async openIncident(ref: PipelineRef, environment: string, at: string): Promise<boolean> {
+    return this.conditionalPut(
+      { ...incidentKey(ref, environment), openedAt: at },
+      `open the incident of ${ref.namespace}/${ref.name} in ${environment}`,
+      {
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': PARTITION_KEY },
+      },
+    );
+  }
+
+  async closeIncident(ref: PipelineRef, environment: string): Promise<string | undefined> {
+    try {
+      const answer = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: incidentKey(ref, environment),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      const openedAt = answer.Attributes?.openedAt;
+      return typeof openedAt === 'string' ? openedAt : undefined;
+    } catch (error) {
+      throw storeError(
+        error,
+        this.tableName,
+        `close the incident of ${ref.namespace}/${ref.name} in ${environment}`,
+      );
+    }
   }
 
   async listPromotions(ref: PipelineRef): Promise<PromotionRecord[]> {
     const items = await this.query(ref, PROMOTION_SORT_KEY_PREFIX, 'list promotions');
-    return items.map(decodePromotion);
+    return items.map((item) => decodePromotionRecord(itemRecord(item), where(item)));
   }
 
   private expiry(): { expiresAt?: number } {
@@ -174,16 +252,23 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
 
   private async conditionalPut(
     item: Record<string, unknown>,
-    time: number,
     what: string,
+    condition: {
+      readonly ConditionExpression: string;
+      readonly ExpressionAttributeNames: Readonly<Record<string, string>>;
+      readonly ExpressionAttributeValues?: Readonly<Record<string, unknown>>;
+    },
   ): Promise<boolean> {
     try {
       await this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: item,
-          ...NOT_NEWER_STORED,
-          ExpressionAttributeValues: { ':eventTime': time },
+          ConditionExpression: condition.ConditionExpression,
+          ExpressionAttributeNames: { ...condition.ExpressionAttributeNames },
+          ...(condition.ExpressionAttributeValues === undefined
+            ? {}
+            : { ExpressionAttributeValues: { ...condition.ExpressionAttributeValues } }),
         }),
       );
       return true;
@@ -218,29 +303,33 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
   }
 }
 
-const decodePromotion = (item: Record<string, unknown>): PromotionRecord => {
-  const state = item.state;
-  if (!isPromotionState(state)) {
-    throw new Error(
-      `item ${String(item.pk)} ${String(item.sk)} has an unknown promotion state ${JSON.stringify(state)}`,
-    );
+/**
+ * GitHub deliveries already handled (`X-GitHub-Delivery`), as items `DELIVERY#{id}` that
+ * DynamoDB's TTL removes; an expired item not yet removed counts as gone.
+ */
+export class DynamoDbDeliveryLog implements DeliveryLog {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  async firstSeen(id: string, ttlSeconds: number): Promise<boolean> {
+    const now = Math.floor(this.clock.now().getTime() / 1000);
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...deliveryKey(id), [TTL_ATTRIBUTE]: now + ttlSeconds },
+          ConditionExpression: 'attribute_not_exists(#pk) OR #ttl < :now',
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#ttl': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw storeError(error, this.tableName, `record GitHub delivery ${id}`);
+    }
   }
-  const pullRequest = item.pullRequest as { number?: unknown; url?: unknown } | undefined;
-  const failure = item.failure as { code?: unknown; message?: unknown } | undefined;
-  return {
-    pipeline: { namespace: String(item.namespace), name: String(item.name) },
-    environment: String(item.environment),
-    revision: String(item.revision),
-    state,
-    jobId: String(item.jobId),
-    from: String(item.from),
-    eventTimestamp: String(item.eventTimestamp),
-    updatedAt: String(item.updatedAt),
-    ...(pullRequest === undefined
-      ? {}
-      : { pullRequest: { number: Number(pullRequest.number), url: String(pullRequest.url) } }),
-    ...(failure === undefined
-      ? {}
-      : { failure: { code: String(failure.code), message: String(failure.message) } }),
-  };
-};
+}

@@ -18,6 +18,10 @@ import type { PipelineRef } from '../core/pipeline.ts';
  *   (sha256 of its canonical JSON: sync writes only when it changed) and `updatedAt`.
  * - `sk = DEPLOYMENT#{env}`: the latest `DeploymentRecord` of that environment.
  * - `sk = PROMOTION#{env}`: the latest `PromotionRecord` into that environment.
+ * - `sk = INCIDENT#{env}`: the environment's open run of failures (`openedAt`), if any.
+ *
+ * And one partition per GitHub delivery handled: `pk = DELIVERY#{id}`, `sk = DELIVERY`, with
+ * `expiresAt`.
  *
  * Everything about one pipeline is one Query away. There is no GSI: listing pipelines is a Scan
  * filtered on `sk = DEFINITION`, which reads every item (a few per pipeline) and is cheap and
@@ -32,6 +36,7 @@ export const PIPELINE_KEY_PREFIX = 'PIPELINE#';
 export const DEFINITION_SORT_KEY = 'DEFINITION';
 export const DEPLOYMENT_SORT_KEY_PREFIX = 'DEPLOYMENT#';
 export const PROMOTION_SORT_KEY_PREFIX = 'PROMOTION#';
+export const INCIDENT_SORT_KEY_PREFIX = 'INCIDENT#';
 
 export interface TableKey {
   readonly pk: string;
@@ -55,6 +60,13 @@ export const promotionKey = (ref: PipelineRef, environment: string): TableKey =>
   pk: pipelinePartitionKey(ref),
   sk: `${PROMOTION_SORT_KEY_PREFIX}${environment}`,
 });
+
+export const incidentKey = (ref: PipelineRef, environment: string): TableKey => ({
+  pk: pipelinePartitionKey(ref),
+  sk: `${INCIDENT_SORT_KEY_PREFIX}${environment}`,
+});
+
+export const deliveryKey = (id: string): TableKey => ({ pk: `DELIVERY#${id}`, sk: 'DELIVERY' });
 
 /** The table as the CDK stack creates it, for tests and self-hosted set-ups. */
 export const tableDefinition = (tableName: string): CreateTableCommandInput => ({

@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { PromoterError } from '../core/errors.ts';
 import {
+  decodeGitHubWebhookSecret,
+  GITHUB_WEBHOOK_SECRET,
+  type GitHubWebhookSecretStore,
+} from '../core/github-webhook.ts';
+import {
   decodePipelineSecret,
   type PipelineSecret,
   type SecretRef,
@@ -10,13 +15,14 @@ import type { SecretStore } from '../core/ports.ts';
 
 /**
  * `promoter serve`'s secrets: one JSON file mapping `"NS/S"` to the same object Secrets Manager
- * holds (DESIGN.md section 4). Read and validated once at start-up, so that a broken file fails
+ * holds (DESIGN.md section 4), and `"github-webhook"` to the GitHub webhook secret. Read and validated once at start-up, so that a broken file fails
  * before the first request rather than on it.
  */
-export class FileSecretStore implements SecretStore {
+export class FileSecretStore implements SecretStore, GitHubWebhookSecretStore {
   private constructor(
     private readonly path: string,
     private readonly secrets: ReadonlyMap<string, PipelineSecret>,
+    private readonly webhookSecrets: readonly string[] | undefined,
   ) {}
 
   static async load(path: string): Promise<FileSecretStore> {
@@ -35,7 +41,12 @@ export class FileSecretStore implements SecretStore {
       );
     }
     const secrets = new Map<string, PipelineSecret>();
+    let webhookSecrets: readonly string[] | undefined;
     for (const [id, secret] of Object.entries(value)) {
+      if (id === GITHUB_WEBHOOK_SECRET) {
+        webhookSecrets = decodeGitHubWebhookSecret(secret, `${path}: "${GITHUB_WEBHOOK_SECRET}"`);
+        continue;
+      }
       const [namespace, name, ...rest] = id.split('/');
       if (namespace === undefined || name === undefined || rest.length > 0 || !namespace || !name) {
         throw new PromoterError(
@@ -45,7 +56,7 @@ export class FileSecretStore implements SecretStore {
       }
       secrets.set(id, decodePipelineSecret({ namespace, name }, secret));
     }
-    return new FileSecretStore(path, secrets);
+    return new FileSecretStore(path, secrets, webhookSecrets);
   }
 
   async get(ref: SecretRef): Promise<PipelineSecret> {
@@ -58,5 +69,16 @@ export class FileSecretStore implements SecretStore {
       );
     }
     return secret;
+  }
+
+  async githubWebhookSecrets(): Promise<readonly string[]> {
+    if (this.webhookSecrets === undefined) {
+      throw new PromoterError(
+        'SECRET_NOT_FOUND',
+        `no GitHub webhook secret in ${this.path}: add "${GITHUB_WEBHOOK_SECRET}": {"secret": "..."} (the secret of the repository's webhook)`,
+        { data: { secret: GITHUB_WEBHOOK_SECRET } },
+      );
+    }
+    return this.webhookSecrets;
   }
 }

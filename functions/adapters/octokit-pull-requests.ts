@@ -7,9 +7,21 @@ import {
 import { retry } from '@octokit/plugin-retry';
 import { type ThrottlingOptions, throttling } from '@octokit/plugin-throttling';
 import { PromoterError } from '../core/errors.ts';
-import { refuseInsecureUrl } from '../core/http.ts';
-import type { PullRequestRequest, PullRequestResult, PullRequests } from '../core/ports.ts';
+import { type AddressPolicy, refuseInsecureUrl, SELF_HOSTED_ADDRESS_POLICY } from '../core/http.ts';
+import type {
+  PullRequestLookup,
+  PullRequestRequest,
+  PullRequestResult,
+  PullRequests,
+  PullRequestView,
+} from '../core/ports.ts';
 import { type RetryHint, SECONDARY_RATE_LIMIT_SECONDS } from '../core/retry-policy.ts';
+import {
+  createGuardedAgents,
+  type GuardedAgents,
+  guardedFetch,
+  refusedConnection,
+} from './guarded-http.ts';
 
 /**
  * The PullRequests port on GitHub (github.com and GitHub Enterprise Server) with Octokit:
@@ -61,14 +73,33 @@ export interface OctokitPullRequestsOptions {
   readonly maxClients?: number;
   /** Octokit's log (default: debug and info silent, warn and error to the console). */
   readonly log?: OctokitLog;
+  /**
+   * Which addresses the API client may connect to, checked at connect time (default
+   * SELF_HOSTED_ADDRESS_POLICY; the AWS worker passes the strict one).
+   */
+  readonly addressPolicy?: AddressPolicy;
+  /** Told of each connection the policy refused (HOST_REFUSED). */
+  readonly onRefusedConnection?: (refusal: PromoterError) => void;
 }
 
-const PromoterOctokit = Octokit.plugin(restEndpointMethods, retry, throttling);
+/**
+ * Octokit wraps whatever its fetch throws in a RequestError with status 500, which the retry
+ * plugin would retry: a refused connection is handed on as itself, before the plugins see it.
+ */
+const refusedConnections = (octokit: Octokit): void => {
+  octokit.hook.error('request', (error) => {
+    throw refusedConnection(error) ?? error;
+  });
+};
+
+const PromoterOctokit = Octokit.plugin(refusedConnections, restEndpointMethods, retry, throttling);
 type Client = InstanceType<typeof PromoterOctokit>;
 type PullRequest = RestEndpointMethodTypes['pulls']['list']['response']['data'][number];
 type ThrottleGroup = NonNullable<ThrottlingOptions['write']>;
 
 const API_VERSION = '2022-11-28';
+/** ETags kept for conditional reads: one per open promotion PR is plenty. */
+const MAX_ETAGS = 10_000;
 const HEADERS = { 'x-github-api-version': API_VERSION } as const;
 
 /** Statuses the retry plugin leaves alone: client errors, and 429 (the throttling plugin's). */
@@ -189,6 +220,8 @@ interface Operation {
 /** Maps whatever Octokit threw to a PromoterError with GitHub's reason and no secret. */
 export const toPromoterError = (error: unknown, context: Operation): PromoterError => {
   if (error instanceof PromoterError) return error;
+  const refused = refusedConnection(error);
+  if (refused !== undefined) return refused;
   const redact = (text: string): string =>
     context.token.length >= 4 ? text.replaceAll(context.token, '[REDACTED]') : text;
   const http = asHttpError(error);
@@ -280,8 +313,15 @@ const checkApiBaseUrl = (apiBaseUrl: string): string => {
 };
 
 export class OctokitPullRequests implements PullRequests {
-  readonly #options: Required<Omit<OctokitPullRequestsOptions, 'log'>> & { log: OctokitLog };
+  readonly #options: Required<
+    Omit<OctokitPullRequestsOptions, 'log' | 'addressPolicy' | 'onRefusedConnection'>
+  > & {
+    log: OctokitLog;
+  };
   readonly #clients = new Map<string, Client>();
+  readonly #agents: GuardedAgents;
+  /** The last ETag of each PR read, for conditional reads (least recently read go first). */
+  readonly #etags = new Map<string, string>();
 
   constructor(options: OctokitPullRequestsOptions = {}) {
     this.#options = {
@@ -295,6 +335,10 @@ export class OctokitPullRequests implements PullRequests {
       maxClients: options.maxClients ?? 32,
       log: options.log ?? silentLog,
     };
+    this.#agents = createGuardedAgents(
+      options.addressPolicy ?? SELF_HOSTED_ADDRESS_POLICY,
+      options.onRefusedConnection === undefined ? {} : { onRefused: options.onRefusedConnection },
+    );
   }
 
   async upsert(request: PullRequestRequest): Promise<PullRequestResult> {
@@ -392,6 +436,99 @@ export class OctokitPullRequests implements PullRequests {
     }
   }
 
+  /**
+   * Reads the PR with `If-None-Match` when this adapter read it before: GitHub answers 304,
+   * which costs no rate limit, while it has not changed (the reconcile sweep reads every open
+   * promotion PR every few minutes).
+   */
+  async get(lookup: PullRequestLookup): Promise<PullRequestView | 'not-modified'> {
+    const { client, repository, apiBaseUrl, signal } = this.#prepare(lookup);
+    const key = `${apiBaseUrl}/repos/${repository}/pulls/${lookup.number}`;
+    const known = this.#etags.get(key);
+    try {
+      const { data, headers } = await client.rest.pulls.get({
+        owner: lookup.repository.owner,
+        repo: lookup.repository.repo,
+        pull_number: lookup.number,
+        headers: { ...HEADERS, ...(known === undefined ? {} : { 'if-none-match': known }) },
+        request: { signal },
+      });
+      this.#etags.delete(key);
+      if (typeof headers.etag === 'string') this.#etags.set(key, headers.etag);
+      while (this.#etags.size > MAX_ETAGS) {
+        const oldest = this.#etags.keys().next();
+        if (oldest.done === true) break;
+        this.#etags.delete(oldest.value);
+      }
+      return {
+        number: data.number,
+        state: data.merged ? 'merged' : data.state === 'open' ? 'open' : 'closed',
+        title: data.title,
+        headRef: data.head.ref,
+        ...(data.merged_at === null ? {} : { mergedAt: new Date(data.merged_at).toISOString() }),
+        ...(data.merged && data.merge_commit_sha !== null
+          ? { mergeCommit: data.merge_commit_sha }
+          : {}),
+      };
+    } catch (error) {
+      if (asHttpError(error)?.status === 304) return 'not-modified';
+      throw toPromoterError(error, {
+        repository,
+        apiBaseUrl,
+        operation: `read pull request #${lookup.number}`,
+        token: lookup.token,
+      });
+    }
+  }
+
+  async close(lookup: PullRequestLookup, comment: string): Promise<void> {
+    const { client, repository, apiBaseUrl, signal } = this.#prepare(lookup);
+    const { owner, repo } = lookup.repository;
+    const failure =
+      (operation: string) =>
+      (error: unknown): never => {
+        throw toPromoterError(error, { repository, apiBaseUrl, operation, token: lookup.token });
+      };
+    await client.rest.issues
+      .createComment({
+        owner,
+        repo,
+        issue_number: lookup.number,
+        body: comment,
+        headers: HEADERS,
+        request: { signal },
+      })
+      .catch(failure(`comment on pull request #${lookup.number}`));
+    await client.rest.pulls
+      .update({
+        owner,
+        repo,
+        pull_number: lookup.number,
+        state: 'closed',
+        headers: HEADERS,
+        request: { signal },
+      })
+      .catch(failure(`close pull request #${lookup.number}`));
+  }
+
+  #prepare(lookup: PullRequestLookup) {
+    const repository = `${lookup.repository.owner}/${lookup.repository.repo}`;
+    const apiBaseUrl = checkApiBaseUrl(lookup.repository.apiBaseUrl);
+    if (lookup.token === '') {
+      throw new PromoterError(
+        'GITHUB_AUTH_FAILED',
+        `No GitHub token to read pull request #${lookup.number} in ${repository}`,
+        { data: { repository, apiBaseUrl } },
+      );
+    }
+    return {
+      client: this.#client(apiBaseUrl, lookup.token),
+      repository,
+      apiBaseUrl,
+      signal: AbortSignal.timeout(this.#options.timeoutMs),
+    };
+  }
+
   #client(apiBaseUrl: string, token: string): Client {
     const key = createHash('sha256').update(apiBaseUrl).update('\0').update(token).digest('hex');
     const cached = this.#clients.get(key);
@@ -422,6 +559,7 @@ export class OctokitPullRequests implements PullRequests {
       baseUrl: apiBaseUrl,
       userAgent: options.userAgent,
       log: options.log,
+      request: { fetch: guardedFetch(this.#agents) },
       retry: {
         retries: options.retries,
         retryAfterBaseValue: options.retryAfterBaseValue,

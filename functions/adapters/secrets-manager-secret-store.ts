@@ -1,6 +1,11 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { isPromoterError, PromoterError } from '../core/errors.ts';
 import {
+  decodeGitHubWebhookSecret,
+  GITHUB_WEBHOOK_SECRET,
+  type GitHubWebhookSecretStore,
+} from '../core/github-webhook.ts';
+import {
   DEFAULT_SECRET_PREFIX,
   type PipelineSecret,
   parsePipelineSecret,
@@ -43,11 +48,12 @@ export interface SecretsManagerSecretStoreOptions {
   readonly clock?: Clock;
 }
 
-export class SecretsManagerSecretStore implements SecretStore {
+export class SecretsManagerSecretStore implements SecretStore, GitHubWebhookSecretStore {
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly failureTtlMs: number;
   private readonly cache: ReadThroughCache<PipelineSecret>;
+  private readonly webhookCache: ReadThroughCache<readonly string[]>;
 
   constructor(
     private readonly client: SecretsManagerClient,
@@ -57,6 +63,7 @@ export class SecretsManagerSecretStore implements SecretStore {
     this.ttlMs = options.ttlMs ?? DEFAULT_SECRET_TTL_MS;
     this.failureTtlMs = options.failureTtlMs ?? DEFAULT_SECRET_FAILURE_TTL_MS;
     this.cache = new ReadThroughCache(options.clock ?? systemClock);
+    this.webhookCache = new ReadThroughCache(options.clock ?? systemClock);
   }
 
   /** The Secrets Manager secret id (name) behind a reference. */
@@ -75,6 +82,37 @@ export class SecretsManagerSecretStore implements SecretStore {
         // is asked again.
         return isPromoterError(outcome.error) && !outcome.error.retryable ? this.failureTtlMs : 0;
       },
+    );
+  }
+
+  /** The GitHub webhook secret, `{prefix}github-webhook` (DESIGN.md section 4), cached alike. */
+  githubWebhookSecrets(): Promise<readonly string[]> {
+    const id = `${this.prefix}${GITHUB_WEBHOOK_SECRET}`;
+    return this.webhookCache.get(
+      id,
+      async () => {
+        let text: string | undefined;
+        try {
+          text = (await this.client.send(new GetSecretValueCommand({ SecretId: id }))).SecretString;
+        } catch (error) {
+          throw secretsManagerError(error, id);
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(text ?? '');
+        } catch {
+          throw new PromoterError('INVALID_SECRET', `secret ${id} is not a JSON object`, {
+            data: { secret: id },
+          });
+        }
+        return decodeGitHubWebhookSecret(value, id);
+      },
+      (outcome) =>
+        !('error' in outcome)
+          ? this.ttlMs
+          : isPromoterError(outcome.error) && !outcome.error.retryable
+            ? this.failureTtlMs
+            : 0,
     );
   }
 

@@ -5,12 +5,18 @@ import { createServeApp, DEFAULT_DATA_DIR } from '../wiring/serve.ts';
 
 export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--pipelines PATH] [--secrets FILE]
                [--data DIR] [--git-cache DIR] [--max-event-age SECONDS]
+               [--git-max-pack-mb 256] [--git-max-object-mb 64] [--git-max-delta-depth 50]
+               [--promotion-timeout 90] [--reconcile-interval 300]
   Runs the webhook and the promotion worker in one process.
   PATH: a Pipeline manifest file or a directory of YAML/JSON manifests (default examples/pipelines).
   FILE: JSON mapping "namespace/name" to {"hmac-key", "token", ...} (default examples/secrets.json).
   DIR (--data): the database of queued jobs, retries, dead letters and promotion state
   (default ${DEFAULT_DATA_DIR}); a job answered 202 is on disk and survives a crash or restart.
+  The git limits: bytes one fetch may receive, an object's inflated size, a delta chain's depth,
+  and the seconds one promotion's git work may take; past one, the promotion fails for good.
   GET /pipelines/{namespace}/{name} answers a pipeline's status (promoter status), unauthenticated.
+  POST /webhooks/github takes the repository's pull_request webhook (secret: the "github-webhook"
+  entry of FILE); every --reconcile-interval seconds (0: never) the open promotion PRs are read.
   Ctrl-C stops taking requests and lets running promotions finish (30 s at most); queued ones
   resume at the next start. A second Ctrl-C exits at once.`;
 
@@ -40,16 +46,43 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
       data: { type: 'string', default: DEFAULT_DATA_DIR },
       'git-cache': { type: 'string' },
       'max-event-age': { type: 'string' },
+      'git-max-pack-mb': { type: 'string' },
+      'git-max-object-mb': { type: 'string' },
+      'git-max-delta-depth': { type: 'string' },
+      'promotion-timeout': { type: 'string' },
+      'reconcile-interval': { type: 'string' },
       // For tests of the retry schedule: milliseconds one of its seconds lasts. Not in the usage.
       'retry-unit-ms': { type: 'string' },
     },
     strict: true,
   });
+  const limit = (flag: string, scale: number): number | undefined => {
+    const value = (values as Record<string, string | undefined>)[flag];
+    return value === undefined ? undefined : wholeNumber(value, `--${flag}`, 1) * scale;
+  };
+  const git = Object.fromEntries(
+    Object.entries({
+      maxPackBytes: limit('git-max-pack-mb', 1024 * 1024),
+      maxObjectBytes: limit('git-max-object-mb', 1024 * 1024),
+      maxDeltaDepth: limit('git-max-delta-depth', 1),
+      promotionTimeoutMs: limit('promotion-timeout', 1000),
+    }).filter(([, value]) => value !== undefined),
+  );
   const app = await createServeApp(
     {
+      git,
       pipelinesPath: values.pipelines,
       secretsPath: values.secrets,
       dataDir: values.data,
+      ...(values['reconcile-interval'] === undefined
+        ? {}
+        : {
+            reconcileIntervalSeconds: wholeNumber(
+              values['reconcile-interval'],
+              '--reconcile-interval',
+              0,
+            ),
+          }),
       ...(values['git-cache'] === undefined ? {} : { gitCacheDir: values['git-cache'] }),
       ...(values['max-event-age'] === undefined
         ? {}
@@ -65,6 +98,7 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     logger,
     metricsSnapshot: () => app.metrics.snapshot(),
     pipelinesApi: app.pipelinesApi,
+    github: app.github,
   });
   const url = await listen(server, wholeNumber(values.port, '--port', 0), values.host);
   logger.info('promoter serve listening', {

@@ -33,8 +33,18 @@ const statusAnswer = z.object({
           revision: z.string(),
           state: promotionState,
           from: z.string(),
-          pullRequest: z.object({ number: z.number(), url: z.string() }).nullable(),
+          pullRequest: z
+            .object({
+              number: z.number(),
+              url: z.string(),
+              state: z.enum(['open', 'merged', 'closed']),
+              mergedAt: z.string().nullable(),
+              mergeCommit: z.string().nullable(),
+            })
+            .nullable(),
           failure: z.object({ code: z.string(), message: z.string() }).nullable(),
+          timeline: z.record(z.string(), z.string()),
+          leadTimeMs: z.number().nullable(),
           eventTimestamp: z.string(),
           updatedAt: z.string(),
         })
@@ -57,6 +67,45 @@ const latest = (...isos: (string | undefined)[]): string | undefined =>
     .sort((a, b) => Date.parse(b) - Date.parse(a))[0];
 
 const HEADERS = ['ENVIRONMENT', 'DEPLOYED', 'PROMOTION', 'STATE', 'PULL REQUEST', 'UPDATED'];
+
+/** `1h 5m`, `42s`: a duration a person reads at a glance. */
+export const shortDuration = (ms: number): string => {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m ${seconds % 60}s`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours}h ${minutes % 60}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+};
+
+type EnvironmentAnswer = StatusAnswer['environments'][number];
+
+/** One sentence per environment: what runs there and where its promotion stands. */
+export const glanceLine = (environment: EnvironmentAnswer): string => {
+  const runs =
+    environment.deployed === null ? 'nothing seen yet' : `runs ${environment.deployed.revision}`;
+  const promotion = environment.promotion;
+  if (promotion === null) return `${environment.name}: ${runs}`;
+  const pull =
+    promotion.pullRequest === null
+      ? ''
+      : ` (PR #${promotion.pullRequest.number} ${promotion.pullRequest.state})`;
+  const what: Record<string, string> = {
+    queued: `${promotion.revision} from ${promotion.from} is queued`,
+    pushing: `${promotion.revision} from ${promotion.from} is being pushed`,
+    opened: `${promotion.revision} waits for its PR to be merged${pull}`,
+    updated: `${promotion.revision} waits for its PR to be merged${pull}`,
+    'up-to-date': `${promotion.revision} is on the base branch, waiting for ${environment.name} to deploy it`,
+    merged: `${promotion.revision} was merged${pull}, waiting for ${environment.name} to deploy it`,
+    closed: `${promotion.revision}'s PR was closed unmerged${pull}`,
+    deployed: `${promotion.revision} promoted from ${promotion.from}${promotion.leadTimeMs === null ? '' : ` in ${shortDuration(promotion.leadTimeMs)}`}`,
+    superseded: `${promotion.revision} was superseded by a later event`,
+    failed: `${promotion.revision} failed: ${promotion.failure?.code ?? 'unknown'}`,
+    'dead-lettered': `${promotion.revision} is dead-lettered: ${promotion.failure?.code ?? 'unknown'} (promoter dead-letters)`,
+  };
+  return `${environment.name}: ${runs}; ${what[promotion.state] ?? `${promotion.revision} ${promotion.state}`}`;
+};
 
 /** The status as a table, one row per environment, then the failures' reasons. */
 export const formatStatusTable = (status: StatusAnswer): string => {
@@ -90,6 +139,8 @@ export const formatStatusTable = (status: StatusAnswer): string => {
   );
   return [
     `${status.pipeline} (${status.app.kind} ${status.app.name})`,
+    '',
+    ...status.environments.map(glanceLine),
     '',
     line(HEADERS),
     ...rows.map(line),

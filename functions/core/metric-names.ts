@@ -10,11 +10,22 @@ export const Metric = {
   PromotionsUpdated: 'PromotionsUpdated',
   PromotionsUpToDate: 'PromotionsUpToDate',
   PromotionsSuperseded: 'PromotionsSuperseded',
+  PromotionsSettled: 'PromotionsSettled',
   PromotionsFailed: 'PromotionsFailed',
   PromotionsDropped: 'PromotionsDropped',
   PromotionsDeadLettered: 'PromotionsDeadLettered',
   WebhookRequests: 'WebhookRequests',
   Deployments: 'Deployments',
+  /** Lifecycle (DESIGN.md section 10). */
+  PromotionLeadTime: 'PromotionLeadTime',
+  PullRequestMergeTime: 'PullRequestMergeTime',
+  MergeToDeployTime: 'MergeToDeployTime',
+  StalePullRequestsClosed: 'StalePullRequestsClosed',
+  GitHubWebhookRequests: 'GitHubWebhookRequests',
+  /** DORA, by application through the EMF properties. */
+  DeploymentFailures: 'DeploymentFailures',
+  ReleaseLeadTime: 'ReleaseLeadTime',
+  TimeToRestore: 'TimeToRestore',
 } as const;
 
 export const Dimension = {

@@ -6,6 +6,8 @@ import {
   PROMOTION_STATES,
   type PromotionRecord,
   type PromotionStateStore,
+  type PromotionTimeline,
+  type PullRequestState,
 } from './ports.ts';
 
 /**
@@ -32,12 +34,24 @@ export const PROMOTION_STATUS_STATES = [...PROMOTION_STATES, 'queued'] as const;
 
 export type PromotionStatusState = (typeof PROMOTION_STATUS_STATES)[number];
 
+export interface PullRequestStatus {
+  readonly number: number;
+  readonly url: string;
+  readonly state: PullRequestState;
+  readonly mergedAt: string | null;
+  readonly mergeCommit: string | null;
+}
+
 export interface PromotionStatus {
   readonly revision: string;
   readonly state: PromotionStatusState;
   /** The environment the revision comes from. */
   readonly from: string;
-  readonly pullRequest: { readonly number: number; readonly url: string } | null;
+  readonly pullRequest: PullRequestStatus | null;
+  /** The times of the promotion (DESIGN.md section 10), those that happened. */
+  readonly timeline: PromotionTimeline;
+  /** Source deployment to target deployment, once deployed. */
+  readonly leadTimeMs: number | null;
   /** Why it failed (state `failed`): an error code and a message naming what to fix. */
   readonly failure: { readonly code: string; readonly message: string } | null;
   /** The source deployment event's timestamp. */
@@ -67,14 +81,25 @@ export interface PipelineStatusDependencies {
   readonly state: Pick<PromotionStateStore, 'listDeployments' | 'listPromotions'>;
 }
 
+const pullRequestStatus = (record: PromotionRecord | undefined): PullRequestStatus | null =>
+  record?.pullRequest === undefined
+    ? null
+    : {
+        number: record.pullRequest.number,
+        url: record.pullRequest.url,
+        state: record.pullRequest.state ?? 'open',
+        mergedAt:
+          record.pullRequest.state === 'merged' ? (record.timeline?.mergedAt ?? null) : null,
+        mergeCommit: record.pullRequest.mergeCommit ?? null,
+      };
+
 const recorded = (record: PromotionRecord): PromotionStatus => ({
   revision: record.revision,
   state: record.state,
   from: record.from,
-  pullRequest:
-    record.pullRequest === undefined
-      ? null
-      : { number: record.pullRequest.number, url: record.pullRequest.url },
+  pullRequest: pullRequestStatus(record),
+  timeline: record.timeline ?? {},
+  leadTimeMs: record.leadTimeMs ?? null,
   failure:
     record.failure === undefined
       ? null
@@ -98,10 +123,11 @@ export const promotionStatus = (
     revision: source.revision,
     state: 'queued',
     from: source.environment,
+    // The env's rolling PR, which the queued job will update, while it is open.
     pullRequest:
-      record?.pullRequest === undefined
-        ? null
-        : { number: record.pullRequest.number, url: record.pullRequest.url },
+      (record?.pullRequest?.state ?? 'open') === 'open' ? pullRequestStatus(record) : null,
+    timeline: { sourceDeployedAt: source.eventTimestamp },
+    leadTimeMs: null,
     failure: null,
     eventTimestamp: source.eventTimestamp,
     updatedAt: source.recordedAt,

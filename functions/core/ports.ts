@@ -79,22 +79,63 @@ export interface DeploymentRecord {
 }
 
 /**
- * The states a stored promotion record can have. `pushing` is the claim a job takes before it
- * pushes the branch (DESIGN.md 7.10); the others are written when a job ends, `dead-lettered`
- * by the queue's shell when its receives are spent. (The status API also shows `queued`, which
- * it derives and nothing stores: pipeline-status.ts.)
+ * The states a stored promotion record can have (the lifecycle of DESIGN.md section 10).
+ * `pushing` is the claim a job takes before it pushes the branch (DESIGN.md 7.10); `opened`,
+ * `updated`, `up-to-date`, `superseded` and `failed` are written when a job ends,
+ * `dead-lettered` by the queue's shell when its receives are spent; `merged` and `closed` come
+ * from GitHub (its webhook or the reconcile sweep), `deployed` from the target environment's
+ * own deployment event. (The status API also shows `queued`, which it derives and nothing
+ * stores: pipeline-status.ts.)
  */
 export const PROMOTION_STATES = [
   'pushing',
   'opened',
   'updated',
   'up-to-date',
+  'merged',
+  'closed',
+  'deployed',
   'superseded',
   'failed',
   'dead-lettered',
 ] as const;
 
 export type PromotionState = (typeof PROMOTION_STATES)[number];
+
+/**
+ * States after which a revision's promotion is settled: a later job of the same revision does
+ * not claim the environment again (a PR a person closed is not reopened for that revision, a
+ * merged or deployed one has nothing left to do).
+ */
+export const SETTLED_STATES = [
+  'merged',
+  'closed',
+  'deployed',
+] as const satisfies readonly PromotionState[];
+
+/** The times of a promotion (DESIGN.md section 10), ISO 8601. */
+export interface PromotionTimeline {
+  /** The source environment's deployment event at the revision. */
+  readonly sourceDeployedAt?: string;
+  /** When the first environment deployed the revision: where the release started. */
+  readonly releaseStartedAt?: string;
+  readonly queuedAt?: string;
+  /** When the PR first described this revision. */
+  readonly pullRequestAt?: string;
+  readonly mergedAt?: string;
+  /** The target environment's deployment event at the revision. */
+  readonly deployedAt?: string;
+}
+
+export type PullRequestState = 'open' | 'merged' | 'closed';
+
+export interface PromotionPullRequest {
+  readonly number: number;
+  readonly url: string;
+  /** Absent on records written before the lifecycle: open. */
+  readonly state?: PullRequestState;
+  readonly mergeCommit?: string;
+}
 
 /** The latest promotion into one environment of one pipeline. */
 export interface PromotionRecord {
@@ -107,22 +148,53 @@ export interface PromotionRecord {
   /** The source deployment event's timestamp: what orders promotions (a late event loses). */
   readonly eventTimestamp: string;
   readonly updatedAt: string;
-  readonly pullRequest?: { readonly number: number; readonly url: string };
+  readonly pullRequest?: PromotionPullRequest;
   readonly failure?: { readonly code: string; readonly message: string };
+  readonly timeline?: PromotionTimeline;
+  /** Source deployment to target deployment, once deployed. */
+  readonly leadTimeMs?: number;
+}
+
+/** What a transition expects of the stored record: its revision, and one of these states. */
+export interface PromotionExpectation {
+  readonly revision: string;
+  readonly states: readonly PromotionState[];
 }
 
 /**
- * Deployments and promotions are written only when no record of their (pipeline, environment)
- * is stored or the stored one's event is not newer (equal instants: the last write wins), so a
- * late event never overwrites a later one. The writes answer whether they wrote: a `pushing`
- * claim that is not written means a later event holds the environment (superseded).
+ * Deployments and promotions are kept per (pipeline, environment) with conditional writes:
+ *
+ * - `recordDeployment` and `putPromotion` write only when no record is stored or the stored
+ *   one's event is not newer (equal instants: the last write wins), so a late event never
+ *   overwrites a later one; `putPromotion` also leaves a record of the same revision in a
+ *   settled state (SETTLED_STATES) alone. A `pushing` claim that is not written means a later
+ *   event, or a settled promotion of that revision, holds the environment.
+ * - `transitionPromotion` moves a record along the lifecycle: it writes only when the stored
+ *   record is at `expected.revision` in one of `expected.states` (compare and set).
+ * - An incident is an environment's run of failures: `openIncident` keeps the first failure's
+ *   time, `closeIncident` ends it and answers when it began (time to restore).
+ *
+ * The writes answer whether they wrote.
  */
 export interface PromotionStateStore {
   recordDeployment(record: DeploymentRecord): Promise<boolean>;
   listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]>;
   getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined>;
   putPromotion(record: PromotionRecord): Promise<boolean>;
+  transitionPromotion(record: PromotionRecord, expected: PromotionExpectation): Promise<boolean>;
   listPromotions(ref: PipelineRef): Promise<PromotionRecord[]>;
+  /** True when this failure opened the incident (none was open). */
+  openIncident(ref: PipelineRef, environment: string, at: string): Promise<boolean>;
+  /** The open incident's start, which it removes; undefined when none was open. */
+  closeIncident(ref: PipelineRef, environment: string): Promise<string | undefined>;
+}
+
+/**
+ * Deliveries already handled, by id (GitHub's `X-GitHub-Delivery`), for `ttlSeconds` at least.
+ */
+export interface DeliveryLog {
+  /** True the first time `id` is seen; false for a repeated delivery. */
+  firstSeen(id: string, ttlSeconds: number): Promise<boolean>;
 }
 
 export interface GitCredentials {
@@ -195,9 +267,32 @@ export interface PullRequestResult {
   readonly url: string;
 }
 
+/** A pull request as the lifecycle reads it. */
+export interface PullRequestView {
+  readonly number: number;
+  readonly state: PullRequestState;
+  readonly title: string;
+  readonly headRef: string;
+  readonly mergedAt?: string;
+  readonly mergeCommit?: string;
+}
+
+export interface PullRequestLookup {
+  readonly repository: GitHubRepository;
+  readonly token: string;
+  readonly number: number;
+}
+
 export interface PullRequests {
   /** Updates the open PR whose head is `head`, else opens one. Throws PromoterError GITHUB_*. */
   upsert(request: PullRequestRequest): Promise<PullRequestResult>;
+  /**
+   * The PR's state, or `not-modified` when it has not changed since this adapter last read it
+   * (a conditional request, which costs no rate limit on GitHub).
+   */
+  get(lookup: PullRequestLookup): Promise<PullRequestView | 'not-modified'>;
+  /** Comments on the PR, then closes it (a stale promotion PR). */
+  close(lookup: PullRequestLookup, comment: string): Promise<void>;
 }
 
 export type MetricUnit = 'Count' | 'Milliseconds';

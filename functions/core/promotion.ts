@@ -8,15 +8,18 @@ import {
   pipelineId,
   promotionInto,
 } from './pipeline.ts';
-import type {
-  Clock,
-  ConfigRepository,
-  MetricsSink,
-  PipelineStore,
-  PromotionRecord,
-  PromotionStateStore,
-  PullRequests,
-  SecretStore,
+import {
+  type Clock,
+  type ConfigRepository,
+  type MetricsSink,
+  type PipelineStore,
+  type PromotionRecord,
+  type PromotionState,
+  type PromotionStateStore,
+  type PromotionTimeline,
+  type PullRequests,
+  SETTLED_STATES,
+  type SecretStore,
 } from './ports.ts';
 import type { PromotionJob } from './promotion-job.ts';
 import { editMarkers, isPromotableFile, markerFor, needle } from './promotion-markers.ts';
@@ -43,8 +46,14 @@ export type PromotionOutcome =
       readonly pullRequest: { readonly number: number; readonly url: string };
       readonly changedFiles: readonly string[];
     }
-  | { readonly status: 'up-to-date' }
+  | {
+      readonly status: 'up-to-date';
+      /** The env's PR at an older revision, closed as stale (DESIGN.md 7.11). */
+      readonly closedPullRequest?: { readonly number: number; readonly url: string };
+    }
   | { readonly status: 'superseded'; readonly by: string }
+  /** This revision's promotion was already merged, deployed, or closed by a person. */
+  | { readonly status: 'settled'; readonly state: 'merged' | 'closed' | 'deployed' }
   | { readonly status: 'dropped'; readonly reason: string }
   | { readonly status: 'failed'; readonly code: string; readonly message: string };
 
@@ -89,6 +98,7 @@ const OUTCOME_METRIC: Readonly<Record<PromotionOutcome['status'], string>> = {
   updated: Metric.PromotionsUpdated,
   'up-to-date': Metric.PromotionsUpToDate,
   superseded: Metric.PromotionsSuperseded,
+  settled: Metric.PromotionsSettled,
   dropped: Metric.PromotionsDropped,
   failed: Metric.PromotionsFailed,
 };
@@ -101,6 +111,12 @@ const outcomeMetadata = (outcome: PromotionOutcome): Record<string, string> => {
       return { pullRequest: outcome.pullRequest.url };
     case 'superseded':
       return { supersededBy: outcome.by };
+    case 'settled':
+      return { settledAs: outcome.state };
+    case 'up-to-date':
+      return outcome.closedPullRequest === undefined
+        ? {}
+        : { closedPullRequest: outcome.closedPullRequest.url };
     case 'dropped':
       return { reason: outcome.reason };
     case 'failed':
@@ -218,16 +234,24 @@ export const recordDeadLetter = async (
 const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<Promoted> => {
   const eventTimestamp = new Date(job.event.timestamp).toISOString();
   let application = job.event.involvedObject.name;
+  let claimed = false;
+  const fieldsOf = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) => ({
+    pipeline: job.pipeline,
+    environment: job.to,
+    revision: job.revision,
+    jobId: job.id,
+    from: job.from,
+    eventTimestamp,
+    updatedAt: deps.clock.now().toISOString(),
+    ...fields,
+  });
   const record = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
-    deps.state.putPromotion({
-      pipeline: job.pipeline,
-      environment: job.to,
+    deps.state.putPromotion(fieldsOf(fields));
+  // The job's end is written over its own claim only: a later job's claim is never replaced.
+  const finish = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
+    deps.state.transitionPromotion(fieldsOf(fields), {
       revision: job.revision,
-      jobId: job.id,
-      from: job.from,
-      eventTimestamp,
-      updatedAt: deps.clock.now().toISOString(),
-      ...fields,
+      states: ['pushing'],
     });
 
   try {
@@ -241,41 +265,102 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
     // Claim before push (DESIGN.md 7.10): the record takes this job's revision and event time
     // before the branch moves, with the store's conditional write. A later event holds the
     // environment whatever became of its job (a newer job that pushed and then failed still
-    // blocks this one), so a late older job never rolls the branch or the PR back.
+    // blocks this one), so a late older job never rolls the branch or the PR back; a settled
+    // promotion of the same revision (merged, closed by a person, deployed) is not redone.
     const previous = await deps.state.getPromotion(job.pipeline, job.to);
-    const claimed = await record({
+    const sameRevision = previous?.revision === job.revision ? previous : undefined;
+    const timeline: PromotionTimeline = {
+      ...sameRevision?.timeline,
+      sourceDeployedAt: eventTimestamp,
+      releaseStartedAt: await releaseStart(job, eventTimestamp, deps),
+      queuedAt: sameRevision?.timeline?.queuedAt ?? job.receivedAt,
+    };
+    claimed = await record({
       state: 'pushing',
+      timeline,
       ...(previous?.pullRequest === undefined ? {} : { pullRequest: previous.pullRequest }),
     });
     if (!claimed) {
       const holder = await deps.state.getPromotion(job.pipeline, job.to);
+      if (holder?.revision === job.revision && isSettled(holder.state)) {
+        return { outcome: { status: 'settled', state: holder.state }, application };
+      }
       return {
         outcome: { status: 'superseded', by: holder?.revision ?? previous?.revision ?? 'unknown' },
         application,
       };
     }
 
-    const outcome = await promoteByPullRequest(job, pipeline, deps);
+    // The env's PR at another revision, still open: stale once the base holds this one.
+    const stale =
+      previous !== undefined &&
+      previous.revision !== job.revision &&
+      (previous.state === 'opened' || previous.state === 'updated') &&
+      (previous.pullRequest?.state ?? 'open') === 'open'
+        ? previous.pullRequest
+        : undefined;
+    const outcome = await promoteByPullRequest(job, pipeline, deps, stale);
     if (outcome.status === 'up-to-date') {
-      await record({ state: 'up-to-date' });
+      await finish({
+        state: 'up-to-date',
+        timeline,
+        ...(outcome.closedPullRequest === undefined
+          ? {}
+          : { pullRequest: { ...outcome.closedPullRequest, state: 'closed' } }),
+      });
       return { outcome, application };
     }
-    await record({ state: outcome.status, pullRequest: outcome.pullRequest });
+    await finish({
+      state: outcome.status,
+      pullRequest: { ...outcome.pullRequest, state: 'open' },
+      timeline: {
+        ...timeline,
+        pullRequestAt: sameRevision?.timeline?.pullRequestAt ?? deps.clock.now().toISOString(),
+      },
+    });
     // One latency sample per revision reaching the PR: a redelivered or replayed job that finds
     // the PR already at this revision would only add an inflated duplicate.
     const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
-    return outcome.status === 'opened' || previous?.revision !== job.revision
+    return outcome.status === 'opened' || sameRevision === undefined
       ? { outcome, application, latencyMs }
       : { outcome, application };
   } catch (error) {
     if (!isPromoterError(error) || error.retryable) throw error;
-    await record({ state: 'failed', failure: { code: error.code, message: error.message } });
+    const failed = {
+      state: 'failed',
+      failure: { code: error.code, message: error.message },
+    } as const;
+    await (claimed ? finish(failed) : record(failed));
     return {
       outcome: { status: 'failed', code: error.code, message: error.message },
       application,
     };
   }
 };
+
+const isSettled = (state: PromotionState): state is (typeof SETTLED_STATES)[number] =>
+  (SETTLED_STATES as readonly PromotionState[]).includes(state);
+
+/**
+ * Where the release of this revision started: the source environment's own promotion at the
+ * revision knows; a source with none (the first environment) started it.
+ */
+const releaseStart = async (
+  job: PromotionJob,
+  eventTimestamp: string,
+  deps: PromotionDependencies,
+): Promise<string> => {
+  const source = await deps.state.getPromotion(job.pipeline, job.from);
+  return source?.revision === job.revision
+    ? (source.timeline?.releaseStartedAt ?? eventTimestamp)
+    : eventTimestamp;
+};
+
+export const stalePullRequestComment = (
+  job: Pick<PromotionJob, 'pipeline' | 'to' | 'revision'>,
+  baseBranch: string,
+): string =>
+  `Closed by Pipeline Promoter: \`${baseBranch}\` already holds ${job.pipeline.namespace}/${job.pipeline.name} in ${job.to} at \`${job.revision}\`, so merging this pull request would roll ${job.to} back. A newer revision opens a new pull request.`;
 
 const pullRequestStrategy = (pipeline: Pipeline, environment: string): PullRequestStrategy => {
   const strategy = promotionInto(pipeline, environment)?.strategy;
@@ -291,7 +376,10 @@ const promoteByPullRequest = async (
   job: PromotionJob,
   pipeline: Pipeline,
   deps: PromotionDependencies,
-): Promise<Exclude<PromotionOutcome, { status: 'superseded' | 'dropped' | 'failed' }>> => {
+  stale: { readonly number: number; readonly url: string } | undefined,
+): Promise<
+  Exclude<PromotionOutcome, { status: 'superseded' | 'settled' | 'dropped' | 'failed' }>
+> => {
   const strategy = pullRequestStrategy(pipeline, job.to);
   const secretRef = { namespace: pipeline.namespace, name: strategy.credentialsSecret };
   const secret = await deps.secrets.get(secretRef);
@@ -324,7 +412,21 @@ const promoteByPullRequest = async (
     },
   });
   if (result.status === 'unchanged') {
-    if (result.markedFiles > 0) return { status: 'up-to-date' };
+    if (result.markedFiles > 0) {
+      if (stale === undefined) return { status: 'up-to-date' };
+      await deps.pullRequests.close(
+        { repository: strategy.repository, token: secret.token, number: stale.number },
+        stalePullRequestComment(job, strategy.baseBranch),
+      );
+      deps.metrics.record({
+        name: Metric.StalePullRequestsClosed,
+        unit: 'Count',
+        value: 1,
+        dimensions: { [Dimension.Environment]: job.to },
+        metadata: { pipeline: pipelineId(job.pipeline), pullRequest: stale.url },
+      });
+      return { status: 'up-to-date', closedPullRequest: { number: stale.number, url: stale.url } };
+    }
     throw new PromoterError(
       'NO_MARKER',
       `no marker # {"$promotion": "${markerFor(target.namespace, target.name, target.environment)}"} in the *.yaml/*.yml files of ${strategy.repository.cloneUrl} branch ${strategy.baseBranch}`,

@@ -1,10 +1,11 @@
 import { type DecisionSettings, decide } from './decision.ts';
 import { errorMessage, isPromoterError } from './errors.ts';
-import { fluxEventSchema } from './flux-event.ts';
+import { eventRevision, fluxEventSchema } from './flux-event.ts';
 import { decodePathSegment, type HttpAnswer, type HttpRequest } from './http.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric, WebhookOutcome } from './metric-names.ts';
 import { type Pipeline, pipelineId, webhookSecretFor } from './pipeline.ts';
+import { webhookKeys } from './pipeline-secret.ts';
 import type {
   Clock,
   JobQueue,
@@ -13,6 +14,11 @@ import type {
   PromotionStateStore,
   SecretStore,
 } from './ports.ts';
+import {
+  isDeploymentFailure,
+  recordDeploymentFailure,
+  recordTargetDeployment,
+} from './promotion-lifecycle.ts';
 import { verifySignature } from './signature.ts';
 import { formatIssues } from './validation.ts';
 
@@ -40,7 +46,8 @@ export interface WebhookDependencies {
   readonly pipelines: PipelineStore;
   readonly secrets: SecretStore;
   readonly queue: JobQueue;
-  readonly state: Pick<PromotionStateStore, 'recordDeployment'>;
+  /** Deployments, and the lifecycle they move (deployed, incidents). */
+  readonly state: PromotionStateStore;
   readonly clock: Clock;
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
@@ -68,6 +75,8 @@ const answer = (
   context: Partial<Pick<WebhookResult, 'pipeline' | 'environment' | 'revision' | 'headers'>> = {},
 ): WebhookResult => ({ status, outcome, body, ...context });
 
+const SIGNATURE_EXPECTED = 'expected X-Signature: sha256=<hex HMAC of the body>';
+
 const unavailable = (context: Partial<WebhookResult>): WebhookResult =>
   answer(
     503,
@@ -91,6 +100,13 @@ const evaluate = async (
   if (request.bodyTruncated === true || request.body.byteLength > MAX_BODY_BYTES) {
     return answer(413, WebhookOutcome.TooLarge, {
       error: `body over ${MAX_BODY_BYTES} bytes`,
+    });
+  }
+  // Before the path and the pipeline are looked at, so that unsigned requests cannot tell a
+  // known pipeline from an unknown one (the answer is the one a bad signature gets).
+  if ((request.headers[SIGNATURE_HEADER] ?? '').trim() === '') {
+    return answer(401, WebhookOutcome.RejectedSignature, {
+      error: `signature missing: ${SIGNATURE_EXPECTED}`,
     });
   }
   const route = parsePath(request.path);
@@ -123,9 +139,9 @@ const evaluate = async (
   };
   let keys: readonly string[] = [];
   try {
-    keys = (await deps.secrets.get(secretRef)).hmacKeys;
+    keys = webhookKeys(await deps.secrets.get(secretRef), route.environment);
     if (keys.length === 0) {
-      deps.logger.error('webhook secret has no hmac-key', {
+      deps.logger.error('webhook secret has no hmac-key (nor hmac-key-{environment})', {
         ...context,
         secret: `${secretRef.namespace}/${secretRef.name}`,
       });
@@ -149,7 +165,7 @@ const evaluate = async (
       401,
       WebhookOutcome.RejectedSignature,
       {
-        error: `signature ${signature.failure}: expected X-Signature: sha256=<hex HMAC of the body>`,
+        error: `signature ${signature.failure}: ${SIGNATURE_EXPECTED}`,
       },
       context,
     );
@@ -186,6 +202,24 @@ const evaluate = async (
         context,
       );
     case 'ignore':
+      if (isDeploymentFailure(parsed.data)) {
+        const revision = eventRevision(parsed.data);
+        try {
+          await recordDeploymentFailure(
+            pipeline,
+            route.environment,
+            { ...parsed.data, ...(revision === undefined ? {} : { revision }) },
+            deps,
+          );
+        } catch (error) {
+          deps.logger.error('could not record the failed deployment', {
+            ...context,
+            code: isPromoterError(error) ? error.code : 'UNKNOWN',
+            reason: errorMessage(error),
+          });
+          return unavailable(context);
+        }
+      }
       return answer(
         200,
         WebhookOutcome.Ignored,
@@ -208,6 +242,14 @@ const evaluate = async (
       recordedAt: deps.clock.now().toISOString(),
     });
     if (decision.kind === 'promote') await deps.queue.enqueue(decision.job);
+    // The promotion into this environment, if it is at this revision, is now deployed.
+    await recordTargetDeployment(
+      pipeline,
+      deployment.environment,
+      deployment.revision,
+      deployment.eventTimestamp,
+      deps,
+    );
   } catch (error) {
     deps.logger.error('could not record the deployment or enqueue the promotion', {
       ...withRevision,

@@ -1,5 +1,17 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  GITHUB_WEBHOOK_PATH,
+  type GitHubWebhookDependencies,
+  handleGitHubWebhookRequest,
+  MAX_GITHUB_BODY_BYTES,
+} from '../core/github-webhook.ts';
 import type { LogPort } from '../core/logger.ts';
 import { handlePipelinesApiRequest, type PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import {
@@ -21,7 +33,63 @@ export interface ServeServerOptions {
   readonly pipelinesApi?: PipelinesApiDependencies;
   readonly logger: LogPort;
   readonly metricsSnapshot?: () => unknown;
+  /** `POST /webhooks/github` (the promotion lifecycle), when set. */
+  readonly github?: GitHubWebhookDependencies;
+  /** The connection bounds; `SERVE_LIMITS` unless told. */
+  readonly limits?: Partial<ServeServerLimits>;
 }
+
+/**
+ * What one client may hold of the server: a connection that trickles its headers or body is
+ * closed (408) once its time is up, so thousands of slow connections cannot pile up, and past
+ * `maxConnections` new ones are dropped at once. Flux sends a small body and waits for the
+ * answer, which takes milliseconds: these are far above what it needs.
+ */
+export interface ServeServerLimits {
+  /** Time to receive a request's headers, from its first byte (or the connection). */
+  readonly headersTimeoutMs: number;
+  /** Time to receive a whole request, body included. */
+  readonly requestTimeoutMs: number;
+  /** How long a kept-alive connection may wait for its next request. */
+  readonly keepAliveTimeoutMs: number;
+  readonly maxHeadersCount: number;
+  readonly maxHeaderBytes: number;
+  /** Requests on one kept-alive connection before it is closed. */
+  readonly maxRequestsPerSocket: number;
+  /** Open connections; past it, new ones are closed as they come. */
+  readonly maxConnections: number;
+  /** How often the header and request times are checked (Node's own default is 30 s). */
+  readonly connectionsCheckingIntervalMs: number;
+}
+
+export const SERVE_LIMITS: ServeServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeadersCount: 100,
+  maxHeaderBytes: 16 * 1024,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 256,
+  connectionsCheckingIntervalMs: 1_000,
+};
+
+const bounded = (options: ServeServerOptions, handler: RequestListener): Server => {
+  const limits = { ...SERVE_LIMITS, ...options.limits };
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+      connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+    },
+    handler,
+  );
+  server.maxHeadersCount = limits.maxHeadersCount;
+  server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  server.maxConnections = limits.maxConnections;
+  return server;
+};
 
 const isPipelinesPath = (path: string): boolean =>
   path === '/pipelines' || path.startsWith('/pipelines/');
@@ -63,7 +131,7 @@ const webhook = async (
 };
 
 export const createServeServer = (options: ServeServerOptions): Server =>
-  createServer(async (request, response) => {
+  bounded(options, async (request, response) => {
     const started = performance.now();
     const url = new URL(request.url ?? '/', 'http://serve.local');
     try {
@@ -86,6 +154,29 @@ export const createServeServer = (options: ServeServerOptions): Server =>
           options.pipelinesApi,
         );
         send(response, result.status, result.body, result.headers);
+        return;
+      }
+      if (options.github !== undefined && url.pathname === GITHUB_WEBHOOK_PATH) {
+        const { body, truncated } =
+          request.method === 'POST'
+            ? await readBody(request, MAX_GITHUB_BODY_BYTES)
+            : { body: Buffer.alloc(0), truncated: false };
+        const result = await handleGitHubWebhookRequest(
+          {
+            method: request.method ?? 'GET',
+            path: url.pathname,
+            headers: normaliseHeaders(request.headers),
+            body,
+            bodyTruncated: truncated,
+          },
+          options.github,
+        );
+        send(response, result.status, result.body, result.headers);
+        options.logger.info('github webhook request', {
+          status: result.status,
+          outcome: result.outcome,
+          delivery: request.headers['x-github-delivery'],
+        });
         return;
       }
       const result = await webhook(request, url, options);

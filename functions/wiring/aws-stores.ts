@@ -2,7 +2,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../adapters/dynamodb-pipeline-store.ts';
-import { DynamoDbPromotionStateStore } from '../adapters/dynamodb-promotion-state-store.ts';
+import {
+  DynamoDbDeliveryLog,
+  DynamoDbPromotionStateStore,
+} from '../adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../adapters/dynamodb-table.ts';
 import { SecretsManagerSecretStore } from '../adapters/secrets-manager-secret-store.ts';
 import { ENV } from '../config.ts';
@@ -34,6 +37,7 @@ export const createTableStores = (
   return {
     registry: new DynamoDbPipelineStore(documents, config[ENV.tableName]),
     state: new DynamoDbPromotionStateStore(documents, config[ENV.tableName]),
+    deliveries: new DynamoDbDeliveryLog(documents, config[ENV.tableName]),
   };
 };
 
@@ -42,8 +46,10 @@ export const createTableStores = (
  * (PROMOTER_PIPELINE_CACHE_SECONDS), the promotion state, and the secrets (cached too).
  */
 export const createStores = (config: CommonConfig) => {
-  const { registry, state } = createTableStores(config);
+  const { registry, state, deliveries } = createTableStores(config);
   return {
+    registry,
+    deliveries,
     pipelines: new CachedPipelineStore(registry, {
       ttlMs: config[ENV.pipelineCacheSeconds] * 1000,
     }),

@@ -2,24 +2,37 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.ts';
 import { ENV, readWebhookConfig } from '../config.ts';
 import { decisionSettings } from '../core/decision.ts';
+import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
 import { systemClock } from '../core/ports.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
 import { clientConfig, createStores } from './aws-stores.ts';
 
 /**
- * The webhook function's composition root (no git or GitHub code: it keeps the bundle small).
+ * The webhook function's composition root: Flux's webhook and GitHub's (no git or GitHub API
+ * code: it keeps the bundle small).
  */
-export const createWebhookDependencies = (config = readWebhookConfig()): WebhookDependencies => {
-  return {
-    ...createStores(config),
-    queue: new SqsJobQueue(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
+export const createWebhookDependencies = (
+  config = readWebhookConfig(),
+): { webhook: WebhookDependencies; github: GitHubWebhookDependencies } => {
+  const { pipelines, state, secrets, deliveries } = createStores(config);
+  const common = {
+    pipelines,
+    state,
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
     logger,
-    settings: decisionSettings({
-      maxEventAgeSeconds: config[ENV.maxEventAgeSeconds],
-      promotingReasons: config[ENV.promotingReasons],
-    }),
+  };
+  return {
+    webhook: {
+      ...common,
+      secrets,
+      queue: new SqsJobQueue(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
+      settings: decisionSettings({
+        maxEventAgeSeconds: config[ENV.maxEventAgeSeconds],
+        promotingReasons: config[ENV.promotingReasons],
+      }),
+    },
+    github: { ...common, webhookSecrets: secrets, deliveries },
   };
 };

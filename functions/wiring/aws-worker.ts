@@ -3,20 +3,47 @@ import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { SqsRedelivery } from '../adapters/sqs-redelivery.ts';
 import { ENV, readWorkerConfig } from '../config.ts';
+import { strictAddressPolicy } from '../core/http.ts';
 import { systemClock } from '../core/ports.ts';
 import type { PromotionDependencies } from '../core/promotion.ts';
+import type { ReconcileDependencies } from '../core/promotion-lifecycle.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
 import { clientConfig, createStores } from './aws-stores.ts';
 
 /** The worker function's composition root. */
 export const createWorkerDependencies = (
   config = readWorkerConfig(),
-): { promotion: PromotionDependencies; redelivery: SqsRedelivery; maxReceiveCount: number } => {
+): {
+  promotion: PromotionDependencies;
+  registry: ReturnType<typeof createStores>['registry'];
+  redelivery: SqsRedelivery;
+  maxReceiveCount: number;
+} => {
+  const stores = createStores(config);
   const cacheDir = config[ENV.gitCacheDir];
+  // Loopback, link-local and private addresses only for the hosts the stack lists (DESIGN 14).
+  const addressPolicy = strictAddressPolicy(config[ENV.allowedGitHosts]);
+  const mib = 1024 * 1024;
+  const packMb = config[ENV.gitMaxPackMb];
+  const objectMb = config[ENV.gitMaxObjectMb];
+  const depth = config[ENV.gitMaxDeltaDepth];
+  const timeout = config[ENV.promotionTimeoutSeconds];
   const promotion: PromotionDependencies = {
-    ...createStores(config),
-    repository: new IsomorphicGitConfigRepository(cacheDir === undefined ? {} : { cacheDir }),
+    pipelines: stores.pipelines,
+    secrets: stores.secrets,
+    state: stores.state,
+    repository: new IsomorphicGitConfigRepository({
+      ...(cacheDir === undefined ? {} : { cacheDir }),
+      ...(packMb === undefined ? {} : { maxPackBytes: packMb * mib }),
+      ...(objectMb === undefined ? {} : { maxObjectBytes: objectMb * mib }),
+      ...(depth === undefined ? {} : { maxDeltaDepth: depth }),
+      ...(timeout === undefined ? {} : { promotionTimeoutMs: timeout * 1000 }),
+      // One job at a time per invocation: nothing else waits on this event loop.
+      packParsing: 'inline',
+      addressPolicy,
+    }),
     pullRequests: createOctokitPullRequests({
+      addressPolicy,
       log: {
         debug: () => {},
         info: () => {},
@@ -31,6 +58,19 @@ export const createWorkerDependencies = (
   return {
     promotion,
     redelivery: new SqsRedelivery(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
+    registry: stores.registry,
     maxReceiveCount: config[ENV.maxReceiveCount],
+  };
+};
+
+/**
+ * The reconcile function's composition root: the worker's stores and GitHub client, and the
+ * pipeline registry read whole (the sweep visits every pipeline).
+ */
+export const createReconcileDependencies = (config = readWorkerConfig()): ReconcileDependencies => {
+  const { promotion, registry } = createWorkerDependencies(config);
+  return {
+    ...promotion,
+    pipelines: { get: (ref) => promotion.pipelines.get(ref), list: () => registry.list() },
   };
 };

@@ -8,11 +8,14 @@ import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config
 import { MemoryMetricsSink } from '../adapters/memory-metrics-sink.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { decisionSettings } from '../core/decision.ts';
-import { PromoterError } from '../core/errors.ts';
+import { errorMessage, PromoterError } from '../core/errors.ts';
+import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
 import { type LogPort, silentLogger } from '../core/logger.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { type DeadLetters, systemClock } from '../core/ports.ts';
 import { type PromotionDependencies, recordDeadLetter, runPromotion } from '../core/promotion.ts';
+import { type ReconcileReport, reconcilePullRequests } from '../core/promotion-lifecycle.ts';
+import { sharedKeyWarnings } from '../core/shared-key-warnings.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 
 /**
@@ -22,6 +25,8 @@ import type { WebhookDependencies } from '../core/webhook.ts';
  * Lambda worker.
  */
 export const DEFAULT_DATA_DIR = '.promoter';
+/** The reconcile sweep's period, as in the stack (DESIGN.md section 10). */
+export const DEFAULT_RECONCILE_INTERVAL_SECONDS = 300;
 
 export interface ServeSettings {
   readonly pipelinesPath: string;
@@ -40,6 +45,8 @@ export interface ServeSettings {
   readonly git?: ConstructorParameters<typeof IsomorphicGitConfigRepository>[0];
   /** False: jobs stay queued (the webhook benchmark measures the webhook alone). */
   readonly runWorker?: boolean;
+  /** Seconds between reconcile sweeps of the open promotion PRs; 0: none (default 300). */
+  readonly reconcileIntervalSeconds?: number;
 }
 
 export interface ServeApp {
@@ -53,6 +60,10 @@ export interface ServeApp {
   readonly database: string;
   /** The status API (`GET /pipelines/{ns}/{name}`); no registry: serve reads files. */
   readonly pipelinesApi: PipelinesApiDependencies;
+  /** `POST /webhooks/github`. */
+  readonly github: GitHubWebhookDependencies;
+  /** One reconcile sweep now (the timer runs them every `reconcileIntervalSeconds`). */
+  reconcile(): Promise<ReconcileReport>;
   /** Stops starting jobs, waits for the running ones, closes the database. */
   close(): Promise<void>;
 }
@@ -63,6 +74,12 @@ export const createServeApp = async (
 ): Promise<ServeApp> => {
   const pipelines = await FilePipelineStore.load(settings.pipelinesPath, logger);
   const secrets = await FileSecretStore.load(settings.secretsPath);
+  // One key per environment is the safe set-up (DESIGN.md section 4): say so where it is not.
+  for (const pipeline of pipelines.list()) {
+    for (const warning of await sharedKeyWarnings(pipeline, secrets)) {
+      logger.warn(warning.message, { pipeline: warning.id });
+    }
+  }
   const database = databaseFile(settings.dataDir ?? DEFAULT_DATA_DIR);
   const db = openEmbeddedDatabase(database);
   pipelines.watch();
@@ -75,14 +92,31 @@ export const createServeApp = async (
     ...(settings.retryUnitMs === undefined ? {} : { retryUnitMs: settings.retryUnitMs }),
     ...(settings.pollIntervalMs === undefined ? {} : { pollIntervalMs: settings.pollIntervalMs }),
   });
+  const repository = new IsomorphicGitConfigRepository({
+    // Pack parsing off the event loop that answers HTTP (/healthz) (DESIGN.md section 14).
+    packParsing: 'worker-thread',
+    ...settings.git,
+    ...(settings.gitCacheDir === undefined ? {} : { cacheDir: settings.gitCacheDir }),
+  });
   const promotion: PromotionDependencies = {
     ...common,
-    repository: new IsomorphicGitConfigRepository({
-      ...settings.git,
-      ...(settings.gitCacheDir === undefined ? {} : { cacheDir: settings.gitCacheDir }),
-    }),
+    repository,
     pullRequests: createOctokitPullRequests(settings.github),
   };
+  const reconcile = () =>
+    reconcilePullRequests({
+      ...promotion,
+      pipelines: { get: (ref) => pipelines.get(ref), list: () => pipelines.list() },
+    });
+  const interval = (settings.reconcileIntervalSeconds ?? DEFAULT_RECONCILE_INTERVAL_SECONDS) * 1000;
+  const sweeps =
+    interval > 0 && settings.runWorker !== false
+      ? setInterval(() => {
+          reconcile().catch((error: unknown) =>
+            logger.error('reconcile sweep failed', { reason: errorMessage(error) }),
+          );
+        }, interval).unref()
+      : undefined;
   if (settings.runWorker !== false) {
     queue.process(async (job) => {
       await runPromotion(job, promotion);
@@ -104,10 +138,14 @@ export const createServeApp = async (
     state,
     metrics,
     database,
-    pipelinesApi: { pipelines, state, logger },
+    pipelinesApi: { pipelines, state, secrets, logger },
+    github: { ...common, webhookSecrets: secrets, deliveries: state },
+    reconcile,
     close: async () => {
+      clearInterval(sweeps);
       pipelines.close();
       await queue.stop();
+      await repository.close();
       db.close();
     },
   };

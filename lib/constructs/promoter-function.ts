@@ -39,6 +39,13 @@ export interface PromoterFunctionProps {
   readonly logRemovalPolicy: RemovalPolicy;
   /** X-Ray active tracing. */
   readonly tracing: boolean;
+  /** Concurrent executions reserved for (and the most allowed to) the function. @default none */
+  readonly reservedConcurrentExecutions?: number;
+  /**
+   * Why the function needs no dead-letter queue (cdk-nag Serverless-LambdaDLQ).
+   * @default it is invoked synchronously or by an SQS event source mapping
+   */
+  readonly deadLetterQueueReason?: string;
 }
 
 /**
@@ -80,6 +87,9 @@ export class PromoterFunction extends Construct {
       ...(props.ephemeralStorageSize === undefined
         ? {}
         : { ephemeralStorageSize: props.ephemeralStorageSize }),
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       role: this.role,
       logGroup: this.logGroup,
       tracing: props.tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
@@ -112,6 +122,7 @@ export class PromoterFunction extends Construct {
       {
         id: 'Serverless-LambdaDLQ',
         reason:
+          props.deadLetterQueueReason ??
           'A function dead-letter queue only catches asynchronous invocations; this function is invoked synchronously (API Gateway) or by an SQS event source mapping, whose failing messages go to the dead-letter queue of the job queue redrive policy.',
       },
     );

@@ -1,9 +1,24 @@
-import { ArnFormat, Duration, type RemovalPolicy, Size, Stack, Validations } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  Aws,
+  Duration,
+  type RemovalPolicy,
+  Size,
+  Stack,
+  Validations,
+} from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import {
+  ScheduleTargetBase,
+  type ScheduleTargetBaseProps,
+} from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
+import { GIT_LIMIT_DEFAULTS } from '../../functions/adapters/git/limits.ts';
 import { ENV } from '../../functions/config.ts';
 import { handlerEntry, PromoterFunction } from './promoter-function.ts';
 import { type PromoterTable, TableAccess } from './promoter-table.ts';
@@ -14,12 +29,14 @@ export interface HandlerEntries {
   readonly webhook: string;
   readonly worker: string;
   readonly pipelinesApi: string;
+  readonly reconcile: string;
 }
 
 export const DEFAULT_HANDLER_ENTRIES: HandlerEntries = {
   webhook: handlerEntry('webhook-lambda.ts'),
   worker: handlerEntry('worker-lambda.ts'),
   pipelinesApi: handlerEntry('pipelines-api-lambda.ts'),
+  reconcile: handlerEntry('reconcile-lambda.ts'),
 };
 
 /** `POWERTOOLS_SERVICE_NAME` of each function: the `service` of its logs and metrics. */
@@ -27,6 +44,7 @@ export const SERVICE_NAMES = {
   webhook: 'pipeline-promoter-webhook',
   worker: 'pipeline-promoter-worker',
   pipelinesApi: 'pipeline-promoter-pipelines-api',
+  reconcile: 'pipeline-promoter-reconcile',
 } as const;
 
 /**
@@ -43,6 +61,22 @@ export const WORKER_DEFAULTS = {
   ephemeralStorageSize: Size.mebibytes(1024),
   batchSize: 5,
   gitCacheDir: '/tmp/git-cache',
+  // Reserved, so that a webhook flood or another application in the account cannot take the
+  // worker's concurrency, and a cap on parallel git and GitHub work (GitHub's rate limits).
+  reservedConcurrency: 10,
+} as const;
+
+/**
+ * The reconcile sweep (DESIGN.md section 10) reads each open promotion PR once through the
+ * GitHub API (a conditional request: a 304 for an unchanged PR) and writes the PRs that were
+ * merged or closed: network-bound, one at a time. 60 s holds a sweep of hundreds of open PRs;
+ * one sweep at a time (reserved concurrency 1), every 5 minutes.
+ */
+export const RECONCILE_DEFAULTS = {
+  memorySize: 512,
+  timeout: Duration.seconds(60),
+  interval: Duration.minutes(5),
+  reservedConcurrency: 1,
 } as const;
 
 export interface PromoterFunctionsProps {
@@ -67,29 +101,102 @@ export interface PromoterFunctionsProps {
   readonly workerEphemeralStorageSize?: Size;
   /** Jobs per worker invocation (1 to 10 for a FIFO queue). @default 5 */
   readonly workerBatchSize?: number;
-  /** Most concurrent worker invocations the event source starts (2 to 1000). @default no limit */
+  /**
+   * Most concurrent worker invocations the event source starts (2 to 1000), at most the reserved
+   * concurrency. @default the reserved concurrency
+   */
   readonly workerMaxConcurrency?: number;
+  /** Concurrent executions reserved for the worker, and the most it may run. @default 10 */
+  readonly workerReservedConcurrency?: number;
+  /** Concurrent executions reserved for the webhook, and the most it may run. @default none */
+  readonly webhookReservedConcurrency?: number;
+  /** Bytes one git fetch may receive, in MiB. @default 256 */
+  readonly gitMaxPackMb?: number;
+  /** An object's or delta's inflated size, in MiB. @default 64 */
+  readonly gitMaxObjectMb?: number;
+  /** A delta chain's depth. @default 50 */
+  readonly gitMaxDeltaDepth?: number;
+  /** One promotion's git work, in seconds; under the worker timeout. @default 90, or 3/4 of a shorter worker timeout */
+  readonly promotionTimeoutSeconds?: number;
+  /** Hosts the worker may reach at loopback, link-local or private addresses. @default none */
+  readonly allowedGitHosts?: readonly string[];
+  /** How often the reconcile sweep runs; zero: no schedule (invoke it yourself). @default 5 minutes */
+  readonly reconcileInterval?: Duration;
 }
 
+/** The promotion time budget: the one given, else 90 s or 3/4 of a shorter worker timeout. */
+export const promotionTimeoutSeconds = (
+  workerTimeout: Duration,
+  given: number | undefined,
+): number => {
+  const limit = workerTimeout.toSeconds();
+  const seconds =
+    given ?? Math.min(GIT_LIMIT_DEFAULTS.promotionTimeoutMs / 1000, Math.floor((limit * 3) / 4));
+  if (seconds >= limit || seconds < 1) {
+    throw new Error(
+      `promotionTimeoutSeconds (${seconds}) must be at least 1 and under the worker timeout (${limit} s)`,
+    );
+  }
+  return seconds;
+};
+
 /**
- * The three functions and, next to each, exactly the access it needs:
- * - webhook: `sqs:SendMessage` on the job queue; GetItem and PutItem on the table (read the
- *   pipeline, record the deployment); `secretsmanager:GetSecretValue` on the secret prefix (the
- *   pipelines' HMAC keys).
+ * Invokes one function, by its unqualified ARN only: aws-scheduler-targets' `LambdaInvoke` also
+ * grants `{arn}:*` (every version and alias), which the schedule never calls.
+ */
+class InvokeFunction extends ScheduleTargetBase implements scheduler.IScheduleTarget {
+  private readonly fn: IFunction;
+
+  constructor(fn: IFunction, props: ScheduleTargetBaseProps) {
+    super(props, fn.functionArn);
+    this.fn = fn;
+  }
+
+  protected addTargetActionToRole(role: iam.IRole): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.fn.functionArn],
+      }),
+    );
+  }
+}
+
+/** A duration held within [min, max]. */
+const clamp = (value: Duration, min: Duration, max: Duration): Duration =>
+  Duration.seconds(
+    Math.min(max.toSeconds(), Math.max(min.toSeconds(), value.toSeconds({ integral: false }))),
+  );
+
+/**
+ * The four functions and, next to each, exactly the access it needs:
+ * - webhook: `sqs:SendMessage` on the job queue; GetItem, PutItem and DeleteItem on the table
+ *   (read the pipeline and the promotion, record the deployment and the GitHub delivery, move the
+ *   promotion on, open and close incidents); `secretsmanager:GetSecretValue` on the secret
+ *   prefix (the pipelines' HMAC keys, `{prefix}github-webhook`).
  * - worker: consumes the job queue (event source mapping, partial batch failures); GetItem and
  *   PutItem on the table (pipeline and promotion record); `secretsmanager:GetSecretValue` on the
  *   prefix (GitHub tokens).
  * - pipelines API: GetItem, Scan, PutItem and DeleteItem (definitions) and Query (a pipeline's
  *   deployments and promotions, for the status) on the table.
+ * - reconcile: GetItem, Query, Scan and PutItem on the table (every pipeline's open promotion
+ *   PRs, recorded merged or closed); `secretsmanager:GetSecretValue` on the prefix (GitHub
+ *   tokens); invoked by an EventBridge Scheduler schedule whose role may invoke it and nothing
+ *   else.
  */
 export class PromoterFunctions extends Construct {
   public readonly webhook: NodejsFunction;
   public readonly worker: NodejsFunction;
   public readonly pipelinesApi: NodejsFunction;
+  public readonly reconcile: NodejsFunction;
   public readonly webhookLogGroup: logs.LogGroup;
   public readonly workerLogGroup: logs.LogGroup;
   public readonly pipelinesApiLogGroup: logs.LogGroup;
+  public readonly reconcileLogGroup: logs.LogGroup;
   public readonly workerEventSource: SqsEventSource;
+  /** The reconcile sweep's schedule and the role it invokes the function with; none at interval 0. */
+  public readonly reconcileSchedule?: scheduler.Schedule;
+  public readonly reconcileScheduleRole?: iam.Role;
   /** The ARN pattern the functions may read secrets from: `...:secret:${secretPrefix}*`. */
   public readonly secretsArnPattern: string;
 
@@ -127,6 +234,9 @@ export class PromoterFunctions extends Construct {
       serviceName: SERVICE_NAMES.webhook,
       memorySize: 512,
       timeout: Duration.seconds(10),
+      ...(props.webhookReservedConcurrency === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.webhookReservedConcurrency }),
       environment: {
         [ENV.queueUrl]: props.queue.queue.queueUrl,
         [ENV.tableName]: tableName,
@@ -148,6 +258,41 @@ export class PromoterFunctions extends Construct {
 
     // --- Worker: one job at a time per target environment (FIFO groups), git and GitHub work.
     const workerTimeout = props.workerTimeout ?? WORKER_DEFAULTS.timeout;
+    // functions/config.ts `readWorkerConfig`: the worker's settings, which the reconcile
+    // function reads too.
+    const workerEnvironment = {
+      // For ChangeMessageVisibility: a transient failure is retried after a backoff.
+      [ENV.queueUrl]: props.queue.queue.queueUrl,
+      [ENV.tableName]: tableName,
+      [ENV.secretPrefix]: props.secretPrefix,
+      [ENV.gitCacheDir]: WORKER_DEFAULTS.gitCacheDir,
+      // A transient failure on the last receive is recorded as dead-lettered.
+      [ENV.maxReceiveCount]: String(props.queue.maxReceiveCount),
+      // What a hostile or broken git server may make the worker do (DESIGN.md section 14).
+      [ENV.gitMaxPackMb]: String(
+        props.gitMaxPackMb ?? GIT_LIMIT_DEFAULTS.maxPackBytes / (1024 * 1024),
+      ),
+      [ENV.gitMaxObjectMb]: String(
+        props.gitMaxObjectMb ?? GIT_LIMIT_DEFAULTS.maxObjectBytes / (1024 * 1024),
+      ),
+      [ENV.gitMaxDeltaDepth]: String(props.gitMaxDeltaDepth ?? GIT_LIMIT_DEFAULTS.maxDeltaDepth),
+      [ENV.promotionTimeoutSeconds]: String(
+        promotionTimeoutSeconds(workerTimeout, props.promotionTimeoutSeconds),
+      ),
+      ...(props.allowedGitHosts === undefined || props.allowedGitHosts.length === 0
+        ? {}
+        : { [ENV.allowedGitHosts]: props.allowedGitHosts.join(',') }),
+    };
+    const workerReservedConcurrency =
+      props.workerReservedConcurrency ?? WORKER_DEFAULTS.reservedConcurrency;
+    // Lambda throttles invocations past the reserved concurrency, and each throttled batch
+    // counts as a receive towards the dead-letter queue: the event source stays under it.
+    const workerMaxConcurrency = props.workerMaxConcurrency ?? workerReservedConcurrency;
+    if (workerMaxConcurrency > workerReservedConcurrency) {
+      throw new Error(
+        `workerMaxConcurrency (${workerMaxConcurrency}) must not exceed workerReservedConcurrency (${workerReservedConcurrency}): the invocations past it are throttled, and throttled jobs reach the dead-letter queue`,
+      );
+    }
     const worker = new PromoterFunction(this, 'Worker', {
       ...common,
       entry: entries.worker,
@@ -157,15 +302,8 @@ export class PromoterFunctions extends Construct {
       timeout: workerTimeout,
       ephemeralStorageSize:
         props.workerEphemeralStorageSize ?? WORKER_DEFAULTS.ephemeralStorageSize,
-      environment: {
-        // For ChangeMessageVisibility: a transient failure is retried after a backoff.
-        [ENV.queueUrl]: props.queue.queue.queueUrl,
-        [ENV.tableName]: tableName,
-        [ENV.secretPrefix]: props.secretPrefix,
-        [ENV.gitCacheDir]: WORKER_DEFAULTS.gitCacheDir,
-        // A transient failure on the last receive is recorded as dead-lettered.
-        [ENV.maxReceiveCount]: String(props.queue.maxReceiveCount),
-      },
+      reservedConcurrentExecutions: workerReservedConcurrency,
+      environment: workerEnvironment,
     });
     this.worker = worker.function;
     this.workerLogGroup = worker.logGroup;
@@ -180,9 +318,8 @@ export class PromoterFunctions extends Construct {
     this.workerEventSource = new SqsEventSource(props.queue.queue, {
       batchSize: props.workerBatchSize ?? WORKER_DEFAULTS.batchSize,
       reportBatchItemFailures: true,
-      ...(props.workerMaxConcurrency === undefined
-        ? {}
-        : { maxConcurrency: props.workerMaxConcurrency }),
+      // The event source's floor is 2; a reserved concurrency of 1 is left to throttling.
+      ...(workerMaxConcurrency < 2 ? {} : { maxConcurrency: workerMaxConcurrency }),
     });
     this.worker.addEventSource(this.workerEventSource);
     props.table.grant(worker.role, TableAccess.worker);
@@ -207,5 +344,77 @@ export class PromoterFunctions extends Construct {
     this.pipelinesApi = pipelinesApi.function;
     this.pipelinesApiLogGroup = pipelinesApi.logGroup;
     props.table.grant(pipelinesApi.role, TableAccess.pipelinesApi);
+
+    // --- Reconcile: the sweep of open promotion PRs (DESIGN.md section 10), so that a lost
+    // GitHub delivery only delays the lifecycle. The worker's settings (readWorkerConfig), with
+    // the promotion budget held under this function's own timeout.
+    const reconcileTimeout = RECONCILE_DEFAULTS.timeout;
+    const reconcile = new PromoterFunction(this, 'Reconcile', {
+      ...common,
+      entry: entries.reconcile,
+      description:
+        'Pipeline Promoter reconcile: reads open promotion PRs, records merged and closed',
+      serviceName: SERVICE_NAMES.reconcile,
+      memorySize: RECONCILE_DEFAULTS.memorySize,
+      timeout: reconcileTimeout,
+      // One sweep at a time: two would read and write the same promotions.
+      reservedConcurrentExecutions: RECONCILE_DEFAULTS.reservedConcurrency,
+      environment: {
+        ...workerEnvironment,
+        [ENV.promotionTimeoutSeconds]: String(
+          Math.min(
+            promotionTimeoutSeconds(workerTimeout, props.promotionTimeoutSeconds),
+            promotionTimeoutSeconds(reconcileTimeout, undefined),
+          ),
+        ),
+      },
+      deadLetterQueueReason:
+        'The schedule invokes the sweep asynchronously and with an empty event: a failed sweep leaves nothing to keep, the next one (minutes later) redoes its work from the table and GitHub, and failures show in the function Errors metric.',
+    });
+    this.reconcile = reconcile.function;
+    this.reconcileLogGroup = reconcile.logGroup;
+    props.table.grant(reconcile.role, TableAccess.reconcile);
+    reconcile.role.addToPrincipalPolicy(readSecrets);
+    Validations.of(reconcile.role).acknowledge(secretsAcknowledgement);
+
+    const interval = props.reconcileInterval ?? RECONCILE_DEFAULTS.interval;
+    // An invocation not run before the next sweep is due is dropped: the next one does its work.
+    const maxEventAge = (max: Duration) => clamp(interval, Duration.minutes(1), max);
+    this.reconcile.configureAsyncInvoke({
+      retryAttempts: 0,
+      maxEventAge: maxEventAge(Duration.hours(6)),
+    });
+    Validations.of(this.reconcile).acknowledge({
+      id: 'Serverless-LambdaAsyncFailureDestination',
+      reason:
+        'The only asynchronous caller is the reconcile schedule, with an empty event: a failed sweep has nothing to deliver anywhere, the next scheduled sweep redoes it, and failures show in the function Errors metric.',
+    });
+    if (interval.toSeconds({ integral: false }) > 0) {
+      // EventBridge Scheduler assumes this role for this account's schedules only (confused
+      // deputy), and it may invoke the reconcile function and nothing else.
+      this.reconcileScheduleRole = new iam.Role(this, 'ReconcileScheduleRole', {
+        assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+          conditions: {
+            StringEquals: {
+              'aws:SourceAccount': Aws.ACCOUNT_ID,
+              'aws:SourceArn': Stack.of(this).formatArn({
+                service: 'scheduler',
+                resource: 'schedule-group',
+                resourceName: 'default',
+              }),
+            },
+          },
+        }),
+        description: 'Pipeline Promoter reconcile schedule: invokes the reconcile function',
+      });
+      this.reconcileSchedule = new scheduler.Schedule(this, 'ReconcileSchedule', {
+        description: 'Pipeline Promoter: the reconcile sweep of open promotion pull requests',
+        schedule: scheduler.ScheduleExpression.rate(interval),
+        target: new InvokeFunction(this.reconcile, {
+          role: this.reconcileScheduleRole,
+          maxEventAge: maxEventAge(Duration.days(1)),
+        }),
+      });
+    }
   }
 }

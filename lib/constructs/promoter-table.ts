@@ -15,14 +15,25 @@ export interface PromoterTableProps {
 /**
  * The DynamoDB actions each function needs, and no more (see the adapters' commands):
  * DynamoDbPipelineStore `get` is GetItem, `list` Scan, `put` PutItem, `delete` DeleteItem;
- * DynamoDbPromotionStateStore `getPromotion` is GetItem, `putPromotion` and `recordDeployment`
- * PutItem, `listDeployments` and `listPromotions` Query. Nothing uses UpdateItem or BatchWriteItem.
+ * DynamoDbPromotionStateStore `getPromotion` is GetItem, `putPromotion`, `transitionPromotion`,
+ * `recordDeployment` and `openIncident` PutItem (conditional), `closeIncident` DeleteItem,
+ * `listDeployments` and `listPromotions` Query; DynamoDbDeliveryLog `firstSeen` PutItem.
+ * Nothing uses UpdateItem or BatchWriteItem.
  */
 export const TableAccess = {
-  /** Webhook: reads the pipeline (GetItem), records the deployment (PutItem). */
-  webhook: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+  /**
+   * Webhook: reads the pipeline and the promotion (GetItem); records the deployment, the GitHub
+   * delivery (`DELIVERY#{id}`), an incident and the promotion's transitions (PutItem); closes
+   * an incident when the environment deploys again (DeleteItem).
+   */
+  webhook: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
   /** Worker: reads the pipeline and the promotion record (GetItem), records the outcome (PutItem). */
   worker: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+  /**
+   * Reconcile sweep: lists the pipelines (Scan) and their promotions (Query), reads a pipeline
+   * and a promotion (GetItem), records a merged or closed PR (PutItem).
+   */
+  reconcile: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:PutItem'],
   /**
    * Pipelines API: sync reads, lists (Scan), writes and deletes definitions; the status lists a
    * pipeline's deployments and promotions (Query).
@@ -51,8 +62,13 @@ export const TableAccess = {
  * Items of one pipeline's partition, `pk = PIPELINE#{ns}/{name}`:
  * - `sk = DEFINITION`: the normalised pipeline definition (written by `PUT /pipelines`).
  * - `sk = DEPLOYMENT#{env}`: the latest deployment seen in `{env}` (written by the webhook).
- * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its outcome (written by the
- *   worker when a job ends; `queued` is never stored, the status API derives it).
+ * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its lifecycle (written by the
+ *   worker when a job ends, moved on by the webhook and the reconcile sweep: merged, closed,
+ *   deployed; `queued` is never stored, the status API derives it).
+ * - `sk = INCIDENT#{env}`: the environment's open run of failures (the webhook), if any.
+ *
+ * And one partition per GitHub delivery handled: `pk = DELIVERY#{id}`, `sk = DELIVERY`, with
+ * `expiresAt` (the webhook).
  *
  * Everything about one pipeline is one Query away; listing pipelines is a Scan filtered on
  * `sk = DEFINITION` (a few items per pipeline). On-demand billing, point-in-time recovery,

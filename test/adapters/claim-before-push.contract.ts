@@ -46,7 +46,7 @@ const scripted = (store: PromotionStateStore) => {
   const deps: PromotionDependencies = {
     pipelines: { get: async () => podinfo },
     secrets: memorySecrets({
-      'flux-system/promotion-credentials': { 'hmac-key': 'k', token: 'ghp_token' },
+      'flux-system/promotion-credentials': { 'hmac-key': 'hmac-key-for-tests', token: 'ghp_token' },
       'flux-system/prod-promotion-credentials': { token: 'ghp_prod' },
     }),
     state: store,
@@ -70,6 +70,8 @@ const scripted = (store: PromotionStateStore) => {
       },
     },
     pullRequests: {
+      get: async () => 'not-modified',
+      close: async () => {},
       upsert: async (request) => {
         if (faults[0] === 'github-5xx') {
           faults.shift();

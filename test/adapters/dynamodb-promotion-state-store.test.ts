@@ -1,9 +1,13 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
+import {
+  DynamoDbDeliveryLog,
+  DynamoDbPromotionStateStore,
+} from '../../functions/adapters/dynamodb-promotion-state-store.ts';
 import type { DeploymentRecord } from '../../functions/core/ports.ts';
 import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { describeClaimBeforePushContract } from './claim-before-push.contract.ts';
+import { describeDeliveryLogContract } from './delivery-log.contract.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
@@ -23,6 +27,10 @@ describe('DynamoDbPromotionStateStore (moto)', () => {
     new DynamoDbPromotionStateStore(moto.documents, await createTestTable(moto.client));
   describePromotionStateStoreContract('DynamoDbPromotionStateStore', makeStore);
   describeClaimBeforePushContract('DynamoDbPromotionStateStore', makeStore);
+  describeDeliveryLogContract(
+    'DynamoDbDeliveryLog',
+    async () => new DynamoDbDeliveryLog(moto.documents, await createTestTable(moto.client)),
+  );
 
   it('stamps expiresAt (epoch seconds) only when a record TTL is configured', async () => {
     // Prepare

@@ -9,11 +9,13 @@ import {
 } from '../../functions/adapters/embedded/embedded-database.ts';
 import { EmbeddedPromotionStateStore } from '../../functions/adapters/embedded/embedded-promotion-state-store.ts';
 import { describeClaimBeforePushContract } from './claim-before-push.contract.ts';
+import { describeDeliveryLogContract } from './delivery-log.contract.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
 
 const makeStore = async () => new EmbeddedPromotionStateStore(openEmbeddedDatabase(IN_MEMORY));
 describePromotionStateStoreContract('EmbeddedPromotionStateStore', makeStore);
 describeClaimBeforePushContract('EmbeddedPromotionStateStore', makeStore);
+describeDeliveryLogContract('EmbeddedPromotionStateStore', makeStore);
 
 describe('EmbeddedPromotionStateStore on a database file', () => {
   it('keeps its records across a close and a reopen', async () => {
@@ -42,7 +44,7 @@ describe('EmbeddedPromotionStateStore on a database file', () => {
     expect(stored).toEqual(record);
   });
 
-  it('reports a stored row that does not decode as STORE_UNAVAILABLE naming it', async () => {
+  it('reports a stored row that does not decode as STORE_CORRUPT naming it', async () => {
     // Prepare
     const db = openEmbeddedDatabase(IN_MEMORY);
     db.prepare(
@@ -55,7 +57,7 @@ describe('EmbeddedPromotionStateStore on a database file', () => {
 
     // Assess
     await expect(read).rejects.toMatchObject({
-      code: 'STORE_UNAVAILABLE',
+      code: 'STORE_CORRUPT',
       message: expect.stringContaining('promotion of flux-system/podinfo into staging'),
     });
   });

@@ -229,5 +229,87 @@ export const describePromotionStateStoreContract = (
       expect(await store.listPromotions(pipeline)).toEqual([]);
       expect(await store.listDeployments(pipeline)).toEqual([]);
     });
+    it('keeps a settled promotion of the same revision, even from a later event; another revision replaces it', async () => {
+      // Prepare
+      const store = await makeStore();
+      const merged = promotion('merged', '6.5.4', '2026-11-02T10:00:00Z');
+      await store.putPromotion(promotion('opened', '6.5.4', '2026-11-02T10:00:00Z'));
+      await store.transitionPromotion(merged, { revision: '6.5.4', states: ['opened'] });
+
+      // Act
+      const sameRevisionLater = await store.putPromotion(
+        promotion('pushing', '6.5.4', '2026-11-02T11:00:00Z'),
+      );
+      const afterSame = await store.getPromotion(pipeline, 'staging');
+      const newer = promotion('pushing', '6.5.5', '2026-11-02T11:00:00Z');
+      const otherRevision = await store.putPromotion(newer);
+
+      // Assess
+      expect([sameRevisionLater, otherRevision]).toEqual([false, true]);
+      expect(afterSame).toEqual(merged);
+      expect(await store.getPromotion(pipeline, 'staging')).toEqual(newer);
+    });
+
+    it('moves a promotion on only from the expected revision and states (compare and set)', async () => {
+      // Prepare
+      const store = await makeStore();
+      const opened = promotion('opened', '6.5.4', '2026-11-02T10:00:00Z', {
+        pullRequest: { number: 7, url: 'https://github.com/example-org/fleet/pull/7' },
+      });
+      await store.putPromotion(opened);
+      const merged = {
+        ...promotion('merged', '6.5.4', '2026-11-02T10:00:00Z'),
+        pullRequest: {
+          number: 7,
+          url: opened.pullRequest?.url ?? '',
+          state: 'merged' as const,
+          mergeCommit: 'abc',
+        },
+        timeline: {
+          sourceDeployedAt: '2026-11-02T10:00:00.000Z',
+          mergedAt: '2026-11-02T10:20:00.000Z',
+        },
+      };
+
+      // Act
+      const wrongRevision = await store.transitionPromotion(merged, {
+        revision: '6.5.3',
+        states: ['opened'],
+      });
+      const wrongState = await store.transitionPromotion(merged, {
+        revision: '6.5.4',
+        states: ['pushing'],
+      });
+      const moved = await store.transitionPromotion(merged, {
+        revision: '6.5.4',
+        states: ['opened', 'updated'],
+      });
+      const missing = await store.transitionPromotion(
+        { ...merged, environment: 'prod' },
+        { revision: '6.5.4', states: ['opened'] },
+      );
+
+      // Assess
+      expect([wrongRevision, wrongState, moved, missing]).toEqual([false, false, true, false]);
+      expect(await store.getPromotion(pipeline, 'staging')).toEqual(merged);
+      expect(await store.getPromotion(pipeline, 'prod')).toBeUndefined();
+    });
+
+    it('keeps the first failure of an incident and answers it once when the incident closes', async () => {
+      // Prepare
+      const store = await makeStore();
+
+      // Act
+      const first = await store.openIncident(pipeline, 'prod', '2026-11-02T10:00:00.000Z');
+      const again = await store.openIncident(pipeline, 'prod', '2026-11-02T10:05:00.000Z');
+      const closed = await store.closeIncident(pipeline, 'prod');
+      const closedAgain = await store.closeIncident(pipeline, 'prod');
+      const otherEnv = await store.closeIncident(pipeline, 'staging');
+
+      // Assess
+      expect([first, again]).toEqual([true, false]);
+      expect(closed).toBe('2026-11-02T10:00:00.000Z');
+      expect([closedAgain, otherEnv]).toEqual([undefined, undefined]);
+    });
   });
 };

@@ -423,6 +423,10 @@ describe('promoter status', () => {
       [
         'flux-system/podinfo (HelmRelease podinfo)',
         '',
+        'dev: runs 6.5.0',
+        'staging: runs 6.5.0; 6.5.0 is on the base branch, waiting for staging to deploy it',
+        'prod: nothing seen yet; 6.5.0 failed: NO_MARKER',
+        '',
         'ENVIRONMENT  DEPLOYED  PROMOTION  STATE       PULL REQUEST  UPDATED',
         'dev          6.5.0     -          -           -             2026-11-20T16:00:01Z',
         'staging      6.5.0     6.5.0      up-to-date  -             2026-11-20T16:05:01Z',

@@ -11,6 +11,8 @@ const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).
 ];
 const REF = { namespace: 'flux-system', name: 'podinfo' };
 const PR = { number: 7, url: 'https://github.com/example-org/fleet-prod/pull/7' };
+/** PR as the status shows it: open, not merged. */
+const PR_STATUS = { ...PR, state: 'open', mergedAt: null, mergeCommit: null };
 
 const setup = () => {
   const state = inMemoryStateStore();
@@ -101,8 +103,10 @@ describe('pipelineStatus', () => {
           revision: '6.5.0',
           state: 'opened',
           from: 'staging',
-          pullRequest: PR,
+          pullRequest: PR_STATUS,
           failure: null,
+          timeline: {},
+          leadTimeMs: null,
           eventTimestamp: '2026-11-20T16:05:00.000Z',
           updatedAt: '2026-11-20T16:05:04.000Z',
         },
@@ -156,8 +160,10 @@ describe('pipelineStatus', () => {
       revision: '6.6.0',
       state: 'queued',
       from: 'staging',
-      pullRequest: PR,
+      pullRequest: PR_STATUS,
       failure: null,
+      timeline: { sourceDeployedAt: '2026-11-21T09:00:00Z' },
+      leadTimeMs: null,
       eventTimestamp: '2026-11-21T09:00:00Z',
       updatedAt: '2026-11-21T09:00:00Z',
     });

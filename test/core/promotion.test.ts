@@ -66,6 +66,7 @@ const setUp = (
   const metrics = new MemoryMetricsSink();
   const branches: PromotionBranchRequest[] = [];
   const pulls: PullRequestRequest[] = [];
+  const closed: { number: number; comment: string }[] = [];
   const repository: ConfigRepository = {
     preparePromotionBranch: async (request) => {
       branches.push(request);
@@ -73,6 +74,10 @@ const setUp = (
     },
   };
   const pullRequests: PullRequests = {
+    get: async () => 'not-modified',
+    close: async ({ number }, comment) => {
+      closed.push({ number, comment });
+    },
     upsert: async (request) => {
       pulls.push(request);
       return {
@@ -89,7 +94,7 @@ const setUp = (
         pipelines.get(`${ref.namespace}/${ref.name}`),
     },
     secrets: memorySecrets({
-      'flux-system/promotion-credentials': { 'hmac-key': 'k', token: 'ghp_token' },
+      'flux-system/promotion-credentials': { 'hmac-key': 'hmac-key-for-tests', token: 'ghp_token' },
       'flux-system/prod-promotion-credentials': { token: 'ghp_prod' },
     }),
     state,
@@ -99,7 +104,7 @@ const setUp = (
     metrics,
     logger: silentLogger,
   };
-  return { deps, state, metrics, branches, pulls, pipelines };
+  return { deps, state, metrics, branches, pulls, closed, pipelines };
 };
 
 describe('promotionTitle and promotionBody (DESIGN.md section 7)', () => {
@@ -245,6 +250,7 @@ describe('runPromotion', () => {
     let githubDown = true;
     const upsert = deps.pullRequests.upsert;
     deps.pullRequests = {
+      ...deps.pullRequests,
       upsert: async (request) => {
         if (githubDown) {
           throw new PromoterError('GITHUB_UNAVAILABLE', 'GitHub answered 502', { retryable: true });
@@ -350,7 +356,9 @@ describe('runPromotion', () => {
     const { deps } = setUp();
     const noToken = {
       ...deps,
-      secrets: memorySecrets({ 'flux-system/prod-promotion-credentials': { 'hmac-key': 'k' } }),
+      secrets: memorySecrets({
+        'flux-system/prod-promotion-credentials': { 'hmac-key': 'hmac-key-for-tests' },
+      }),
     };
     expect(await runPromotion(job('6.5.0', '2026-11-20T16:01:01Z'), noToken)).toEqual({
       status: 'failed',
@@ -376,5 +384,63 @@ describe('runPromotion', () => {
       reason: 'pipeline-deleted',
     });
     expect(metrics.sum('PromotionsDropped')).toBe(2);
+  });
+
+  it("closes the env's stale PR with a comment when the base already holds a newer revision", async () => {
+    // Prepare: 6.5.0's PR is open; 6.6.0 reached the base another way.
+    let unchanged = false;
+    const { deps, state, closed, metrics } = setUp(async () =>
+      unchanged
+        ? { status: 'unchanged', baseCommit: 'b', markedFiles: 1 }
+        : { status: 'pushed', baseCommit: 'b', commit: 'c', changedFiles: ['a.yaml'] },
+    );
+    await runPromotion(job('6.5.0', '2026-11-20T16:01:00Z'), deps);
+    unchanged = true;
+
+    // Act
+    const outcome = await runPromotion(job('6.6.0', '2026-11-20T16:01:30Z'), deps);
+
+    // Assess
+    expect(outcome).toEqual({
+      status: 'up-to-date',
+      closedPullRequest: { number: 7, url: 'https://github.com/example-org/fleet-prod/pull/7' },
+    });
+    expect(closed).toEqual([
+      {
+        number: 7,
+        comment: expect.stringContaining(
+          '`main` already holds flux-system/podinfo in prod at `6.6.0`, so merging this pull request would roll prod back',
+        ),
+      },
+    ]);
+    expect(await state.getPromotion(podinfo, 'prod')).toMatchObject({
+      revision: '6.6.0',
+      state: 'up-to-date',
+      pullRequest: { number: 7, state: 'closed' },
+    });
+    expect(metrics.sum('StalePullRequestsClosed')).toBe(1);
+  });
+
+  it('a job of a revision already merged, deployed or closed by a person is settled, not redone', async () => {
+    // Prepare
+    const { deps, state, branches } = setUp();
+    await runPromotion(job('6.5.0', '2026-11-20T16:01:00Z'), deps);
+    const record = await state.getPromotion(podinfo, 'prod');
+    if (record === undefined) throw new Error('no record');
+    await state.transitionPromotion(
+      {
+        ...record,
+        state: 'closed',
+        pullRequest: { ...(record.pullRequest ?? { number: 7, url: '' }), state: 'closed' },
+      },
+      { revision: '6.5.0', states: ['opened'] },
+    );
+
+    // Act: the same revision deployed again upstream, a later event.
+    const outcome = await runPromotion(job('6.5.0', '2026-11-20T16:05:00Z'), deps);
+
+    // Assess
+    expect(outcome).toEqual({ status: 'settled', state: 'closed' });
+    expect(branches).toHaveLength(1);
   });
 });

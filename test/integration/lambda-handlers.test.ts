@@ -120,6 +120,8 @@ beforeAll(async () => {
   vi.stubEnv('PROMOTER_TABLE_NAME', tableName);
   vi.stubEnv('PROMOTER_SECRET_PREFIX', prefix);
   vi.stubEnv('PROMOTER_GIT_CACHE_DIR', await mkdtemp(join(tmpdir(), 'worker-git-')));
+  // The fake GitHub Enterprise is on loopback, which the worker refuses unless it is listed.
+  vi.stubEnv('PROMOTER_ALLOWED_GIT_HOSTS', '127.0.0.1');
   webhook = await import('../../functions/handlers/webhook-lambda.ts');
   worker = await import('../../functions/handlers/worker-lambda.ts');
 });

@@ -5,7 +5,13 @@ import type { PolicyValidationPluginReport } from 'aws-cdk-lib/core';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/config.ts';
+import { GITHUB_WEBHOOK_PATH } from '../../functions/core/github-webhook.ts';
 import { METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import { ROUTES } from '../../lib/constructs/promoter-api.ts';
+import {
+  changeFailureRateExpression,
+  searchExpression,
+} from '../../lib/constructs/promoter-dashboard.ts';
 import { SERVICE_NAMES } from '../../lib/constructs/promoter-functions.ts';
 import {
   PipelinePromoterStack,
@@ -196,7 +202,7 @@ describe('least privilege', () => {
     }
   });
 
-  it('lets the webhook and the worker read secrets under the prefix only, and nothing else read them', () => {
+  it('lets the webhook, the worker and the reconcile sweep read secrets under the prefix only, and nothing else read them', () => {
     // Prepare
     const expectedArn = {
       'Fn::Join': [
@@ -220,7 +226,7 @@ describe('least privilege', () => {
       );
 
     // Assess
-    for (const service of [SERVICE_NAMES.webhook, SERVICE_NAMES.worker]) {
+    for (const service of [SERVICE_NAMES.webhook, SERVICE_NAMES.worker, SERVICE_NAMES.reconcile]) {
       expect(secretStatements(service)).toEqual([
         {
           Effect: 'Allow',
@@ -250,16 +256,26 @@ describe('least privilege', () => {
     // Act
     const webhookSqs = actionsOn(SERVICE_NAMES.webhook, 'sqs:');
     const pipelinesSqs = actionsOn(SERVICE_NAMES.pipelinesApi, 'sqs:');
+    const reconcileSqs = actionsOn(SERVICE_NAMES.reconcile, 'sqs:');
     const webhookDynamo = actionsOn(SERVICE_NAMES.webhook, 'dynamodb:');
     const workerDynamo = actionsOn(SERVICE_NAMES.worker, 'dynamodb:');
     const pipelinesDynamo = actionsOn(SERVICE_NAMES.pipelinesApi, 'dynamodb:');
+    const reconcileDynamo = actionsOn(SERVICE_NAMES.reconcile, 'dynamodb:');
 
     // Assess: exactly the commands each function's stores send (GetItem, PutItem, Query, Scan,
-    // DeleteItem), and no UpdateItem, which nothing sends.
+    // DeleteItem), and no UpdateItem, which nothing sends. The webhook deletes an environment's
+    // incident when it deploys again; the sweep lists pipelines and their promotions.
     expect(webhookSqs).toEqual(['sqs:SendMessage']);
     expect(pipelinesSqs).toEqual([]);
-    expect(webhookDynamo).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(reconcileSqs).toEqual([]);
+    expect(webhookDynamo).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
     expect(workerDynamo).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(reconcileDynamo).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+    ]);
     expect(pipelinesDynamo).toEqual([
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',
@@ -341,7 +357,8 @@ describe('the functions', () => {
         },
       });
     }
-    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 4);
+    // The four functions' log groups and the API's access logs.
+    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 5);
   });
 
   it('gives the worker one vCPU, 120 s, 2 GiB of /tmp and its git cache, the webhook its queue', () => {
@@ -388,6 +405,7 @@ describe('the HTTP API', () => {
     // Assess
     expect(authorisation).toEqual({
       'POST /promotion/{ns}/{name}/{env}': 'NONE',
+      'POST /webhooks/github': 'NONE',
       $default: 'NONE',
       'PUT /pipelines': 'AWS_IAM',
       'GET /pipelines/{ns}/{name}': 'AWS_IAM',
@@ -531,6 +549,276 @@ describe('the dead-letter alarm', () => {
     });
     expect(alarm.Properties.AlarmDescription).toContain('promoter dead-letters retry --all');
     expect(stack.alarms.alarms).toContain(stack.alarms.promotionsDeadLettered);
+  });
+});
+
+describe('the reconcile sweep', () => {
+  const variablesOf = (fn: Resource) =>
+    (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+
+  it('runs every 5 minutes on an EventBridge Scheduler schedule whose role may only invoke it', () => {
+    // Prepare
+    const [reconcileId] = functionWithService(SERVICE_NAMES.reconcile);
+    const roles = template.findResources('AWS::IAM::Role') as Record<string, Resource>;
+
+    // Act
+    const [, schedule] = only(
+      template.findResources('AWS::Scheduler::Schedule') as Record<string, Resource>,
+    );
+    const target = schedule.Properties.Target as {
+      Arn: unknown;
+      RoleArn: { 'Fn::GetAtt': [string, string] };
+      RetryPolicy: { MaximumEventAgeInSeconds: number };
+    };
+    const roleId = target.RoleArn['Fn::GetAtt'][0];
+    const role = roles[roleId] as Resource;
+    const trust = (role.Properties.AssumeRolePolicyDocument as { Statement: Statement[] })
+      .Statement;
+
+    // Assess
+    expect(schedule.Properties).toMatchObject({
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+    });
+    expect(target.Arn).toEqual({ 'Fn::GetAtt': [reconcileId, 'Arn'] });
+    // A sweep not delivered before the next one is due is not worth delivering.
+    expect(target.RetryPolicy.MaximumEventAgeInSeconds).toBe(300);
+    expect(trust).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'sts:AssumeRole',
+        Principal: { Service: 'scheduler.amazonaws.com' },
+        Condition: {
+          StringEquals: {
+            'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+            'aws:SourceArn': {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':scheduler:',
+                  { Ref: 'AWS::Region' },
+                  ':',
+                  { Ref: 'AWS::AccountId' },
+                  ':schedule-group/default',
+                ],
+              ],
+            },
+          },
+        },
+      },
+    ]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(policyStatementsOfRole(roleId)).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'lambda:InvokeFunction',
+        Resource: { 'Fn::GetAtt': [reconcileId, 'Arn'] },
+      },
+    ]);
+  });
+
+  it('runs one sweep at a time, in 60 s and 512 MB, with the worker settings it reads', () => {
+    // Prepare
+    const [reconcileId, reconcile] = functionWithService(SERVICE_NAMES.reconcile);
+    const [, worker] = functionWithService(SERVICE_NAMES.worker);
+
+    // Act
+    const reconcileEnv = variablesOf(reconcile);
+    const workerEnv = variablesOf(worker);
+    const [, invokeConfig] = only(
+      template.findResources('AWS::Lambda::EventInvokeConfig') as Record<string, Resource>,
+    );
+
+    // Assess
+    expect(reconcile.Properties).toMatchObject({
+      ReservedConcurrentExecutions: 1,
+      Timeout: 60,
+      MemorySize: 512,
+    });
+    // readWorkerConfig's settings: the same as the worker's (the queue URL and the git limits
+    // included), the promotion budget under its own timeout.
+    const { [ENV.promotionTimeoutSeconds]: budget, ...shared } = workerEnv;
+    expect(budget).toBe('90');
+    expect(reconcileEnv).toMatchObject({
+      ...shared,
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile,
+      [ENV.promotionTimeoutSeconds]: '45',
+    });
+    expect(reconcileEnv[ENV.queueUrl]).toEqual({ Ref: expect.stringMatching(/JobQueue/) });
+    expect(reconcileEnv[ENV.gitMaxPackMb]).toBe('256');
+    // A failed sweep is not retried: the next scheduled one does its work.
+    expect(invokeConfig.Properties).toMatchObject({
+      FunctionName: { Ref: reconcileId },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 300,
+    });
+  });
+
+  it('follows reconcileIntervalMinutes, and 0 leaves the function without a schedule', () => {
+    // Prepare: skip bundling (these stacks are only read, never deployed).
+    const synth = (reconcileIntervalMinutes: string) => {
+      const app = new App({
+        context: { ...cdkContext, 'aws:cdk:bundling-stacks': [], reconcileIntervalMinutes },
+      });
+      return Template.fromStack(
+        new PipelinePromoterStack(app, 'Reconcile', settingsFromContext(app.node)),
+      );
+    };
+
+    // Act
+    const every15 = synth('15');
+    const never = synth('0');
+
+    // Assess
+    every15.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Target: Match.objectLike({
+        RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 900 }),
+      }),
+    });
+    never.resourceCountIs('AWS::Scheduler::Schedule', 0);
+    never.resourcePropertiesCountIs(
+      'AWS::IAM::Role',
+      {
+        AssumeRolePolicyDocument: Match.objectLike({
+          Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })],
+        }),
+      },
+      0,
+    );
+    never.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile }),
+      },
+    });
+    expect(() => parseSettings({ reconcileIntervalMinutes: '-1' })).toThrow(
+      /reconcileIntervalMinutes/,
+    );
+    expect(parseSettings({ reconcileIntervalMinutes: '0' })).toEqual({
+      reconcileIntervalMinutes: 0,
+    });
+  });
+});
+
+describe('the GitHub webhook', () => {
+  it('is POST /webhooks/github to the webhook function, unauthorised, throttled on its own', () => {
+    // Prepare
+    const [webhookId] = functionWithService(SERVICE_NAMES.webhook);
+    const [, route] = only(
+      template.findResources('AWS::ApiGatewayV2::Route', {
+        Properties: { RouteKey: `POST ${GITHUB_WEBHOOK_PATH}` },
+      }) as Record<string, Resource>,
+    );
+    const [, stage] = only(
+      template.findResources('AWS::ApiGatewayV2::Stage') as Record<string, Resource>,
+    );
+
+    // Act
+    const integrationId = (
+      route.Properties.Target as { 'Fn::Join': [string, [string, { Ref: string }]] }
+    )['Fn::Join'][1][1].Ref;
+    const integration = template.toJSON().Resources[integrationId] as Resource;
+    const routeSettings = stage.Properties.RouteSettings as Record<string, unknown>;
+
+    // Assess
+    expect(ROUTES.githubWebhook).toBe(GITHUB_WEBHOOK_PATH);
+    expect(route.Properties.AuthorizationType).toBe('NONE');
+    expect(integration.Properties).toMatchObject({
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: { 'Fn::GetAtt': [webhookId, 'Arn'] },
+    });
+    expect(routeSettings[`POST ${GITHUB_WEBHOOK_PATH}`]).toEqual({
+      ThrottlingRateLimit: 10,
+      ThrottlingBurstLimit: 50,
+    });
+    template.hasOutput('GitHubWebhookUrl', {
+      Value: {
+        'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(`${GITHUB_WEBHOOK_PATH}$`)])],
+      },
+    });
+  });
+});
+
+describe('the lifecycle and DORA rows of the dashboard', () => {
+  type Widget = {
+    properties: { title?: string; metrics?: unknown[][]; period?: number; start?: string };
+  };
+  const widgets = (): Widget[] => {
+    const [, dashboard] = only(
+      template.findResources('AWS::CloudWatch::Dashboard') as Record<string, Resource>,
+    );
+    const body = dashboard.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    const text = body['Fn::Join'][1]
+      .map((part) => (typeof part === 'string' ? part : 'TOKEN'))
+      .join('');
+    return (JSON.parse(text) as { widgets: Widget[] }).widgets;
+  };
+  const expressionsOf = (widget: Widget | undefined): string[] =>
+    (widget?.properties.metrics ?? [])
+      .flat()
+      .filter((cell): cell is { expression: string } => typeof cell === 'object' && cell !== null)
+      .map((cell) => cell.expression);
+  const titled = (all: Widget[], prefix: string): Widget | undefined =>
+    all.find((widget) => widget.properties.title?.startsWith(prefix));
+
+  it('shows p50 and p90 of each lifecycle time per application, and the GitHub deliveries', () => {
+    // Prepare
+    const all = widgets();
+
+    // Act
+    const leadTime = expressionsOf(titled(all, 'Promotion lead time'));
+    const mergeTime = expressionsOf(titled(all, 'Pull request merge time'));
+    const mergeToDeploy = expressionsOf(titled(all, 'Merge to deploy'));
+    const github = expressionsOf(titled(all, 'GitHub webhook requests'));
+
+    // Assess
+    for (const [expressions, metric] of [
+      [leadTime, Metric.PromotionLeadTime],
+      [mergeTime, Metric.PullRequestMergeTime],
+      [mergeToDeploy, Metric.MergeToDeployTime],
+    ] as const) {
+      expect(expressions).toEqual([
+        searchExpression(metric, 'p50'),
+        searchExpression(metric, 'p90'),
+      ]);
+    }
+    expect(github).toEqual([
+      searchExpression(Metric.GitHubWebhookRequests, 'Sum'),
+      `SUM(${searchExpression(Metric.StalePullRequestsClosed, 'Sum')})`,
+    ]);
+  });
+
+  it('shows deployment frequency, lead time, change failure rate and time to restore by day', () => {
+    // Prepare
+    const all = widgets();
+    const day = 86_400;
+
+    // Act
+    const dora = all.filter((widget) => widget.properties.title?.startsWith('DORA:'));
+    const frequency = expressionsOf(titled(dora, 'DORA: deployment frequency'));
+    const leadTime = expressionsOf(titled(dora, 'DORA: lead time'));
+    const failureRate = expressionsOf(titled(dora, 'DORA: change failure rate'));
+    const restore = expressionsOf(titled(dora, 'DORA: time to restore'));
+
+    // Assess
+    expect(dora).toHaveLength(4);
+    for (const widget of dora) {
+      expect(widget.properties).toMatchObject({ period: day, start: '-P30D' });
+    }
+    expect(frequency).toEqual([
+      `SUM(${searchExpression(Metric.Deployments, 'Sum', day)})`,
+      searchExpression(Metric.Deployments, 'Sum', day),
+    ]);
+    expect(leadTime).toEqual([searchExpression(Metric.ReleaseLeadTime, 'p50', day)]);
+    expect(restore).toEqual([searchExpression(Metric.TimeToRestore, 'p50', day)]);
+    const failures = `FILL(SUM(${searchExpression(Metric.DeploymentFailures, 'Sum', day)}), 0)`;
+    const deployments = `FILL(SUM(${searchExpression(Metric.Deployments, 'Sum', day)}), 0)`;
+    expect(failureRate[0]).toBe(changeFailureRateExpression());
+    expect(failureRate[0]).toBe(`100 * ${failures} / (${deployments} + ${failures})`);
   });
 });
 

@@ -96,7 +96,7 @@ export const promotionHarness = async (
   const db = openEmbeddedDatabase(IN_MEMORY);
   const state = new EmbeddedPromotionStateStore(db);
   const metrics = new MemoryMetricsSink();
-  const credentials = { 'hmac-key': 'unused', token };
+  const credentials = { 'hmac-key': 'unused-hmac-key-for-tests', token };
   const deps: PromotionDependencies = {
     pipelines: { get: async (ref) => byId.get(pipelineId(ref)) },
     secrets: memorySecrets({

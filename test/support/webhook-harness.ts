@@ -31,7 +31,7 @@ export const FIXTURE_SECRETS = {
   'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'gh-token' },
   'flux-system/fleet-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: 'gh-token' },
   'shopping/my-hmac-shared-secret': {
-    'hmac-key': 'new-key',
+    'hmac-key': 'new-hmac-key-for-tests',
     'hmac-key-previous': FIXTURE_HMAC_KEY,
   },
 };

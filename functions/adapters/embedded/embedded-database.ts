@@ -51,6 +51,14 @@ const MIGRATIONS: readonly string[] = [
      record TEXT NOT NULL,
      PRIMARY KEY (pipeline, environment)
    ) WITHOUT ROWID;`,
+  `CREATE TABLE incidents (
+     pipeline TEXT NOT NULL,
+     environment TEXT NOT NULL,
+     opened_at TEXT NOT NULL,
+     PRIMARY KEY (pipeline, environment)
+   ) WITHOUT ROWID;
+   CREATE TABLE deliveries (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);`,
 ];
 
 /** The database file inside serve's data directory. */

@@ -1,128 +1,155 @@
-import * as z from 'zod/mini';
-import { PromoterError } from '../../core/errors.ts';
 import { eventTime } from '../../core/event-order.ts';
 import { type PipelineRef, pipelineId } from '../../core/pipeline.ts';
 import {
+  type DeliveryLog,
   type DeploymentRecord,
-  PROMOTION_STATES,
+  type PromotionExpectation,
   type PromotionRecord,
   type PromotionStateStore,
+  SETTLED_STATES,
 } from '../../core/ports.ts';
-import { formatIssues } from '../../core/validation.ts';
+import { decodeDeploymentRecord, decodePromotionRecord } from '../../core/state-records.ts';
 import { commitSoon, type EmbeddedDatabase } from './embedded-database.ts';
 
 /**
- * Deployments and promotion records in serve's database, with DynamoDbPromotionStateStore's
- * write rule (the shared contract tests hold both to it): one row per (pipeline, environment),
- * replaced only when none is stored or the stored event is not newer, as one conditional
- * upsert (`ON CONFLICT … DO UPDATE … WHERE event_time <= excluded.event_time`). Event times
- * are compared as instants (epoch milliseconds), never as text. Rows come back through zod: a
- * row that does not decode is STORE_UNAVAILABLE naming it.
+ * Deployments, promotion records, incidents and GitHub deliveries in serve's database, with
+ * DynamoDbPromotionStateStore's write rules (the shared contract tests hold both to them): one
+ * row per (pipeline, environment), each write one conditional statement:
+ *
+ * - `recordDeployment`, `putPromotion`: an upsert whose `DO UPDATE … WHERE` keeps a stored row
+ *   with a newer event (instants in epoch milliseconds, never text) and, for promotions, one of
+ *   the same revision in a settled state;
+ * - `transitionPromotion`: an UPDATE whose WHERE is the expected revision and states;
+ * - incidents: INSERT OR IGNORE opens, DELETE … RETURNING closes.
+ *
+ * Writes are group-committed (embedded-database.ts); rows come back through the shared zod
+ * decoders (core/state-records.ts).
  */
-const text = z.string();
-const pipelineRef = z.object({ namespace: text, name: text });
-
-const deploymentSchema = z.object({
-  pipeline: pipelineRef,
-  environment: text,
-  revision: text,
-  eventTimestamp: text,
-  recordedAt: text,
-});
-
-const promotionSchema = z.object({
-  pipeline: pipelineRef,
-  environment: text,
-  revision: text,
-  state: z.enum(PROMOTION_STATES),
-  jobId: text,
-  from: text,
-  eventTimestamp: text,
-  updatedAt: text,
-  pullRequest: z.optional(z.object({ number: z.number(), url: text })),
-  failure: z.optional(z.object({ code: text, message: text })),
-});
-
 type Table = 'deployments' | 'promotions';
 
-const decode = <T>(schema: z.ZodMiniType<T>, row: { record: string }, where: string): T => {
-  const result = schema.safeParse(JSON.parse(row.record));
-  if (!result.success) {
-    throw new PromoterError(
-      'STORE_UNAVAILABLE',
-      `${where}: the stored record is invalid: ${formatIssues(result.error.issues).join('; ')}`,
-    );
-  }
-  return result.data;
-};
-
-const upsert = (table: Table): string =>
+const upsert = (table: Table, guard: string): string =>
   `INSERT INTO ${table} (pipeline, environment, event_time, record) VALUES (?, ?, ?, ?)
    ON CONFLICT (pipeline, environment) DO UPDATE
      SET event_time = excluded.event_time, record = excluded.record
-     WHERE ${table}.event_time <= excluded.event_time`;
+     WHERE ${table}.event_time <= excluded.event_time${guard}`;
 
-export class EmbeddedPromotionStateStore implements PromotionStateStore {
-  private readonly upserts;
+const SETTLED = SETTLED_STATES.map((state) => `'${state}'`).join(', ');
+
+export class EmbeddedPromotionStateStore implements PromotionStateStore, DeliveryLog {
+  private readonly statements;
 
   constructor(private readonly db: EmbeddedDatabase) {
-    this.upserts = {
-      deployments: db.prepare<[string, string, number, string]>(upsert('deployments')),
-      promotions: db.prepare<[string, string, number, string]>(upsert('promotions')),
+    this.statements = {
+      deployment: db.prepare<[string, string, number, string]>(upsert('deployments', '')),
+      promotion: db.prepare<[string, string, number, string]>(
+        upsert(
+          'promotions',
+          ` AND NOT (json_extract(promotions.record, '$.revision') = json_extract(excluded.record, '$.revision')
+                 AND json_extract(promotions.record, '$.state') IN (${SETTLED}))`,
+        ),
+      ),
+      transition: db.prepare<[number, string, string, string, string, string]>(
+        `UPDATE promotions SET event_time = ?, record = ?
+         WHERE pipeline = ? AND environment = ?
+           AND json_extract(record, '$.revision') = ?
+           AND json_extract(record, '$.state') IN (SELECT value FROM json_each(?))`,
+      ),
+      getPromotion: db.prepare<[string, string], { record: string }>(
+        'SELECT record FROM promotions WHERE pipeline = ? AND environment = ?',
+      ),
+      openIncident: db.prepare<[string, string, string]>(
+        'INSERT OR IGNORE INTO incidents (pipeline, environment, opened_at) VALUES (?, ?, ?)',
+      ),
+      closeIncident: db.prepare<[string, string], { opened_at: string }>(
+        'DELETE FROM incidents WHERE pipeline = ? AND environment = ? RETURNING opened_at',
+      ),
+      forgetDeliveries: db.prepare<[number]>('DELETE FROM deliveries WHERE expires_at < ?'),
+      seeDelivery: db.prepare<[string, number]>(
+        'INSERT OR IGNORE INTO deliveries (id, expires_at) VALUES (?, ?)',
+      ),
     };
   }
 
   async recordDeployment(record: DeploymentRecord): Promise<boolean> {
-    return this.putIfNotNewerStored(
-      'deployments',
-      record,
-      `deployment of ${pipelineId(record.pipeline)} in ${record.environment}`,
-    );
+    const what = `deployment of ${pipelineId(record.pipeline)} in ${record.environment}`;
+    return this.write(this.statements.deployment, record, what);
   }
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
     return this.list('deployments', ref).map((row) =>
-      decode(deploymentSchema, row, `deployment of ${pipelineId(ref)}`),
+      decodeDeploymentRecord(JSON.parse(row.record), `deployment of ${pipelineId(ref)}`),
     );
   }
 
   async getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined> {
-    const row = this.db
-      .prepare<[string, string], { record: string }>(
-        'SELECT record FROM promotions WHERE pipeline = ? AND environment = ?',
-      )
-      .get(pipelineId(ref), environment);
+    const row = this.statements.getPromotion.get(pipelineId(ref), environment);
     return row === undefined
       ? undefined
-      : (decode(
-          promotionSchema,
-          row,
+      : decodePromotionRecord(
+          JSON.parse(row.record),
           `promotion of ${pipelineId(ref)} into ${environment}`,
-        ) as PromotionRecord);
+        );
   }
 
   async putPromotion(record: PromotionRecord): Promise<boolean> {
-    return this.putIfNotNewerStored(
-      'promotions',
-      record,
-      `promotion of ${pipelineId(record.pipeline)} into ${record.environment}`,
+    const what = `promotion of ${pipelineId(record.pipeline)} into ${record.environment}`;
+    return this.write(this.statements.promotion, record, what);
+  }
+
+  async transitionPromotion(
+    record: PromotionRecord,
+    expected: PromotionExpectation,
+  ): Promise<boolean> {
+    const what = `promotion of ${pipelineId(record.pipeline)} into ${record.environment}`;
+    const time = eventTime(record.eventTimestamp, what);
+    return commitSoon(
+      this.db,
+      () =>
+        this.statements.transition.run(
+          time,
+          JSON.stringify(record),
+          pipelineId(record.pipeline),
+          record.environment,
+          expected.revision,
+          JSON.stringify(expected.states),
+        ).changes === 1,
     );
   }
 
   async listPromotions(ref: PipelineRef): Promise<PromotionRecord[]> {
-    return this.list('promotions', ref).map(
-      (row) => decode(promotionSchema, row, `promotion of ${pipelineId(ref)}`) as PromotionRecord,
+    return this.list('promotions', ref).map((row) =>
+      decodePromotionRecord(JSON.parse(row.record), `promotion of ${pipelineId(ref)}`),
     );
   }
 
-  /** Group-committed with the other writes of the same moment (embedded-database.ts). */
-  private async putIfNotNewerStored(
-    table: Table,
+  async openIncident(ref: PipelineRef, environment: string, at: string): Promise<boolean> {
+    return commitSoon(
+      this.db,
+      () => this.statements.openIncident.run(pipelineId(ref), environment, at).changes === 1,
+    );
+  }
+
+  async closeIncident(ref: PipelineRef, environment: string): Promise<string | undefined> {
+    return commitSoon(
+      this.db,
+      () => this.statements.closeIncident.get(pipelineId(ref), environment)?.opened_at,
+    );
+  }
+
+  async firstSeen(id: string, ttlSeconds: number): Promise<boolean> {
+    const now = Date.now();
+    return commitSoon(this.db, () => {
+      this.statements.forgetDeliveries.run(now);
+      return this.statements.seeDelivery.run(id, now + ttlSeconds * 1000).changes === 1;
+    });
+  }
+
+  private write(
+    statement: (typeof this.statements)['deployment'],
     record: DeploymentRecord | PromotionRecord,
     what: string,
   ): Promise<boolean> {
     const time = eventTime(record.eventTimestamp, what);
-    const statement = this.upserts[table];
     return commitSoon(
       this.db,
       () =>
