@@ -339,11 +339,14 @@ export class PromoterFunctions extends Construct {
       serviceName: SERVICE_NAMES.pipelinesApi,
       memorySize: 512,
       timeout: Duration.seconds(29),
-      environment: { [ENV.tableName]: tableName },
+      environment: { [ENV.tableName]: tableName, [ENV.secretPrefix]: props.secretPrefix },
     });
     this.pipelinesApi = pipelinesApi.function;
     this.pipelinesApiLogGroup = pipelinesApi.logGroup;
     props.table.grant(pipelinesApi.role, TableAccess.pipelinesApi);
+    // The sync answer warns of pipelines whose environments share one webhook key.
+    pipelinesApi.role.addToPrincipalPolicy(readSecrets);
+    Validations.of(pipelinesApi.role).acknowledge(secretsAcknowledgement);
 
     // --- Reconcile: the sweep of open promotion PRs (DESIGN.md section 10), so that a lost
     // GitHub delivery only delays the lifecycle. The worker's settings (readWorkerConfig), with

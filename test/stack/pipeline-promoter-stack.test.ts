@@ -202,7 +202,7 @@ describe('least privilege', () => {
     }
   });
 
-  it('lets the webhook, the worker and the reconcile sweep read secrets under the prefix only, and nothing else read them', () => {
+  it('lets every function read secrets under the prefix only (the pipelines API for its shared-key warnings)', () => {
     // Prepare
     const expectedArn = {
       'Fn::Join': [
@@ -226,7 +226,12 @@ describe('least privilege', () => {
       );
 
     // Assess
-    for (const service of [SERVICE_NAMES.webhook, SERVICE_NAMES.worker, SERVICE_NAMES.reconcile]) {
+    for (const service of [
+      SERVICE_NAMES.webhook,
+      SERVICE_NAMES.worker,
+      SERVICE_NAMES.reconcile,
+      SERVICE_NAMES.pipelinesApi,
+    ]) {
       expect(secretStatements(service)).toEqual([
         {
           Effect: 'Allow',
@@ -235,7 +240,6 @@ describe('least privilege', () => {
         },
       ]);
     }
-    expect(secretStatements(SERVICE_NAMES.pipelinesApi)).toEqual([]);
   });
 
   it('gives each function its own table, queue and log-group access', () => {
