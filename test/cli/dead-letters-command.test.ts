@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
@@ -24,51 +22,30 @@ import {
 } from '../support/dead-letter-queues.ts';
 import { testJob } from '../support/jobs.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
+import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 
 /**
  * `promoter dead-letters` as a user runs it (a child process): on AWS against moto's SQS (and
  * DynamoDB for the failures), with static credentials from the environment, and on a serve
  * database.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let home: string;
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'promoter-dead-letters-cli-'));
 });
 
-const promoter = (args: string[]): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: home,
-        AWS_ACCESS_KEY_ID: 'testing',
-        AWS_SECRET_ACCESS_KEY: 'testing',
-        AWS_REGION: 'us-east-1',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_CONFIG_FILE: join(home, 'no-config'),
-        AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-credentials'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+const promoter = (args: string[]): Promise<PromoterRun> =>
+  runPromoter(args, {
+    env: {
+      HOME: home,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: join(home, 'no-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-credentials'),
+    },
   });
 
 /** The SDK's warning about Node 20, which is not the command's output. */

@@ -1,42 +1,17 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { createKeySet } from '../../functions/cli/keys-command.ts';
 import { decodePipelineSecret, webhookKeys } from '../../functions/core/pipeline-secret.ts';
 import { FIXTURES } from '../support/fixtures.ts';
+import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 
 /** `promoter keys` as a user runs it (a child process), and its key set function. */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BASE64URL_32_BYTES = /^[A-Za-z0-9_-]{43}$/;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const promoter = (args: string[]): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+const promoter = (args: string[]): Promise<PromoterRun> => runPromoter(args);
 
 const documents = (text: string): unknown[] =>
   parseAllDocuments(text).map((document) => {

@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { apiUrl, signingRegion } from '../../functions/cli/sync-command.ts';
@@ -14,6 +12,7 @@ import { type Pipeline, type PipelineRef, pipelineId } from '../../functions/cor
 import { handlePipelinesApiRequest } from '../../functions/core/pipelines-api.ts';
 import type { PipelinePutResult, PipelineRegistry } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 import { inMemoryStateStore } from '../support/state-stores.ts';
 
 /**
@@ -22,7 +21,6 @@ import { inMemoryStateStore } from '../support/state-stores.ts';
  * canonical request, string to sign and signing key of the AWS documentation), then answers
  * with the real pipelines API request function over in-memory stores.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ACCESS_KEY = 'AKIAPROMOTERTEST0001';
 const SECRET_KEY = 'promoter/test/secret+key/0000000000000000';
 const REGION = 'eu-west-1';
@@ -193,42 +191,22 @@ beforeEach(() => {
   requireSignature = true;
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** `promoter ARGS` in a child process with static credentials and nothing else from AWS. */
 const promoter = (
   args: string[],
   options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: folder,
-        AWS_ACCESS_KEY_ID: ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_CONFIG_FILE: join(folder, 'no-config'),
-        AWS_SHARED_CREDENTIALS_FILE: join(folder, 'no-credentials'),
-        ...options.env,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
+): Promise<PromoterRun> =>
+  runPromoter(args, {
+    env: {
+      HOME: folder,
+      AWS_ACCESS_KEY_ID: ACCESS_KEY,
+      AWS_SECRET_ACCESS_KEY: SECRET_KEY,
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: join(folder, 'no-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(folder, 'no-credentials'),
+      ...options.env,
+    },
+    ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
   });
 
 const FIXTURES_TEXT = [

@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../functions/core/logger.ts';
 import { signBody } from '../../functions/core/signature.ts';
@@ -14,6 +12,7 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
 
 /**
@@ -21,7 +20,6 @@ import { fleetTree } from '../support/promotion-harness.ts';
  * staging, the in-process worker promoting into prod on git http-backend and the GitHub stand-in,
  * then `GET /pipelines/{ns}/{name}` and `promoter status` showing the deployment and the PR.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OWNER = 'example-org';
 
 let github: FakeGitHubEnterprise;
@@ -71,30 +69,8 @@ afterAll(async () => {
   await github?.close();
 });
 
-const promoterStatus = (
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'bin/promoter.ts', 'status', ...args],
-      {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', AWS_EC2_METADATA_DISABLED: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+const promoterStatus = (args: string[]): Promise<PromoterRun> =>
+  runPromoter(['status', ...args], { env: { AWS_EC2_METADATA_DISABLED: 'true' } });
 
 describe('serve: pipeline status after an end-to-end promotion', () => {
   it('GET /pipelines/flux-system/podinfo shows the staging deployment and the prod PR; promoter status prints it', async () => {

@@ -16,6 +16,7 @@ import {
   startFaultProxy,
 } from './fault-proxy.ts';
 import { readFixture } from './fixtures.ts';
+import { runPromoter } from './promoter-cli.ts';
 import { fleetTree } from './promotion-harness.ts';
 
 /**
@@ -266,23 +267,7 @@ export const startBurstWorld = async (options: BurstWorldOptions): Promise<Burst
     logs,
     timeOrigin: Math.floor(Date.now() / 1000) - 600,
     startServe,
-    promoter: (args) =>
-      new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
-          cwd: ROOT,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString('utf8');
-        });
-        child.stderr.on('data', (chunk: Buffer) => {
-          stderr += chunk.toString('utf8');
-        });
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      }),
+    promoter: (args) => runPromoter(args),
     async close() {
       for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
       await proxy.close();

@@ -4,7 +4,13 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { LimitError, ProtocolError } from './errors.ts';
-import { type GitObject, type IndexedObject, indexPackSteps, type PackLimits } from './pack.ts';
+import {
+  answerSteps,
+  type GitObject,
+  type IndexedObject,
+  indexPackSteps,
+  type PackLimits,
+} from './pack.ts';
 
 /**
  * Where a received pack is read (inflated, its deltas resolved, hashed and indexed, its trees and
@@ -66,16 +72,7 @@ export const parsePackInline = (
   held: (oid: string) => GitObject | undefined,
 ): ParsedPack => {
   const { steps, trees, hits, misses } = collector(request);
-  let step = steps.next();
-  while (step.done !== true) {
-    const given = new Map<string, GitObject>();
-    for (const oid of step.value) {
-      const object = held(oid);
-      if (object !== undefined) given.set(oid, object);
-    }
-    step = steps.next(given);
-  }
-  const { data, objects, deltasApplied } = step.value;
+  const { data, objects, deltasApplied } = answerSteps(steps, held);
   return { data, objects, trees, hits, misses, deltasApplied };
 };
 

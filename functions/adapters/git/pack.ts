@@ -463,14 +463,14 @@ export function* indexPackSteps(
   return { data: fixed, objects: indexed, deltasApplied };
 }
 
-/** `indexPackSteps` in one go, the thin pack's bases taken from `held`. */
-export const indexPack = (
-  data: Buffer,
+/**
+ * Runs `indexPackSteps` to its end, answering each request for a thin pack's bases from `held`
+ * (those it does not hold stay missing, for the generator to refuse).
+ */
+export const answerSteps = <T>(
+  steps: Generator<readonly string[], T, ReadonlyMap<string, GitObject>>,
   held: (oid: string) => GitObject | undefined,
-  visit: (oid: string, object: GitObject) => void,
-  limits: PackLimits = DEFAULT_PACK_LIMITS,
-): IndexedPack => {
-  const steps = indexPackSteps(data, visit, limits);
+): T => {
   let step = steps.next();
   while (step.done !== true) {
     const given = new Map<string, GitObject>();
@@ -481,6 +481,16 @@ export const indexPack = (
     step = steps.next(given);
   }
   return step.value;
+};
+
+/** `indexPackSteps` in one go, the thin pack's bases taken from `held`. */
+export const indexPack = (
+  data: Buffer,
+  held: (oid: string) => GitObject | undefined,
+  visit: (oid: string, object: GitObject) => void,
+  limits: PackLimits = DEFAULT_PACK_LIMITS,
+): IndexedPack => {
+  return answerSteps(indexPackSteps(data, visit, limits), held);
 };
 
 /** A pack entry header: the type and the inflated size. */
