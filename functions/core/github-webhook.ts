@@ -190,9 +190,6 @@ const evaluate = async (
     return answer(202, 'ignored', { ignored: 'not a promotion pull request' });
   }
 
-  if (!(await deps.deliveries.firstSeen(delivery, DELIVERY_TTL_SECONDS))) {
-    return answer(200, 'duplicate', { duplicate: true });
-  }
   const merged = pull.merged === true;
   const outcome = await recordPullRequestOutcome(
     pipeline,
@@ -211,6 +208,11 @@ const evaluate = async (
     },
     deps,
   );
+  // Remembered once handled: a delivery whose handling failed (503) is taken again when GitHub
+  // redelivers it. A repeated one finds the transition already made (a conditional write).
+  if (!(await deps.deliveries.firstSeen(delivery, DELIVERY_TTL_SECONDS))) {
+    return answer(200, 'duplicate', { duplicate: true });
+  }
   return answer(200, outcome.status, {
     pipeline: pipelineId(pipeline),
     environment,

@@ -205,6 +205,9 @@ export const recordPullRequestOutcome = async (
   if (titleRevision(pullRequest.title) !== record.revision) {
     return { status: 'ignored', reason: 'older-revision' };
   }
+  if (record.pullRequest.state === pullRequest.state) {
+    return { status: 'ignored', reason: 'already-recorded' };
+  }
   const merged = pullRequest.state === 'merged';
   const mergedAt = merged ? (pullRequest.mergedAt ?? deps.clock.now().toISOString()) : undefined;
   // A deployment seen before the merge report (a lost webhook) keeps its state; the PR's
@@ -277,7 +280,8 @@ export const reconcilePullRequests = async (
     for (const record of await deps.state.listPromotions(ref)) {
       const pull = record.pullRequest;
       if (pull === undefined || (pull.state ?? 'open') !== 'open') continue;
-      if (!['opened', 'updated'].includes(record.state)) continue;
+      // A deployed one too: its merge webhook may have been lost before the deployment came.
+      if (!['opened', 'updated', 'deployed'].includes(record.state)) continue;
       const strategy = promotionInto(pipeline, record.environment)?.strategy;
       if (strategy === undefined) continue;
       counts.read += 1;
