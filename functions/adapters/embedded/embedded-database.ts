@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PromoterError } from '../../core/errors.ts';
@@ -9,10 +9,13 @@ import { PromoterError } from '../../core/errors.ts';
  * expect of an embedded store, transactional, and it runs on the Node 20 and 22 that `serve`
  * meets (node:sqlite needs Node 22.13 and is still a release candidate).
  *
- * Write-ahead log with `synchronous = FULL`: a commit is on disk (fsync) before it returns, so
- * what was answered 202 survives a `kill -9` and a power cut alike. Writes go through
- * `commitSoon`, which commits the writes of concurrent requests together (group commit), so
- * that the fsync is paid once per event-loop turn rather than once per request.
+ * Write-ahead log, and nothing answered before it is on disk: what was answered 202 survives a
+ * `kill -9` and a power cut alike. Writes go through `commitSoon`, which commits the writes of
+ * concurrent requests together (group commit) and resolves them once the log is fsynced. That
+ * fsync runs on libuv's thread pool, not in the commit (the connection that group-commits runs
+ * with `synchronous = NORMAL` and syncs its log itself, `syncSoon`), so that the event loop goes
+ * on answering requests while the disk works; writes committed during one fsync share the next.
+ * A connection that never group-commits (`promoter dead-letters`) keeps `synchronous = FULL`.
  */
 export type EmbeddedDatabase = Database.Database;
 
@@ -111,48 +114,153 @@ interface PendingWrite {
   readonly reject: (error: unknown) => void;
 }
 
-const batches = new WeakMap<EmbeddedDatabase, PendingWrite[]>();
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** The group commit of one connection. */
+interface Committer {
+  /** The writes asked for since the last commit. */
+  pending: PendingWrite[];
+  /** A commit at the end of this event-loop turn is on its way. */
+  scheduled: boolean;
+  /** Commits a batch in one transaction: each write's outcome, in order. */
+  readonly commit: (batch: readonly PendingWrite[]) => Outcome[];
+  /** The write-ahead log, fsynced off the event loop; undefined: in memory, nothing to sync. */
+  readonly log: string | undefined;
+  /** Told once the next fsync, one started after they were committed, has ended. */
+  waiting: ((error: Error | null) => void)[];
+  syncing: boolean;
+}
+
+const committers = new WeakMap<EmbeddedDatabase, Committer>();
+
+const committerOf = (db: EmbeddedDatabase): Committer => {
+  let committer = committers.get(db);
+  if (committer !== undefined) return committer;
+  // Made once per connection (db.transaction builds several wrappers: costly per write).
+  const together = db.transaction((batch: readonly PendingWrite[]) =>
+    batch.map(({ work }): Outcome => ({ ok: true, value: work() })),
+  );
+  const savepoint = db.transaction((work: () => unknown) => work());
+  const apart = db.transaction((batch: readonly PendingWrite[]) =>
+    batch.map(({ work }): Outcome => {
+      try {
+        return { ok: true, value: savepoint(work) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }),
+  );
+  const wal =
+    !db.memory && !db.readonly && String(db.pragma('journal_mode', { simple: true })) === 'wal';
+  // Commits only write the log (what the kernel has survives a `kill -9`); `syncSoon` fsyncs
+  // it before anyone is told. Checkpoints still fsync the log before and the database after.
+  if (wal) db.pragma('synchronous = NORMAL');
+  committer = {
+    pending: [],
+    scheduled: false,
+    // The writes of a batch rarely throw: run them plainly, and only when one does, roll the
+    // transaction back and run each in its own savepoint, so that it fails alone.
+    commit: (batch) => {
+      try {
+        return together(batch);
+      } catch {
+        return apart(batch);
+      }
+    },
+    log: wal ? `${db.name}-wal` : undefined,
+    waiting: [],
+    syncing: false,
+  };
+  committers.set(db, committer);
+  return committer;
+};
+
+/** Fdatasyncs the log on the thread pool (the open and close are quick, not disk work). */
+const fsyncLog = (path: string, done: (error: Error | null) => void): void => {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    // No log: the last connection closed, after a checkpoint into the (fsynced) database file.
+    const code = (error as NodeJS.ErrnoException).code;
+    setImmediate(() => done(code === 'ENOENT' ? null : (error as Error)));
+    return;
+  }
+  fdatasync(fd, (synced) => {
+    closeSync(fd);
+    done(synced);
+  });
+};
+
+const startSync = (db: EmbeddedDatabase, committer: Committer, log: string): void => {
+  const told = committer.waiting;
+  committer.waiting = [];
+  committer.syncing = true;
+  fsyncLog(log, (error) => {
+    committer.syncing = false;
+    for (const tell of told) tell(error);
+    // What was asked for during this fsync is committed now, and shares the next one.
+    if (committer.pending.length > 0) commitPending(db, committer);
+    else if (committer.waiting.length > 0) startSync(db, committer, log);
+  });
+};
 
 /**
- * Runs `work` inside the next group commit of `db`: every write asked for in this event-loop
- * turn runs in one transaction, each in its own savepoint (one that throws rolls back alone
- * and rejects its own promise), and the promises resolve once the transaction is on disk.
+ * Calls `then` once everything `db` has committed so far is on disk: at once in memory, else
+ * after the next fsync of the log (one under way may have begun before the commit). Without
+ * `then`, only sees that such an fsync comes: the queue's own writes (a receive counted, a job
+ * done) call it after committing, and are on disk moments later, without waiting for it.
+ */
+export const syncSoon = (db: EmbeddedDatabase, then?: (error: Error | null) => void): void => {
+  const committer = committerOf(db);
+  if (committer.log === undefined) {
+    then?.(null);
+    return;
+  }
+  committer.waiting.push(then ?? (() => undefined));
+  if (!committer.syncing) startSync(db, committer, committer.log);
+};
+
+/**
+ * Runs `work` inside the next group commit of `db`, and resolves with what it returned once
+ * that commit is on disk (rejects with what it threw). The writes asked for in one event-loop
+ * turn, or during one fsync of the log, are committed in one transaction, and share the fsync
+ * that follows. A write that throws rolls back alone; `work` may then run twice (the batch is
+ * rolled back and run again, each write in its own savepoint): it must only use the database.
  *
  * @example
  * const written = await commitSoon(db, () => insert.run(id).changes === 1);
  */
 export const commitSoon = <T>(db: EmbeddedDatabase, work: () => T): Promise<T> =>
   new Promise<T>((resolve, reject) => {
-    let batch = batches.get(db);
-    if (batch === undefined) {
-      batch = [];
-      batches.set(db, batch);
-      setImmediate(() => commitBatch(db));
-    }
-    batch.push({ work, resolve: resolve as (value: unknown) => void, reject });
+    const committer = committerOf(db);
+    committer.pending.push({ work, resolve: resolve as (value: unknown) => void, reject });
+    if (committer.scheduled || committer.syncing) return;
+    committer.scheduled = true;
+    setImmediate(() => {
+      committer.scheduled = false;
+      // An fsync began meanwhile: its end commits these.
+      if (!committer.syncing) commitPending(db, committer);
+    });
   });
 
-const commitBatch = (db: EmbeddedDatabase): void => {
-  const batch = batches.get(db) ?? [];
-  batches.delete(db);
-  const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+const commitPending = (db: EmbeddedDatabase, committer: Committer): void => {
+  const batch = committer.pending;
+  committer.pending = [];
+  if (batch.length === 0) return;
+  let outcomes: Outcome[];
   try {
-    db.transaction(() => {
-      for (const { work } of batch) {
-        try {
-          outcomes.push({ ok: true, value: db.transaction(work)() });
-        } catch (error) {
-          outcomes.push({ ok: false, error });
-        }
-      }
-    })();
+    outcomes = committer.commit(batch);
   } catch (error) {
     for (const { reject } of batch) reject(error);
     return;
   }
-  for (const [index, { resolve, reject }] of batch.entries()) {
-    const outcome = outcomes[index];
-    if (outcome?.ok === true) resolve(outcome.value);
-    else reject(outcome?.error);
-  }
+  syncSoon(db, (error) => {
+    for (const [index, { resolve, reject }] of batch.entries()) {
+      const outcome = outcomes[index];
+      if (error !== null) reject(error);
+      else if (outcome?.ok === true) resolve(outcome.value);
+      else reject(outcome?.error);
+    }
+  });
 };

@@ -7,12 +7,14 @@ import {
   promotionGroupId,
 } from '../../core/promotion-job.ts';
 import { MAX_RECEIVES, retryDelaySeconds } from '../../core/retry-policy.ts';
-import { commitSoon, type EmbeddedDatabase } from './embedded-database.ts';
+import { commitSoon, type EmbeddedDatabase, syncSoon } from './embedded-database.ts';
 
 /**
  * The job queue of `promoter serve`, in its database: what SQS FIFO does for the Lambda
  * worker, durable. `enqueue` resolves once the job is committed to disk; the jobs of
- * concurrent requests are committed together (one transaction, one fsync per event-loop turn).
+ * concurrent requests are committed together (one transaction, one fsync off the event loop).
+ * The queue's own bookkeeping (a receive, a job done, a retry time) is committed at once and
+ * fsynced within moments (`syncSoon`): a `kill -9` keeps it, a power cut may cost a re-run.
  * Jobs of one group (pipeline, target env) run one at a time in order; groups run in parallel.
  * A job id seen within the deduplication window is dropped, as SQS FIFO does. Each delivery
  * counts a receive before the job runs (a crash mid-job counts too, as SQS's in-flight
@@ -233,6 +235,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
 
   async retry(id: string): Promise<boolean> {
     const revived = this.statements.revive.run(this.now(), id).changes === 1;
+    syncSoon(this.db);
     if (revived) this.schedule();
     return revived;
   }
@@ -243,6 +246,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
       ids.reduce((count, id) => count + this.statements.revive.run(this.now(), id).changes, 0),
     );
     const count = revive();
+    syncSoon(this.db);
     if (count > 0) this.schedule();
     return count;
   }
@@ -294,7 +298,10 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
       // Receives all spent by deliveries that never ended (serve stopped mid-job): dead-letter
       // it rather than deliver it again, as SQS does once a message's receives are spent.
       const spent = row.receive_count >= this.maxReceives;
-      if (!spent) this.statements.receive.run(row.seq);
+      if (!spent) {
+        this.statements.receive.run(row.seq);
+        syncSoon(this.db);
+      }
       const receiveCount = spent ? row.receive_count : row.receive_count + 1;
       let job: PromotionJob | undefined;
       try {
@@ -306,6 +313,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
         }
         await processor(job);
         this.statements.done.run(row.seq);
+        syncSoon(this.db);
       } catch (error) {
         const failure = {
           code: isPromoterError(error) ? error.code : 'UNKNOWN',
@@ -314,6 +322,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
         if (job !== undefined && isRetryable(error) && receiveCount < this.maxReceives) {
           const delayMs = retryDelaySeconds(receiveCount, error) * this.retryUnitMs;
           this.statements.later.run(this.now() + delayMs, failure.code, failure.message, row.seq);
+          syncSoon(this.db);
           this.options.logger.warn('promotion will be retried', {
             jobId: row.id,
             group,
@@ -325,6 +334,7 @@ export class EmbeddedJobQueue implements JobQueue, DeadLetters {
           return;
         }
         this.statements.dead.run(failure.code, failure.message, this.now(), row.seq);
+        syncSoon(this.db);
         // A job that parses is logged, counted and recorded by `onDeadLetter`.
         if (job === undefined) {
           this.options.logger.error('job dead-lettered', {
