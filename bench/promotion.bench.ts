@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import nodeHttp from 'isomorphic-git/http/node';
-import { IsomorphicGitConfigRepository } from '../functions/adapters/isomorphic-git-config-repository.ts';
+import type { GitFetch } from '../functions/adapters/git/smart-http.ts';
+import { SmartHttpConfigRepository } from '../functions/adapters/git/smart-http-config-repository.ts';
+import { createGuardedAgents, guardedFetch } from '../functions/adapters/guarded-http.ts';
+import { SELF_HOSTED_ADDRESS_POLICY } from '../functions/core/http.ts';
 import type { PromotionBranchRequest } from '../functions/core/ports.ts';
 import {
   editMarkers,
@@ -16,10 +18,11 @@ import {
   needle,
 } from '../functions/core/promotion-markers.ts';
 import { runGit, startGitServer } from '../test/support/git-server.ts';
+import { appName, fleetFiles } from './support/fleet-repository.ts';
 
 /**
  * The pull-request promotion's git work (DESIGN.md section 7.3), from job start to "branch
- * pushed" plus one PR API call, through IsomorphicGitConfigRepository and, in the same run,
+ * pushed" plus one PR API call, through SmartHttpConfigRepository and, in the same run,
  * through the git CLI doing the same work (`clone --depth 1 --single-branch`, `git grep` the
  * marker, patch, commit, `push --force`), on fleet repositories of 6,000 and 60,000 YAML files
  * served by a loopback `git http-backend`.
@@ -36,88 +39,8 @@ const SIZES = [
   { label: '6,000', apps: 500, coldRuns: 3, warmRuns: 9 },
   { label: '60,000', apps: 5_000, coldRuns: 2, warmRuns: 5 },
 ] as const;
-const ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
 const BRANCH = 'promotion-fleet-app-prod';
 const AUTHOR = { name: 'Pipeline Promoter', email: 'promoter@example.com' };
-
-const appName = (index: number): string => `app-${String(index).padStart(5, '0')}`;
-
-/** Four YAML files per app and environment, one with the app's marker for that environment. */
-const fleetFiles = (apps: number): Record<string, string> => {
-  const files: Record<string, string> = {};
-  for (let index = 0; index < apps; index++) {
-    const app = appName(index);
-    for (const env of ENVIRONMENTS) {
-      const dir = `clusters/${env}/${app}`;
-      files[`${dir}/release.yaml`] = [
-        'apiVersion: helm.toolkit.fluxcd.io/v2',
-        'kind: HelmRelease',
-        'metadata:',
-        `  name: ${app}`,
-        `  namespace: ${app}-${env}`,
-        'spec:',
-        '  interval: 5m',
-        '  chart:',
-        '    spec:',
-        `      chart: ${app}`,
-        `      version: 1.0.${index % 7} # {"$promotion": "fleet:${app}:${env}"}`,
-        '      sourceRef:',
-        '        kind: HelmRepository',
-        '        name: charts',
-        '  values:',
-        `    replicaCount: ${(index % 3) + 1}`,
-        '',
-      ].join('\n');
-      files[`${dir}/values.yaml`] = [
-        `# values for ${app} in ${env}`,
-        'image:',
-        `  repository: registry.example.com/${app}`,
-        '  pullPolicy: IfNotPresent',
-        'resources:',
-        '  limits:',
-        `    cpu: ${100 + (index % 9) * 50}m`,
-        `    memory: ${128 + (index % 5) * 64}Mi`,
-        '  requests:',
-        '    cpu: 50m',
-        '    memory: 64Mi',
-        'service:',
-        '  type: ClusterIP',
-        `  port: ${8000 + (index % 100)}`,
-        'ingress:',
-        `  enabled: ${index % 2 === 0}`,
-        `  host: ${app}.${env}.example.com`,
-        '',
-      ].join('\n');
-      files[`${dir}/kustomization.yaml`] = [
-        'apiVersion: kustomize.config.k8s.io/v1beta1',
-        'kind: Kustomization',
-        `namespace: ${app}-${env}`,
-        'resources:',
-        '  - release.yaml',
-        '  - configmap.yaml',
-        'configMapGenerator:',
-        `  - name: ${app}-values`,
-        '    files:',
-        '      - values.yaml',
-        '',
-      ].join('\n');
-      files[`${dir}/configmap.yaml`] = [
-        'apiVersion: v1',
-        'kind: ConfigMap',
-        'metadata:',
-        `  name: ${app}-settings`,
-        `  namespace: ${app}-${env}`,
-        'data:',
-        '  LOG_LEVEL: info',
-        '  FEATURE_FLAGS: "a,b,c"',
-        `  REGION: eu-west-${(index % 3) + 1}`,
-        `  OWNER: team-${index % 17}`,
-        '',
-      ].join('\n');
-    }
-  }
-  return files;
-};
 
 /** The one PR API call both flows make: a POST to a tiny local server. */
 const openPullRequest = (url: string, title: string): Promise<void> =>
@@ -178,10 +101,11 @@ const nextMessage = (): Promise<unknown> =>
   new Promise((resolve) => process.once('message', resolve));
 
 /**
- * isomorphic-git's Node HTTP client, timing each request from its start to the last chunk the
- * adapter read: the part of a promotion spent waiting on the git server.
+ * The adapter's default fetch, timing each request from its start to the last chunk the adapter
+ * read: the part of a promotion spent waiting on the git server.
  */
-const timedHttp = (): { http: typeof nodeHttp; spent: () => number } => {
+const timedFetch = (): { fetch: GitFetch; spent: () => number } => {
+  const fetch = guardedFetch(createGuardedAgents(SELF_HOSTED_ADDRESS_POLICY));
   let total = 0;
   return {
     spent: () => {
@@ -189,36 +113,37 @@ const timedHttp = (): { http: typeof nodeHttp; spent: () => number } => {
       total = 0;
       return spent;
     },
-    http: {
-      async request(request) {
-        const started = performance.now();
-        const response = await nodeHttp.request(request);
-        const body = response.body;
-        if (body === undefined) {
-          total += performance.now() - started;
-          return response;
-        }
-        return {
-          ...response,
-          body: (async function* () {
-            let last = performance.now();
-            try {
-              for await (const chunk of body) {
-                last = performance.now();
-                yield chunk;
-              }
-            } finally {
-              total += last - started;
-            }
-          })(),
-        };
-      },
+    fetch: async (url, init) => {
+      const started = performance.now();
+      const response = await fetch(url, init);
+      const body = response.body;
+      if (body === null) {
+        total += performance.now() - started;
+        return response;
+      }
+      let last = performance.now();
+      const timed = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            last = performance.now();
+            controller.enqueue(chunk);
+          },
+          flush() {
+            total += last - started;
+          },
+        }),
+      );
+      return new Response(timed, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
     },
   };
 };
 
 const promoteOnce = async (
-  repository: IsomorphicGitConfigRepository,
+  repository: SmartHttpConfigRepository,
   job: Job,
   revision: string,
 ): Promise<number> => {
@@ -230,10 +155,10 @@ const promoteOnce = async (
 };
 
 const runChild = async (task: ChildTask): Promise<void> => {
-  const timing = timedHttp();
-  const repository = new IsomorphicGitConfigRepository({
+  const timing = timedFetch();
+  const repository = new SmartHttpConfigRepository({
     cacheDir: task.cacheDir,
-    http: timing.http,
+    fetch: timing.fetch,
   });
   const ms: number[] = [];
   const requestMs: number[] = [];

@@ -7,13 +7,13 @@ import { Readable } from 'node:stream';
 import { PromoterError } from '../core/errors.ts';
 import { type AddressPolicy, refuseConnection } from '../core/http.ts';
 
-/**
+/*
  * HTTP agents that apply the core's address rule (`refuseConnection`, DESIGN.md section 14) to
  * every connection they open, at connect time: a DNS name is resolved by the agent's own
  * `lookup` and only its allowed addresses are connected to, and an IP literal is checked before
  * connecting. A check before the request instead would let a name that rebinds between the check
- * and the connection through. Used by the git transport (isomorphic-git's Node client takes an
- * `agent`) and by Octokit (through `guardedFetch`, since its default `fetch` takes no agent).
+ * and the connection through. Used by the git transport and by Octokit, both through
+ * `guardedFetch` (the global `fetch` takes no agent).
  */
 
 export interface GuardedAgentsOptions {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMIT_SETTINGS } from '../../functions/adapters/git/errors.ts';
 import {
-  IsomorphicGitConfigRepository,
-  type IsomorphicGitConfigRepositoryOptions,
-} from '../../functions/adapters/isomorphic-git-config-repository.ts';
+  SmartHttpConfigRepository,
+  type SmartHttpConfigRepositoryOptions,
+} from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { ENV } from '../../functions/config.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import type { PromotionBranchRequest } from '../../functions/core/ports.ts';
@@ -56,12 +56,12 @@ const request = (): PromotionBranchRequest => ({
 
 const refusal = async (
   pack: Buffer,
-  options: IsomorphicGitConfigRepositoryOptions = {},
+  options: SmartHttpConfigRepositoryOptions = {},
   stall = false,
 ): Promise<PromoterError> => {
   server.serve(pack, HEAD);
   if (stall) server.stall();
-  const repository = new IsomorphicGitConfigRepository({
+  const repository = new SmartHttpConfigRepository({
     cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
     retryBaseDelayMs: 1,
     ...options,

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  IsomorphicGitConfigRepository,
-  type IsomorphicGitConfigRepositoryOptions,
-} from '../../functions/adapters/isomorphic-git-config-repository.ts';
+  SmartHttpConfigRepository,
+  type SmartHttpConfigRepositoryOptions,
+} from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import type { PromotionBranchRequest } from '../../functions/core/ports.ts';
 import { editMarkers, isPromotableFile, needle } from '../../functions/core/promotion-markers.ts';
@@ -88,9 +88,9 @@ const promotion = (
 
 // Retry waits of 2, 8 and 16 ms: the schedule's shape without the test sleeping.
 const adapter = async (
-  options: IsomorphicGitConfigRepositoryOptions = {},
-): Promise<IsomorphicGitConfigRepository> =>
-  new IsomorphicGitConfigRepository({
+  options: SmartHttpConfigRepositoryOptions = {},
+): Promise<SmartHttpConfigRepository> =>
+  new SmartHttpConfigRepository({
     cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
     now: () => new Date('2026-11-02T10:00:00Z'),
     retryBaseDelayMs: 2,

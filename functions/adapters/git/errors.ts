@@ -2,12 +2,11 @@ import { PromoterError } from '../../core/errors.ts';
 
 /**
  * The git adapter's errors. ProtocolError (bad pack, unexpected answer: the cache is dropped) and
- * RaceError (the base moved: the attempt starts again) steer the promotion loop; `isTransientRead`
- * says which failures of an idempotent read smart-http tries again in process; `toPromoterError`
- * maps every failure to the port's PromoterError GIT_* codes, credentials kept out of messages.
- * A module of its own because the adapter's own protocol and pack code, written because
- * isomorphic-git's fetch + readBlob path took 7.6 s at 6,000 files against 0.5 s for a git CLI
- * clone (README.md "Benchmarks"), raises them at every layer.
+ * RaceError (the base moved: the attempt starts again) steer the promotion loop; HttpStatusError,
+ * CredentialsRefusedError and NotSmartHttpError are what the transport answers with;
+ * `isTransientRead` says which failures of an idempotent read smart-http tries again in process;
+ * `toPromoterError` maps every failure to the port's PromoterError GIT_* codes, credentials kept
+ * out of messages.
  */
 
 /** What an error message names about a promotion. */
@@ -128,22 +127,33 @@ export const parseRetryAfter = (
 };
 
 /**
- * The waits servers asked for, by the error they answered with: isomorphic-git's HttpError does
- * not keep the response headers, so smart-http notes `Retry-After` here for `toPromoterError`.
+ * A git server's answer other than 200 (after redirects and the one answered challenge), with
+ * the wait its `Retry-After` asked for when the status is a transient one.
  */
-const retryAfters = new WeakMap<object, number>();
-
-export const noteRetryAfter = (error: unknown, seconds: number | undefined): void => {
-  if (seconds !== undefined && typeof error === 'object' && error !== null) {
-    retryAfters.set(error, seconds);
+export class HttpStatusError extends Error {
+  override readonly name = 'HttpStatusError';
+  constructor(
+    readonly status: number,
+    readonly url: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`HTTP ${status} from ${url}`);
   }
-};
+}
 
-/** The HTTP status of an isomorphic-git HttpError, else undefined. */
-export const httpStatus = (error: unknown): number | undefined => {
-  const { code, data } = (error ?? {}) as { code?: unknown; data?: { statusCode?: unknown } };
-  return code === 'HttpError' && typeof data?.statusCode === 'number' ? data.statusCode : undefined;
-};
+/** The server asked for credentials (401) and refused the ones given, or none were given. */
+export class CredentialsRefusedError extends Error {
+  override readonly name = 'CredentialsRefusedError';
+}
+
+/** The URL answers, but not as a git smart-HTTP server (a web page, a dumb server). */
+export class NotSmartHttpError extends Error {
+  override readonly name = 'NotSmartHttpError';
+}
+
+/** The HTTP status of an HttpStatusError, else undefined. */
+export const httpStatus = (error: unknown): number | undefined =>
+  error instanceof HttpStatusError ? error.status : undefined;
 
 /** Statuses after which the same read can succeed a moment later. */
 const TRANSIENT_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
@@ -169,9 +179,19 @@ const DROPPED_CODES = new Set([
 export const isTransientRead = (error: unknown): boolean => {
   if (error instanceof TruncatedError) return true;
   if (isTransientStatus(httpStatus(error))) return true;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string' && DROPPED_CODES.has(code)) return true;
+  const code = errorCode(error);
+  if (code !== undefined && DROPPED_CODES.has(code)) return true;
   return error instanceof Error && /socket hang up|premature close/i.test(error.message);
+};
+
+/** A Node error code, on the error or (a WHATWG fetch's TypeError) on its cause. */
+const errorCode = (error: unknown): string | undefined => {
+  for (let current = error, depth = 0; current !== undefined && depth < 3; depth++) {
+    const code = (current as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown } | null)?.cause;
+  }
+  return undefined;
 };
 
 const NETWORK_CODES = new Set([
@@ -200,7 +220,7 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
       { data: { ...data, limit: error.limit, setting: setting.stack }, cause: error },
     );
   }
-  const code = (error as { code?: unknown } | undefined)?.code;
+  const code = errorCode(error);
   const status = httpStatus(error);
   if (status !== undefined) {
     if (status === 401 || status === 403) {
@@ -218,7 +238,8 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
       );
     }
     const transient = status === 408 || status === 429 || status >= 500;
-    const retryAfterSeconds = retryAfters.get(error as object);
+    const retryAfterSeconds =
+      error instanceof HttpStatusError ? error.retryAfterSeconds : undefined;
     return new PromoterError('GIT_UNAVAILABLE', `git server answered HTTP ${status} for ${where}`, {
       retryable: transient,
       data: {
@@ -229,13 +250,13 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
       cause: error,
     });
   }
-  if (code === 'UserCanceledError') {
+  if (error instanceof CredentialsRefusedError) {
     return new PromoterError('GIT_AUTH_FAILED', `git credentials were refused by ${where}`, {
       data,
       cause: error,
     });
   }
-  if (code === 'SmartHttpError' || code === 'UrlParseError' || code === 'UnknownTransportError') {
+  if (error instanceof NotSmartHttpError) {
     return new PromoterError(
       'GIT_REPOSITORY_NOT_FOUND',
       `no git repository is served at ${where}`,
@@ -243,7 +264,7 @@ export const toPromoterError = (error: unknown, context: ErrorContext): Promoter
     );
   }
   const message = scrub(error instanceof Error ? error.message : String(error), context.secrets);
-  const network = typeof code === 'string' && NETWORK_CODES.has(code);
+  const network = code !== undefined && NETWORK_CODES.has(code);
   return new PromoterError(
     'GIT_UNAVAILABLE',
     `git ${network ? 'server unreachable' : 'transfer failed'} for ${where}: ${message}`,

@@ -3,12 +3,11 @@ import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { LimitError, mebibytes, ProtocolError } from './errors.ts';
 import { GIT_LIMIT_DEFAULTS } from './limits.ts';
 
-/**
- * The pack format, read and written with Node's zlib and crypto: object hashing, delta
- * application, pack entries, indexing a received pack in one pass (thin packs made whole),
- * `.idx` v2 files, and the undeltified packs a push sends. It exists because isomorphic-git's
- * indexing (pako, one awaited SHA-1 per object) and object reads made its fetch + readBlob path
- * take 7.6 s at 6,000 files against 0.5 s for a git CLI clone (README.md "Benchmarks").
+/*
+ * The pack format (gitformat-pack), read and written with Node's zlib and crypto: object hashing,
+ * delta application, pack entries, indexing a received pack in one pass (thin packs made whole),
+ * `.idx` v2 files, and the undeltified packs a push sends. The one file to read to change how a
+ * pack is read (functions/adapters/git/README.md).
  */
 
 type ObjectType = 'commit' | 'tree' | 'blob' | 'tag';

@@ -1,11 +1,9 @@
 import { ProtocolError } from './errors.ts';
 
-/**
- * Git's pkt-line framing (length-prefixed packets, flush), and reading smart-HTTP response
- * bodies: whole up to a size limit (a fetch), or up to the first flush (a push report, so that
- * the server's hooks are not waited for). The adapter speaks the protocol itself over
- * isomorphic-git's transport because isomorphic-git's fetch + readBlob path took 7.6 s at 6,000
- * files against 0.5 s for a git CLI clone (README.md "Benchmarks").
+/*
+ * Git's pkt-line framing (length-prefixed packets, flush; gitprotocol-common), and reading
+ * smart-HTTP response bodies: whole up to a size limit (a fetch), or up to the first flush (a
+ * push report, so that the server's hooks are not waited for).
  */
 
 /** One pkt-line: the payload after its 4-hex-digit length. */
@@ -40,10 +38,7 @@ export function* packets(data: Buffer): Generator<Buffer | null> {
  * A pkt-line response up to its first flush packet (which ends a push report); the rest of the
  * body is drained in the background.
  */
-export const readUntilFlush = async (
-  body: AsyncIterable<Uint8Array> | undefined,
-): Promise<Buffer> => {
-  if (body === undefined) return Buffer.alloc(0);
+export const readUntilFlush = async (body: AsyncIterable<Uint8Array>): Promise<Buffer> => {
   const iterator = body[Symbol.asyncIterator]();
   let data = Buffer.alloc(0);
   let position = 0;
@@ -76,10 +71,9 @@ export const readUntilFlush = async (
 
 /** A response body as one Buffer; undefined (and the download stopped) past `limit` bytes. */
 export const collect = async (
-  body: AsyncIterable<Uint8Array> | undefined,
+  body: AsyncIterable<Uint8Array>,
   limit: number,
 ): Promise<Buffer | undefined> => {
-  if (body === undefined) return Buffer.alloc(0);
   const iterator = body[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
@@ -88,8 +82,7 @@ export const collect = async (
     chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     size += chunk.length;
     if (size > limit) {
-      // Not `for await`: isomorphic-git's body iterator answers `return()` with no result
-      // object, which `for await` turns into a TypeError.
+      // `return()` ends the download (smart-http's body iterator cancels the stream).
       try {
         await iterator.return?.();
       } catch {

@@ -1,9 +1,12 @@
+import * as nodeFs from 'node:fs';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { IsomorphicGitConfigRepository } from '../../functions/adapters/isomorphic-git-config-repository.ts';
+import { SmartHttpConfigRepository } from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import type { PromotionBranchRequest } from '../../functions/core/ports.ts';
 import {
@@ -90,8 +93,8 @@ const promotion = (
 };
 
 // Retries of reads wait a few milliseconds (test/adapters/git-read-retry.test.ts covers them).
-const adapter = async (): Promise<IsomorphicGitConfigRepository> =>
-  new IsomorphicGitConfigRepository({
+const adapter = async (): Promise<SmartHttpConfigRepository> =>
+  new SmartHttpConfigRepository({
     cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
     now: () => new Date('2026-11-02T10:00:00Z'),
     retryBaseDelayMs: 2,
@@ -109,7 +112,7 @@ const failure = async (promise: Promise<unknown>): Promise<PromoterError> => {
   return error as PromoterError;
 };
 
-describe('IsomorphicGitConfigRepository against a real git server', () => {
+describe('SmartHttpConfigRepository against a real git server', () => {
   it('promotes the fleet fixture: the branch holds exactly after/, one commit on the base head', async () => {
     // Prepare
     const { name, head } = await createRepository();
@@ -278,7 +281,7 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
   it('gives up with GIT_PUSH_REJECTED (retryable) when the base keeps moving', async () => {
     // Prepare
     const { name } = await createRepository();
-    const repository = new IsomorphicGitConfigRepository({
+    const repository = new SmartHttpConfigRepository({
       cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
       maxAttempts: 2,
     });
@@ -387,19 +390,19 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     // Prepare
     const { name, head } = await createRepository();
     const cacheDir = await mkdtemp(join(cacheRoot, 'adapter-'));
-    await new IsomorphicGitConfigRepository({ cacheDir }).preparePromotionBranch(
+    await new SmartHttpConfigRepository({ cacheDir }).preparePromotionBranch(
       promotion(name, { revision: '6.4.9' }),
     );
-    const directory = new IsomorphicGitConfigRepository({ cacheDir }).cacheDirectoryFor(
+    const directory = new SmartHttpConfigRepository({ cacheDir }).cacheDirectoryFor(
       server.repositoryUrl(name),
     );
     const upstream = await server.addCommit(name, 'main', { 'notes.txt': 'hello\n' });
     // A fresh copy of the module stands for a new process: nothing in memory, the directory only.
     vi.resetModules();
-    const fresh = await import('../../functions/adapters/isomorphic-git-config-repository.ts');
+    const fresh = await import('../../functions/adapters/git/smart-http-config-repository.ts');
 
     // Act
-    const result = await new fresh.IsomorphicGitConfigRepository({
+    const result = await new fresh.SmartHttpConfigRepository({
       cacheDir,
     }).preparePromotionBranch(promotion(name));
 
@@ -421,17 +424,17 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     // Prepare
     const { name, head } = await createRepository();
     const cacheDir = await mkdtemp(join(cacheRoot, 'adapter-'));
-    const first = new IsomorphicGitConfigRepository({ cacheDir });
+    const first = new SmartHttpConfigRepository({ cacheDir });
     await first.preparePromotionBranch(promotion(name, { revision: '6.4.9' }));
     const packDirectory = join(first.cacheDirectoryFor(server.repositoryUrl(name)), 'objects/pack');
     for (const file of await readdir(packDirectory)) {
       if (file.endsWith('.pack')) await writeFile(join(packDirectory, file), 'PACK garbage');
     }
     vi.resetModules();
-    const fresh = await import('../../functions/adapters/isomorphic-git-config-repository.ts');
+    const fresh = await import('../../functions/adapters/git/smart-http-config-repository.ts');
 
     // Act
-    const result = await new fresh.IsomorphicGitConfigRepository({
+    const result = await new fresh.SmartHttpConfigRepository({
       cacheDir,
     }).preparePromotionBranch(promotion(name));
 
@@ -528,5 +531,109 @@ describe('IsomorphicGitConfigRepository against a real git server', () => {
     // Assess
     expect(error.code).toBe('GIT_UNAVAILABLE');
     expect(error.retryable).toBe(true);
+  });
+});
+
+describe('SmartHttpConfigRepository without a disk cache', () => {
+  it('promotes from memory alone: a warm promotion fetches only the new commit', async () => {
+    // Prepare
+    const { name } = await createRepository();
+    const touched: string[] = [];
+    const fs = new Proxy(nodeFs, {
+      get: (target, property) => {
+        touched.push(String(property));
+        return Reflect.get(target, property);
+      },
+    });
+    const repository = new SmartHttpConfigRepository({ cacheDir: false, fs, retryBaseDelayMs: 2 });
+    await repository.preparePromotionBranch(promotion(name, { revision: '6.4.9' }));
+    const upstream = await server.addCommit(name, 'main', { 'notes.txt': 'hello\n' });
+    const fetchesBefore = server.requests.filter((line) => line.endsWith('/git-upload-pack'));
+
+    // Act
+    const result = await repository.preparePromotionBranch(promotion(name));
+
+    // Assess
+    expect(result).toMatchObject({ status: 'pushed', baseCommit: upstream });
+    expect(await server.readFiles(name, BRANCH)).toEqual({ ...AFTER, 'notes.txt': 'hello\n' });
+    const fetches = server.requests.filter((line) => line.endsWith('/git-upload-pack'));
+    expect(fetches.length - fetchesBefore.length).toBe(1);
+    expect(() => repository.cacheDirectoryFor(server.repositoryUrl(name))).toThrow(/memory only/);
+    expect(touched).toEqual([]);
+  });
+});
+
+describe('SmartHttpConfigRepository behind redirects', () => {
+  let redirector: Server;
+  let redirectorUrl: string;
+  /** Where the redirector sends each request: the path it was asked for, on `target`. */
+  let target = '';
+
+  beforeAll(async () => {
+    redirector = createServer((request, response) => {
+      const path = (request.url ?? '/').replace('/moved/', '/');
+      request.resume();
+      response.writeHead(request.method === 'POST' ? 307 : 301, { location: `${target}${path}` });
+      response.end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    redirectorUrl = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    redirector.closeAllConnections();
+    await new Promise((resolve) => redirector.close(resolve));
+  });
+
+  const movedPromotion = (name: string): PromotionBranchRequest => {
+    const request = promotion(name);
+    return {
+      ...request,
+      repository: { ...request.repository, cloneUrl: `${redirectorUrl}/moved/${name}.git` },
+    };
+  };
+
+  it('follows a redirect on the same scheme', async () => {
+    // Prepare: a server that asks for no credentials (the redirect leaves the origin).
+    const open = await startGitServer();
+    const name = 'fleet/moved';
+    const head = await open.createRepository(name, BEFORE);
+    target = open.url;
+    const repository = await adapter();
+
+    // Act
+    const result = await repository
+      .preparePromotionBranch(movedPromotion(name))
+      .finally(() => open.close().catch(() => undefined));
+
+    // Assess
+    expect(result).toMatchObject({ status: 'pushed', baseCommit: head });
+  });
+
+  it('sends no credentials to the origin a redirect leads to', async () => {
+    // Prepare: the git server (another port, so another origin) asks for credentials.
+    const { name } = await createRepository();
+    target = server.url;
+    const repository = await adapter();
+
+    // Act
+    const error = await failure(repository.preparePromotionBranch(movedPromotion(name)));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'GIT_AUTH_FAILED', retryable: false });
+  });
+
+  it('refuses a redirect to another scheme (HOST_REFUSED)', async () => {
+    // Prepare
+    const { name } = await createRepository();
+    target = server.url.replace('http://', 'https://');
+    const repository = await adapter();
+
+    // Act
+    const error = await failure(repository.preparePromotionBranch(movedPromotion(name)));
+
+    // Assess
+    expect(error).toMatchObject({ code: 'HOST_REFUSED', retryable: false });
+    expect(error.message).toMatch(/redirected to another scheme/);
   });
 });

@@ -1,103 +1,76 @@
 import * as nodeFs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import nodeHttp from 'isomorphic-git/http/node';
-import { PromoterError } from '../core/errors.ts';
-import { type AddressPolicy, SELF_HOSTED_ADDRESS_POLICY } from '../core/http.ts';
+import { PromoterError } from '../../core/errors.ts';
+import { type AddressPolicy, SELF_HOSTED_ADDRESS_POLICY } from '../../core/http.ts';
 import type {
   ConfigRepository,
   PromotionBranchRequest,
   PromotionBranchResult,
-} from '../core/ports.ts';
+} from '../../core/ports.ts';
+import { createGuardedAgents, guardedFetch } from '../guarded-http.ts';
 import {
   type ErrorContext,
   LimitError,
+  mebibytes,
   ProtocolError,
   RaceError,
   safeUrl,
   toPromoterError,
   urlPasswords,
-} from './git/errors.ts';
-import { GIT_LIMIT_DEFAULTS } from './git/limits.ts';
-import { DEFAULT_PACK_LIMITS, type PackLimits } from './git/pack.ts';
-import { createPackParser, type PackParser, type PackParsing } from './git/pack-parser.ts';
+} from './errors.ts';
+import { GIT_LIMIT_DEFAULTS } from './limits.ts';
+import { DEFAULT_PACK_LIMITS, type PackLimits } from './pack.ts';
+import { createPackParser, type PackParser, type PackParsing } from './pack-parser.ts';
 import {
-  cacheDirectory,
-  cacheFor,
+  DEFAULT_CACHED_REPOSITORIES,
+  type FetchMode,
   type RepositoryCache,
-  withLock,
-} from './git/repository-cache.ts';
+  RepositoryCaches,
+} from './repository-cache.ts';
 import {
   type Advertisement,
   DEFAULT_MAX_PACK_BYTES,
   DEFAULT_READ_RETRY,
   discover,
-  type FetchOptions,
-  fetchHead,
-  type GitHttpClient,
+  type GitFetch,
   pushCommit,
   type ReadRetry,
   type Remote,
-} from './git/smart-http.ts';
-import { buildCommit, commitTree, type Tree } from './git/tree.ts';
-import { agentFor, createGuardedAgents, type GuardedAgents } from './guarded-http.ts';
+  requestPack,
+} from './smart-http.ts';
+import { buildCommit, commitTree, type Tree } from './tree.ts';
 
-/**
- * The ConfigRepository port over git smart HTTP, with isomorphic-git's transport (ref discovery
- * and requests through `GitRemoteHTTP`, its Node HTTP client, credentials with `onAuth`) and a
- * purpose-built object path, because a promotion needs a small part of what a clone does
- * (DESIGN.md section 7.3). Per promotion:
+/*
+ * The ConfigRepository port over git smart HTTP: the promotion loop and the scan of the base
+ * tree. functions/adapters/git/README.md says what each step sends and reads, the formats, the
+ * limits and the cache. Per promotion, under the repository's lock:
  *
- * 1. Read the refs (`info/refs`). On first contact the receive-pack advertisement is read at the
- *    same time, for its capabilities.
- * 2. Unless the cache holds the base head: one `git-upload-pack` request for it, no tags, no
- *    checkout. The first fetch asks for depth 1; later ones name the heads held (`have`, and the
- *    depth-1 boundary as `shallow`) and ask for a thin pack, so that only the new commits'
- *    objects come (the server skips its shallow computation, too). A thin pack is made whole
- *    (`index-pack --fix-thin`'s way) before it is kept.
- * 3. The pack is read once, with Node's zlib and crypto: each object inflated, resolved, hashed
- *    and, for a blob, checked for `needle` there and then. Pack and `.idx` (v2) are written to
- *    the cache directory, a bare git repository that git and isomorphic-git can read.
- * 4. The base tree is walked from cached, parsed trees; files whose bytes hold `needle` and
- *    whose path passes `includePath` are decoded (once) and handed to `edit`.
- * 5. The changed blobs, the trees above them and one commit (parent: the base head) go in one
- *    `git-receive-pack` request that force-updates `branch`; the answer is taken at the end of
- *    the report (hooks and `gc --auto` that follow are not waited for).
- * 6. The refs are read again: when the base moved, the promotion starts again on the new head
- *    (at most `maxAttempts` times, then GIT_PUSH_REJECTED, retryable).
- *
- * isomorphic-git's own clone path was measured first (bench/promotion.bench.ts, this machine):
- * `fetch` depth 1 + `readTree`/`readBlob` with a shared `cache` took 2.4 s + 5.2 s at 6,000 files
- * and 19 s + 40 s at 60,000 (git CLI clone: 0.5 s and 9 s): its pack indexing inflates with pako
- * and awaits one SHA-1 per object, each object read probes for a loose file and lists the pack
- * directory, and its push lists the objects of the whole tree twice.
- *
- * One directory per repository under `cacheDir`; promotions of one repository run one at a time
- * in a process (a promise lock per directory), and a process keeps up to 16 repositories in
- * memory (trees, needle hits, packs). Errors are PromoterError GIT_* codes whose messages name
- * the repository URL (without credentials) and the branch.
- *
- * Bounded work (DESIGN.md section 14): a fetch answer over `maxPackBytes`, an object or delta
- * that inflates past `maxObjectBytes`, a delta chain deeper than `maxDeltaDepth`, and a promotion
- * that outlives `promotionTimeoutMs` are refused with GIT_LIMIT_EXCEEDED (permanent), which
- * names the limit and where it is set. Every connection goes through agents that apply
- * `addressPolicy` to the address it reaches (HOST_REFUSED, permanent). Packs are parsed where
- * `packParsing` says: inline, or in a worker thread so that the caller's event loop stays free.
- *
- * This module holds the promotion loop (steps 1 to 6) and the scan of step 4; the parts are in
- * `./git/`: `smart-http.ts` (the requests of steps 1, 2, 5 and 6) over `pkt-line.ts`; `pack.ts`
- * (step 3, and the pack a push sends); `object-store.ts` (objects by oid from the cached packs);
- * `repository-cache.ts` (the cache directory, the lock, the caches of this process); `tree.ts`
- * (trees, needle hits, the commit of step 5); `errors.ts`.
+ * 1. Read the refs (`info/refs`); on first contact the receive-pack advertisement too.
+ * 2. Unless the cache holds the base head: one `git-upload-pack` request for it (depth 1 at
+ *    first, then a thin pack of what is new), its pack indexed into the cache.
+ * 3. Walk the base tree; files whose bytes hold `needle` and whose path passes `includePath`
+ *    are decoded (once) and handed to `edit`.
+ * 4. The changed blobs, the trees above them and one commit go in one `git-receive-pack` request
+ *    that force-updates `branch`.
+ * 5. Read the refs again: when the base moved, start again on its new head (`maxAttempts`).
  */
 
-export interface IsomorphicGitConfigRepositoryOptions {
-  /** Where the per-repository caches live (default `{os.tmpdir()}/pipeline-promoter-git`). */
-  readonly cacheDir?: string;
+export interface SmartHttpConfigRepositoryOptions {
+  /**
+   * Where the per-repository caches live on disk (default `{os.tmpdir()}/pipeline-promoter-git`);
+   * `false`: in memory only (what is dropped from memory is fetched afresh).
+   */
+  readonly cacheDir?: string | false;
+  /** Repositories kept in memory, least recently used dropped first (default 16). */
+  readonly maxCachedRepositories?: number;
   /** Promotions attempted when the base branch moves under the push (default 3). */
   readonly maxAttempts?: number;
-  /** isomorphic-git's HTTP client (default `isomorphic-git/http/node`). */
-  readonly http?: GitHttpClient;
+  /**
+   * The fetch git requests go through (default: `guardedFetch` over agents that apply
+   * `addressPolicy`). A fetch given here is used as it is: the address policy is its own.
+   */
+  readonly fetch?: GitFetch;
   /** The file system the cache is written with (default `node:fs`). */
   readonly fs?: typeof nodeFs;
   /** Commit time (default: now). */
@@ -136,25 +109,6 @@ export interface IsomorphicGitConfigRepositoryOptions {
 }
 
 export const DEFAULT_PROMOTION_TIMEOUT_MS = GIT_LIMIT_DEFAULTS.promotionTimeoutMs;
-
-/** isomorphic-git's client with the guarded agents (and, per promotion, the budget's signal). */
-const guardedClient = (http: GitHttpClient, agents: GuardedAgents): GitHttpClient => ({
-  request: async (request) => {
-    try {
-      return await http.request({ ...request, agent: agentFor(agents, request.url) });
-    } catch (error) {
-      // A redirect to the other scheme meets the first request's agent, which refuses it.
-      if ((error as { code?: unknown } | undefined)?.code === 'ERR_INVALID_PROTOCOL') {
-        throw new PromoterError(
-          'HOST_REFUSED',
-          `the git server at ${safeUrl(request.url)} redirected to another scheme, which is refused`,
-          { data: { url: safeUrl(request.url) } },
-        );
-      }
-      throw error;
-    }
-  },
-});
 
 interface Scan {
   readonly markedFiles: number;
@@ -197,18 +151,50 @@ const scan = (
     }
   };
   walk(cache.tree(rootTree), '');
-  // Drop what the current head no longer reaches once it is most of what is kept.
-  if (cache.trees.size > 2 * trees + 1024 || cache.blobs.size > 2 * blobs + 4096) {
-    cache.prune(rootTree);
-  }
+  cache.pruneUnreached(rootTree, { trees, blobs });
   return { markedFiles, changes };
 };
 
-export class IsomorphicGitConfigRepository implements ConfigRepository {
-  private readonly cacheDir: string;
+/** How a fetch reads its pack. */
+interface FetchOptions {
+  /** The most bytes one `git-upload-pack` answer may have, the first fetch's included. */
+  readonly maxPackBytes: number;
+  readonly limits: PackLimits;
+  readonly parser: PackParser;
+}
+
+/**
+ * Fetches `head` into `cache` (see `RepositoryCache.packRequest` for what each mode asks). An
+ * incremental answer that grows past its bound (history rewritten, no common commit) is dropped
+ * for a depth-1 fetch; any other answer over `maxPackBytes` is refused (LimitError).
+ */
+const fetchInto = async (
+  cache: RepositoryCache,
+  remote: Remote,
+  advertisement: Advertisement,
+  head: string,
+  mode: FetchMode,
+  options: FetchOptions,
+): Promise<void> => {
+  const request = cache.packRequest(head, mode, options.maxPackBytes);
+  const answer = await requestPack(remote, advertisement, request);
+  if (answer === undefined) {
+    if (request.depthOne) {
+      throw new LimitError(
+        'maxPackBytes',
+        `the git server sent more than ${mebibytes(options.maxPackBytes)} for one fetch, the limit on pack bytes`,
+      );
+    }
+    await fetchInto(cache, remote, advertisement, head, 'depth-1', options);
+    return;
+  }
+  await cache.addFetched(head, answer, options.parser, options.limits);
+};
+
+export class SmartHttpConfigRepository implements ConfigRepository {
+  private readonly caches: RepositoryCaches;
   private readonly maxAttempts: number;
-  private readonly http: GitHttpClient;
-  private readonly fs: typeof nodeFs;
+  private readonly fetch: GitFetch;
   private readonly now: () => Date;
   private readonly maxPacks: number;
   private readonly readRetry: ReadRetry;
@@ -218,17 +204,24 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
   /** Where packs are parsed. */
   readonly packParser: PackParser;
 
-  constructor(options: IsomorphicGitConfigRepositoryOptions = {}) {
-    this.cacheDir = options.cacheDir ?? join(tmpdir(), 'pipeline-promoter-git');
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
-    this.http = guardedClient(
-      options.http ?? nodeHttp,
-      createGuardedAgents(
-        options.addressPolicy ?? SELF_HOSTED_ADDRESS_POLICY,
-        options.onRefusedConnection === undefined ? {} : { onRefused: options.onRefusedConnection },
-      ),
+  constructor(options: SmartHttpConfigRepositoryOptions = {}) {
+    const cacheDir = options.cacheDir ?? join(tmpdir(), 'pipeline-promoter-git');
+    this.caches = new RepositoryCaches(
+      cacheDir === false ? undefined : cacheDir,
+      options.fs ?? nodeFs,
+      Math.max(1, options.maxCachedRepositories ?? DEFAULT_CACHED_REPOSITORIES),
     );
-    this.fs = options.fs ?? nodeFs;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    this.fetch =
+      options.fetch ??
+      guardedFetch(
+        createGuardedAgents(
+          options.addressPolicy ?? SELF_HOSTED_ADDRESS_POLICY,
+          options.onRefusedConnection === undefined
+            ? {}
+            : { onRefused: options.onRefusedConnection },
+        ),
+      );
     this.now = options.now ?? (() => new Date());
     this.maxPacks = options.maxPacks ?? 32;
     this.readRetry = {
@@ -250,9 +243,14 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     await this.packParser.close();
   }
 
-  /** The cache directory of a repository (one per clone URL, credentials left out). */
+  /**
+   * The cache directory of a repository (one per clone URL, credentials left out). Throws when
+   * the cache is in memory only (`cacheDir: false`).
+   */
   cacheDirectoryFor(cloneUrl: string): string {
-    return cacheDirectory(this.cacheDir, cloneUrl);
+    const directory = this.caches.directoryFor(cloneUrl);
+    if (directory === undefined) throw new Error('this adapter keeps its cache in memory only');
+    return directory;
   }
 
   async preparePromotionBranch(request: PromotionBranchRequest): Promise<PromotionBranchResult> {
@@ -262,15 +260,14 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       branch: request.branch,
       secrets: [request.credentials.password, ...urlPasswords(request.repository.cloneUrl)],
     };
-    const directory = this.cacheDirectoryFor(request.repository.cloneUrl);
-    return withLock(directory, async () => {
+    return this.caches.withRepository(request.repository.cloneUrl, async (cache) => {
       const budget = new AbortController();
       const timer = setTimeout(() => budget.abort(), this.promotionTimeoutMs);
       timer.unref();
       const { signal } = budget;
       const remote: Remote = {
         url: request.repository.cloneUrl,
-        http: { request: (call) => this.http.request({ ...call, signal }) },
+        fetch: this.fetch,
         credentials: request.credentials,
         readRetry: this.readRetry,
         signal,
@@ -284,7 +281,6 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
         limits,
         parser: this.packParser,
       };
-      const cache = cacheFor(directory, this.fs);
       try {
         await cache.load();
         cache.useLimits(limits);
@@ -324,14 +320,17 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
     // known and the upload-pack advertisement alone gives the heads.
     let advertisement: Advertisement;
     if (cache.receiveCapabilities === undefined) {
-      const [upload, receive] = await Promise.all([
-        discover(remote, 'git-upload-pack'),
-        discover(remote, 'git-receive-pack'),
+      // Both settle before either failure is thrown: no request outlives the promotion.
+      const [upload, receive] = await Promise.allSettled([
+        discover(remote, 'git-upload-pack', fetch.maxPackBytes),
+        discover(remote, 'git-receive-pack', fetch.maxPackBytes),
       ]);
-      cache.receiveCapabilities = receive.capabilities;
-      advertisement = upload;
+      if (upload.status === 'rejected') throw upload.reason;
+      if (receive.status === 'rejected') throw receive.reason;
+      cache.rememberReceiveCapabilities(receive.value.capabilities);
+      advertisement = upload.value;
     } else {
-      advertisement = await discover(remote, 'git-upload-pack');
+      advertisement = await discover(remote, 'git-upload-pack', fetch.maxPackBytes);
     }
 
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
@@ -345,10 +344,10 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
       }
       try {
         if (!cache.store.has(base)) {
-          await fetchHead(cache, remote, advertisement, base, 'incremental', fetch);
+          await fetchInto(cache, remote, advertisement, base, 'incremental', fetch);
           // A base reset to a commit older than what the cache holds: fetch it afresh.
           if (!cache.store.has(base)) {
-            await fetchHead(cache, remote, advertisement, base, 'fresh', fetch);
+            await fetchInto(cache, remote, advertisement, base, 'fresh', fetch);
           }
           cache.writeRefs(request.baseBranch, base);
         }
@@ -388,11 +387,11 @@ export class IsomorphicGitConfigRepository implements ConfigRepository {
           context,
         );
         // The base must not have moved while we worked: else start again on its new head.
-        advertisement = await discover(remote, 'git-upload-pack');
+        advertisement = await discover(remote, 'git-upload-pack', fetch.maxPackBytes);
         if (advertisement.refs.get(baseRef) === base) return pushed;
       } catch (error) {
         if (!(error instanceof RaceError)) throw error;
-        advertisement = await discover(remote, 'git-upload-pack');
+        advertisement = await discover(remote, 'git-upload-pack', fetch.maxPackBytes);
       }
     }
     throw new PromoterError(
