@@ -7,11 +7,30 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import {
+  DEFAULT_METRICS_DETAIL,
+  type DimensionSet,
+  dimensionSetsOf,
+  type MetricsDetail,
+} from '../../functions/core/metrics-detail.ts';
 import type { PromotionQueue } from './promotion-queue.ts';
 
 export const ALARM_DEFAULTS = {
   oldestMessageAge: Duration.minutes(30),
 } as const;
+
+/**
+ * A Metrics Insights source of exactly one dimension set of the namespace: `SCHEMA(ns)` alone
+ * matches the metrics without dimensions, `SCHEMA(ns, Environment)` those by `Environment` only.
+ */
+export const metricsInsightsSchema = (dimensionSet: DimensionSet): string =>
+  `SCHEMA(${[METRICS_NAMESPACE, ...dimensionSet].join(', ')})`;
+
+/** The dead-letter alarm's query: the sum of one emitted dimension set, all its series. */
+export const deadLetteredQuery = (detail: MetricsDetail): string => {
+  const [set = []] = dimensionSetsOf(Metric.PromotionsDeadLettered, detail);
+  return `SELECT SUM(${Metric.PromotionsDeadLettered}) FROM ${metricsInsightsSchema(set)}`;
+};
 
 export interface PromoterAlarmsProps {
   readonly queue: PromotionQueue;
@@ -24,6 +43,8 @@ export interface PromoterAlarmsProps {
    * @default 30 minutes
    */
   readonly oldestMessageAgeThreshold?: Duration;
+  /** The functions' metrics detail: the alarm on dead letters reads the set it emits. */
+  readonly metricsDetail?: MetricsDetail;
 }
 
 /**
@@ -32,7 +53,7 @@ export interface PromoterAlarmsProps {
  * - worker errors (invocations that crashed or timed out, not jobs that failed cleanly);
  * - the oldest job's age (jobs are not being consumed: worker throttled, broken or stuck);
  * - promotions dead-lettered (`PromotionsDeadLettered`, which the worker emits with the failure
- *   recorded on the promotion), summed over all pipelines and environments.
+ *   recorded on the promotion), summed over all environments: every `metricsDetail` keeps it.
  * With `alarmEmail`, an SNS topic (TLS-only, publishable by CloudWatch alarms of this account)
  * and its e-mail subscription get the ALARM and OK transitions.
  */
@@ -86,14 +107,13 @@ export class PromoterAlarms extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
-    // The points carry Pipeline, Application and Environment: a metric without dimensions
-    // matches none of them, and alarms take no SEARCH. A Metrics Insights query over the
-    // namespace sums every dimension set into one series.
+    // Alarms take no SEARCH, and the environments are not known here: a Metrics Insights
+    // query sums the series of the one dimension set the functions emit (metrics-detail.ts).
     this.promotionsDeadLettered = new cloudwatch.Alarm(this, 'PromotionsDeadLettered', {
       alarmDescription:
         'A promotion was dead-lettered: its job failed on every receive. `promoter dead-letters list --queue-url <JobQueueUrl> --dead-letter-queue-url <DeadLetterQueueUrl> --table <TableName>` shows the jobs and their failures; fix the cause, then redrive with `promoter dead-letters retry --all` (same flags).',
       metric: new cloudwatch.MathExpression({
-        expression: `SELECT SUM(${Metric.PromotionsDeadLettered}) FROM ${METRICS_NAMESPACE}`,
+        expression: deadLetteredQuery(props.metricsDetail ?? DEFAULT_METRICS_DETAIL),
         label: 'promotions dead-lettered',
         period: Duration.minutes(5),
       }),

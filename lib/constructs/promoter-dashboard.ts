@@ -2,8 +2,17 @@ import { Aws, Duration, Stack } from 'aws-cdk-lib';
 import type { HttpStage } from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { Dimension, METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import {
+  BY_ENVIRONMENT_METRICS,
+  DEFAULT_METRICS_DETAIL,
+  type DimensionSet,
+  dimensionSetsOf,
+  type MetricsDetail,
+  PER_APPLICATION_METRICS,
+} from '../../functions/core/metrics-detail.ts';
 import type { PromotionQueue } from './promotion-queue.ts';
 
 const PERIOD = Duration.minutes(5);
@@ -13,58 +22,147 @@ const DORA_PERIOD = Duration.days(1);
 const DORA_RANGE = '-P30D';
 
 /**
- * A SEARCH over every series of one of the service's metrics, by namespace and metric name: new
- * pipelines and environments appear without a redeploy. Each series is one combination of the
- * dimension values of DESIGN.md section 9 (Pipeline, Application, Environment, or Outcome),
- * named by `label`.
+ * A SEARCH over the series of one metric name in exactly one dimension set (the `{namespace,
+ * keys}` schema): new environments appear without a redeploy, and no other set is matched.
  */
 export const searchExpression = (
   metricName: string,
+  dimensionSet: DimensionSet,
   statistic: string,
   periodSeconds: number = PERIOD_SECONDS,
 ): string =>
-  `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}"', '${statistic}', ${periodSeconds})`;
+  `SEARCH('{${[METRICS_NAMESPACE, ...dimensionSet].join(',')}} MetricName="${metricName}"', '${statistic}', ${periodSeconds})`;
 
 /** A dynamic label: the value of a dimension of each series a SEARCH returns. */
 const dim = (name: string): string => `\${PROP('Dim.${name}')}`;
 
-const search = (
-  metricName: string,
-  statistic: string,
-  label: string,
-  period: Duration = PERIOD,
-): cloudwatch.MathExpression =>
-  new cloudwatch.MathExpression({
-    expression: searchExpression(metricName, statistic, period.toSeconds()),
-    usingMetrics: {},
-    label,
-    period,
-  });
+/**
+ * The dashboard's view of the custom metrics at one `metricsDetail`: every widget reads the
+ * first dimension set `dimensionSetsOf` gives a name (the one all details emit), so that it
+ * shows only series the functions write.
+ */
+export class EmittedMetrics {
+  constructor(public readonly detail: MetricsDetail) {}
 
-/** The total of a metric over all its series. */
-const total = (
-  metricName: string,
-  label: string,
-  period: Duration = PERIOD,
-): cloudwatch.MathExpression =>
-  new cloudwatch.MathExpression({
-    expression: `SUM(${searchExpression(metricName, 'Sum', period.toSeconds())})`,
-    usingMetrics: {},
-    label,
-    period,
-  });
+  setOf(metricName: string): DimensionSet {
+    return dimensionSetsOf(metricName, this.detail)[0] ?? [];
+  }
+
+  /** How a widget of the name splits its lines: `, by environment`, or nothing (one line). */
+  splitOf(metricName: string): string {
+    const set = this.setOf(metricName);
+    if (set.length === 0) return ' (all environments)';
+    return `, by ${set.map((key) => key.toLowerCase()).join(' and ')}`;
+  }
+
+  /** One line per series of the set (one per environment at `standard`), named by its values. */
+  series(
+    metricName: string,
+    statistic: string,
+    label: string,
+    period: Duration = PERIOD,
+  ): cloudwatch.IMetric {
+    const set = this.setOf(metricName);
+    if (set.length === 0) {
+      return new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        statistic,
+        label,
+        period,
+      });
+    }
+    const values = set.map(dim).join(' ');
+    return new cloudwatch.MathExpression({
+      expression: searchExpression(metricName, set, statistic, period.toSeconds()),
+      usingMetrics: {},
+      label: `${values} ${label}`.trim(),
+      period,
+    });
+  }
+
+  /** The total of a metric over all its series. */
+  total(metricName: string, label: string, period: Duration = PERIOD): cloudwatch.IMetric {
+    const set = this.setOf(metricName);
+    if (set.length === 0) {
+      return new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        statistic: cloudwatch.Stats.SUM,
+        label,
+        period,
+      });
+    }
+    return new cloudwatch.MathExpression({
+      expression: `SUM(${searchExpression(metricName, set, 'Sum', period.toSeconds())})`,
+      usingMetrics: {},
+      label,
+      period,
+    });
+  }
+
+  /**
+   * DORA's change failure rate, in percent: failed deployments over all deployments
+   * (successful and failed), over every application and environment, by day.
+   */
+  changeFailureRate(period: Duration = DORA_PERIOD): cloudwatch.MathExpression {
+    const failuresSet = this.setOf(Metric.DeploymentFailures);
+    const deploymentsSet = this.setOf(Metric.Deployments);
+    // FILL: a day with deployments and no failure is 0 %, not a gap.
+    if (failuresSet.length === 0 || deploymentsSet.length === 0) {
+      return new cloudwatch.MathExpression({
+        expression: '100 * FILL(failures, 0) / (FILL(deployments, 0) + FILL(failures, 0))',
+        usingMetrics: {
+          failures: this.total(Metric.DeploymentFailures, 'failed deployments', period),
+          deployments: this.total(Metric.Deployments, 'deployments', period),
+        },
+        label: 'change failure rate %',
+        period,
+      });
+    }
+    const totalOf = (metricName: string, set: DimensionSet) =>
+      `FILL(SUM(${searchExpression(metricName, set, 'Sum', period.toSeconds())}), 0)`;
+    const failures = totalOf(Metric.DeploymentFailures, failuresSet);
+    return new cloudwatch.MathExpression({
+      expression: `100 * ${failures} / (${totalOf(Metric.Deployments, deploymentsSet)} + ${failures})`,
+      usingMetrics: {},
+      label: 'change failure rate %',
+      period,
+    });
+  }
+}
 
 /**
- * DORA's change failure rate, in percent: failed deployments over all deployments (successful
- * and failed), over every application and environment, by day. One expression over two SEARCHes,
- * so that new pipelines count without a redeploy.
+ * The per-application views (DESIGN.md section 9): Logs Insights queries over the functions'
+ * EMF records, where `Pipeline` and `Application` are properties at every `metricsDetail`.
+ * They cost the data they scan when the dashboard is viewed, not a custom metric each.
  */
-export const changeFailureRateExpression = (period: Duration = DORA_PERIOD): string => {
-  // FILL: a day with deployments and no failure is 0 %, not a gap.
-  const totalOf = (metricName: string) =>
-    `FILL(SUM(${searchExpression(metricName, 'Sum', period.toSeconds())}), 0)`;
-  const failures = totalOf(Metric.DeploymentFailures);
-  return `100 * ${failures} / (${totalOf(Metric.Deployments)} + ${failures})`;
+export const PER_APPLICATION_QUERIES = {
+  latency: [
+    `filter ispresent(${Metric.PromotionLatency})`,
+    `stats pct(${Metric.PromotionLatency}, 50) as p50Ms, pct(${Metric.PromotionLatency}, 90) as p90Ms, count(*) as promotions by ${Dimension.Application}, ${Dimension.Environment}`,
+    'sort p90Ms desc',
+    'limit 100',
+  ],
+  leadTime: [
+    `filter ispresent(${Metric.PromotionLeadTime})`,
+    `stats pct(${Metric.PromotionLeadTime}, 50) as p50Ms, pct(${Metric.PromotionLeadTime}, 90) as p90Ms, count(*) as deployed by ${Dimension.Application}, ${Dimension.Environment}`,
+    'sort p90Ms desc',
+    'limit 100',
+  ],
+  dora: [
+    `filter ispresent(${Metric.Deployments}) or ispresent(${Metric.DeploymentFailures}) or ispresent(${Metric.ReleaseLeadTime}) or ispresent(${Metric.TimeToRestore})`,
+    `stats sum(${Metric.Deployments}) as deployments, sum(${Metric.DeploymentFailures}) as failures, 100 * sum(${Metric.DeploymentFailures}) / (sum(${Metric.Deployments}) + sum(${Metric.DeploymentFailures})) as changeFailurePct, pct(${Metric.ReleaseLeadTime}, 50) as leadTimeP50Ms, pct(${Metric.TimeToRestore}, 50) as restoreP50Ms by ${Dimension.Application}, ${Dimension.Environment}`,
+    'sort deployments desc',
+    'limit 100',
+  ],
+} as const;
+
+const describeDetail = (detail: MetricsDetail): string => {
+  if (detail === 'minimal') return 'none (one series per metric name)';
+  const base = `\`${Dimension.Environment}\` (target) on ${BY_ENVIRONMENT_METRICS.join(' and ')}, \`${Dimension.Outcome}\` (webhook requests), \`${Dimension.Gate}\` (promotions waiting); none on the other names (one series each, all environments)`;
+  if (detail === 'standard') return base;
+  return `${base}, and \`${Dimension.Application}\` × \`${Dimension.Environment}\` on ${PER_APPLICATION_METRICS.join(' and ')}`;
 };
 
 /** `Promotions*` metrics, by the outcome they count. */
@@ -86,21 +184,29 @@ export interface PromoterDashboardProps {
   >;
   readonly stage: HttpStage;
   readonly alarms: readonly cloudwatch.IAlarm[];
+  /** The functions' metrics detail: the metric widgets read the dimension sets it emits. */
+  readonly metricsDetail?: MetricsDetail;
+  /** The log groups of the functions that write EMF, for the per-application queries. */
+  readonly logGroups?: readonly ILogGroup[];
 }
 
 /**
  * The service's CloudWatch dashboard, named `{stackName}-{region}`:
- * 1. promotion latency (source deployment event to PR open and up to date) p50, p90, p99, one
- *    line per application and target environment;
- * 2. promotions by outcome, webhook requests by outcome, deployments by environment;
+ * 1. promotion latency (source deployment event to PR open and up to date) p50, p90, p99, by
+ *    target environment;
+ * 2. promotions by outcome, webhook requests by outcome, deployments (all environments at
+ *    `standard`: by environment and application in row 5);
  * 3. the lifecycle (DESIGN.md section 10): promotion lead time (source deployed to target
- *    deployed), PR merge time, merge to deploy, p50 and p90 per application and environment;
- *    GitHub webhook requests by outcome and stale PRs closed;
+ *    deployed) p50 and p90 by environment, PR merge time, merge to deploy; GitHub webhook
+ *    requests by outcome and stale PRs closed; promotions waiting by gate, approval wait;
  * 4. DORA, by day over 30 days: deployment frequency, release lead time p50, change failure
- *    rate (metric math), time to restore p50, per application where a SEARCH can split it;
- * 5. the job queue (oldest job's age, jobs waiting and in flight) and the dead-letter queue;
- * 6. the functions' errors, throttles and durations, the API's requests, errors and latency;
- * 7. the alarms.
+ *    rate (metric math), time to restore p50;
+ * 5. by application (Logs Insights over the EMF records, DESIGN.md section 9): latency and
+ *    lead time p50 and p90, and the DORA figures;
+ * 6. the job queue (oldest job's age, jobs waiting and in flight) and the dead-letter queue;
+ * 7. the functions' errors, throttles and durations, the API's requests, errors and latency;
+ * 8. the alarms.
+ * At `minimal` detail the metric widgets show one line per name (all environments).
  */
 export class PromoterDashboard extends Construct {
   public readonly dashboard: cloudwatch.Dashboard;
@@ -113,25 +219,25 @@ export class PromoterDashboard extends Construct {
       dashboardName: this.dashboardName,
       defaultInterval: Duration.days(1),
     });
+    const emitted = new EmittedMetrics(props.metricsDetail ?? DEFAULT_METRICS_DETAIL);
 
-    const appEnv = `${dim(Dimension.Application)} → ${dim(Dimension.Environment)}`;
     const latency = (statistic: 'p50' | 'p90' | 'p99') =>
       new cloudwatch.GraphWidget({
-        title: `Promotion latency ${statistic} (event to PR), by application and environment`,
-        left: [search(Metric.PromotionLatency, statistic, `${appEnv} ${statistic}`)],
+        title: `Promotion latency ${statistic} (event to PR)${emitted.splitOf(Metric.PromotionLatency)}`,
+        left: [emitted.series(Metric.PromotionLatency, statistic, statistic)],
         leftYAxis: { label: 'ms', showUnits: false, min: 0 },
         width: 8,
         height: 7,
       });
 
-    /** A time's percentiles, one line per application and environment and percentile. */
+    /** A time's percentiles, one line per environment and percentile. */
     const percentiles = (title: string, metricName: string, row: 'lifecycle' | 'dora') => {
       const statistics = row === 'dora' ? (['p50'] as const) : (['p50', 'p90'] as const);
       const period = row === 'dora' ? DORA_PERIOD : PERIOD;
       return new cloudwatch.GraphWidget({
-        title,
+        title: `${title}${emitted.splitOf(metricName)}`,
         left: statistics.map((statistic) =>
-          search(metricName, statistic, `${appEnv} ${statistic}`, period),
+          emitted.series(metricName, statistic, statistic, period),
         ),
         leftYAxis: { label: 'ms', showUnits: false, min: 0 },
         ...(row === 'dora' ? { period, start: DORA_RANGE } : {}),
@@ -139,6 +245,17 @@ export class PromoterDashboard extends Construct {
         height: 7,
       });
     };
+
+    const logGroupNames = (props.logGroups ?? []).map((group) => group.logGroupName);
+    const byApplication = (title: string, queryLines: readonly string[], width: number) =>
+      new cloudwatch.LogQueryWidget({
+        title,
+        logGroupNames,
+        queryLines: [...queryLines],
+        view: cloudwatch.LogQueryVisualizationType.TABLE,
+        width,
+        height: 7,
+      });
 
     const fns = [
       ['webhook', props.functions.webhook],
@@ -152,7 +269,7 @@ export class PromoterDashboard extends Construct {
       new cloudwatch.TextWidget({
         markdown: [
           '# Pipeline Promoter',
-          `Custom metrics: namespace \`${METRICS_NAMESPACE}\`, dimensions \`${Dimension.Pipeline}\` (ns/name), \`${Dimension.Application}\`, \`${Dimension.Environment}\` (target), \`${Dimension.Outcome}\`.`,
+          `Custom metrics: namespace \`${METRICS_NAMESPACE}\`, \`metricsDetail: ${emitted.detail}\`: dimensions ${describeDetail(emitted.detail)}. \`${Dimension.Pipeline}\` (ns/name), \`${Dimension.Application}\` and the revision are properties of every EMF record: the **by application** row queries them with Logs Insights.`,
           '**Latency** is the time from the Flux deployment event in the source environment to the promotion PR being open and up to date. **Failed** promotions are recorded and not retried; jobs that keep failing transiently land in the **DLQ** (alarm).',
           "**Lifecycle**: lead time is the source environment deployed at a revision to the target environment deployed at it; the PR is merged (GitHub webhook, or the reconcile sweep every few minutes) in between. **DORA** (by day, last 30 days): release lead time is the first environment deployed to the last; the change failure rate is failed deployments over all deployments; time to restore is an environment's first failure to its next success.",
         ].join('\n\n'),
@@ -164,21 +281,21 @@ export class PromoterDashboard extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Promotions by outcome',
-        left: PROMOTION_OUTCOME_METRICS.map(([name, label]) => total(name, label)),
+        left: PROMOTION_OUTCOME_METRICS.map(([name, label]) => emitted.total(name, label)),
         stacked: true,
         width: 8,
         height: 7,
       }),
       new cloudwatch.GraphWidget({
         title: 'Webhook requests by outcome',
-        left: [search(Metric.WebhookRequests, 'Sum', dim(Dimension.Outcome))],
+        left: [emitted.series(Metric.WebhookRequests, 'Sum', 'requests')],
         stacked: true,
         width: 8,
         height: 7,
       }),
       new cloudwatch.GraphWidget({
-        title: 'Deployments seen, by application and environment',
-        left: [search(Metric.Deployments, 'Sum', appEnv)],
+        title: `Deployments seen${emitted.splitOf(Metric.Deployments)}`,
+        left: [emitted.series(Metric.Deployments, 'Sum', 'deployments')],
         width: 8,
         height: 7,
       }),
@@ -201,8 +318,8 @@ export class PromoterDashboard extends Construct {
       ),
       new cloudwatch.GraphWidget({
         title: 'GitHub webhook requests by outcome (left), stale PRs closed (right)',
-        left: [search(Metric.GitHubWebhookRequests, 'Sum', dim(Dimension.Outcome))],
-        right: [total(Metric.StalePullRequestsClosed, 'stale PRs closed')],
+        left: [emitted.series(Metric.GitHubWebhookRequests, 'Sum', 'requests')],
+        right: [emitted.total(Metric.StalePullRequestsClosed, 'stale PRs closed')],
         stacked: true,
         width: 6,
         height: 7,
@@ -210,10 +327,31 @@ export class PromoterDashboard extends Construct {
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
+        title: `Promotions waiting${emitted.splitOf(Metric.PromotionsWaiting)} (targets, soak, window, freeze, approval)`,
+        left: [emitted.series(Metric.PromotionsWaiting, 'Sum', 'waiting')],
+        stacked: true,
+        width: 12,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `Approval wait p50, p90 (approval requested to approved)${emitted.splitOf(Metric.ApprovalWaitTime)}`,
+        left: (['p50', 'p90'] as const).map((statistic) =>
+          emitted.series(Metric.ApprovalWaitTime, statistic, statistic),
+        ),
+        leftYAxis: { label: 'ms', showUnits: false, min: 0 },
+        width: 12,
+        height: 6,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
         title: 'DORA: deployment frequency (deployments per day)',
         left: [
-          total(Metric.Deployments, 'all applications', DORA_PERIOD),
-          search(Metric.Deployments, 'Sum', appEnv, DORA_PERIOD),
+          emitted.total(Metric.Deployments, 'all environments', DORA_PERIOD),
+          // By environment too, when the detail emits it (not at `standard`: row 5 has it).
+          ...(emitted.setOf(Metric.Deployments).length === 0
+            ? []
+            : [emitted.series(Metric.Deployments, 'Sum', 'deployments', DORA_PERIOD)]),
         ],
         period: DORA_PERIOD,
         start: DORA_RANGE,
@@ -227,17 +365,10 @@ export class PromoterDashboard extends Construct {
       ),
       new cloudwatch.GraphWidget({
         title: 'DORA: change failure rate % (left), deployments and failures (right)',
-        left: [
-          new cloudwatch.MathExpression({
-            expression: changeFailureRateExpression(DORA_PERIOD),
-            usingMetrics: {},
-            label: 'change failure rate %',
-            period: DORA_PERIOD,
-          }),
-        ],
+        left: [emitted.changeFailureRate(DORA_PERIOD)],
         right: [
-          total(Metric.Deployments, 'deployments', DORA_PERIOD),
-          total(Metric.DeploymentFailures, 'failed deployments', DORA_PERIOD),
+          emitted.total(Metric.Deployments, 'deployments', DORA_PERIOD),
+          emitted.total(Metric.DeploymentFailures, 'failed deployments', DORA_PERIOD),
         ],
         leftYAxis: { label: '%', showUnits: false, min: 0, max: 100 },
         period: DORA_PERIOD,
@@ -251,6 +382,25 @@ export class PromoterDashboard extends Construct {
         'dora',
       ),
     );
+    if (logGroupNames.length > 0) {
+      this.dashboard.addWidgets(
+        byApplication(
+          'By application: promotion latency p50, p90 (event to PR)',
+          PER_APPLICATION_QUERIES.latency,
+          8,
+        ),
+        byApplication(
+          'By application: promotion lead time p50, p90 (source deployed to target deployed)',
+          PER_APPLICATION_QUERIES.leadTime,
+          8,
+        ),
+        byApplication(
+          "By application and environment: DORA over the dashboard's range (deployments, change failure %, lead time, time to restore)",
+          PER_APPLICATION_QUERIES.dora,
+          8,
+        ),
+      );
+    }
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Job queue: age of the oldest job',
