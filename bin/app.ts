@@ -6,7 +6,12 @@
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { PipelinePromoterStack, settingsFromContext } from '../lib/pipeline-promoter-stack.ts';
+import { checkContextKeys } from '../functions/config.ts';
+import {
+  PipelinePromoterStack,
+  SETTING_NAMES,
+  settingsFromContext,
+} from '../lib/pipeline-promoter-stack.ts';
 
 const app = new App();
 // cdk-nag v3 packs are CDK validation plugins: they run at the end of every synth, and any
@@ -15,6 +20,9 @@ Validations.of(app).addPlugins(
   new AwsSolutionsChecks(app, { verbose: true }),
   new ServerlessChecks(app, { verbose: true }),
 );
+
+// A misspelt setting in cdk.json or -c would otherwise be ignored, its default used in silence.
+checkContextKeys(Object.keys(app.node.getAllContext()), ['stackName', ...SETTING_NAMES]);
 
 const stackName: unknown = app.node.tryGetContext('stackName');
 new PipelinePromoterStack(app, 'PipelinePromoter', {

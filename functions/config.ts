@@ -1,6 +1,9 @@
 import * as z from 'zod/mini';
+import { DEFAULT_MAX_EVENT_AGE_SECONDS } from './core/decision.ts';
 import { PromoterError } from './core/errors.ts';
+import { DEFAULT_METRICS_DETAIL, METRICS_DETAILS } from './core/metrics-detail.ts';
 import { DEFAULT_SECRET_PREFIX } from './core/pipeline-secret.ts';
+import { closestName } from './core/pipeline-settings.ts';
 import { MAX_RECEIVES } from './core/retry-policy.ts';
 import { formatIssues } from './core/validation.ts';
 
@@ -27,6 +30,7 @@ export const ENV = {
   gitMaxDeltaDepth: 'PROMOTER_GIT_MAX_DELTA_DEPTH',
   promotionTimeoutSeconds: 'PROMOTER_PROMOTION_TIMEOUT_SECONDS',
   allowedGitHosts: 'PROMOTER_ALLOWED_GIT_HOSTS',
+  metricsDetail: 'PROMOTER_METRICS_DETAIL',
 } as const;
 
 const wholeSeconds = (minimum: number) =>
@@ -65,7 +69,7 @@ const hostList = z.pipe(
 );
 
 const webhookSettings = {
-  [ENV.maxEventAgeSeconds]: z._default(wholeSeconds(1), 15 * 60),
+  [ENV.maxEventAgeSeconds]: z._default(wholeSeconds(1), DEFAULT_MAX_EVENT_AGE_SECONDS),
   [ENV.promotingReasons]: reasonList,
   [ENV.queueUrl]: z.url('expected the SQS queue URL'),
 };
@@ -120,5 +124,48 @@ export const readWorkerConfig = (env: NodeJS.ProcessEnv = process.env) =>
     env,
   );
 
+/** The pipelines API enqueues the job of an approved or unfrozen promotion. */
 export const readPipelinesApiConfig = (env: NodeJS.ProcessEnv = process.env) =>
-  parse(commonSettings, env);
+  parse(z.extend(commonSettings, { [ENV.queueUrl]: z.url('expected the SQS queue URL') }), env);
+
+/** Which facts of a metric point are CloudWatch dimensions (core/metrics-detail.ts). */
+export const readMetricsDetail = (env: NodeJS.ProcessEnv = process.env) =>
+  parse(
+    z.object({
+      [ENV.metricsDetail]: z._default(
+        z.enum(METRICS_DETAILS, `expected one of ${METRICS_DETAILS.join(', ')}`),
+        DEFAULT_METRICS_DETAIL,
+      ),
+    }),
+    env,
+  )[ENV.metricsDetail];
+
+/** Context keys of CDK itself (feature flags, `aws:cdk:*`, cached lookups) or of its CLI. */
+const isCdkContextKey = (key: string): boolean =>
+  key.includes(':') ||
+  key.startsWith('@') ||
+  key === '//' ||
+  key === 'acknowledged-issue-numbers' ||
+  key.startsWith('cdk-');
+
+/**
+ * Refuses a context key that is no setting of the stack (a misspelt one would otherwise be
+ * ignored, and the default used without a word), naming the setting it likely means.
+ *
+ * @example
+ * checkContextKeys(['stackName', 'workerMemroyMb'], ['stackName', 'workerMemoryMb']);
+ * // throws: unknown context key "workerMemroyMb" (did you mean "workerMemoryMb"?) ...
+ */
+export const checkContextKeys = (keys: readonly string[], known: readonly string[]): void => {
+  const unknown = keys.filter((key) => !known.includes(key) && !isCdkContextKey(key));
+  if (unknown.length === 0) return;
+  const problems = unknown.map((key) => {
+    const meant = closestName(key, known);
+    return `unknown context key ${JSON.stringify(key)}${meant === undefined ? '' : ` (did you mean ${JSON.stringify(meant)}?)`}`;
+  });
+  throw new PromoterError(
+    'INVALID_CONFIG',
+    `${problems.join('; ')}: the stack's settings are ${[...known].sort().join(', ')} (README: Settings)`,
+    { data: { keys: unknown } },
+  );
+};

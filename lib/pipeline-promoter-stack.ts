@@ -3,7 +3,12 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct, Node } from 'constructs';
 import * as z from 'zod';
 import { GIT_LIMIT_DEFAULTS } from '../functions/adapters/git/limits.ts';
-import { DEFAULT_SECRET_PREFIX } from '../functions/config.ts';
+import { DEFAULT_SECRET_PREFIX, ENV } from '../functions/config.ts';
+import {
+  DEFAULT_METRICS_DETAIL,
+  METRICS_DETAILS,
+  type MetricsDetail,
+} from '../functions/core/metrics-detail.ts';
 import { ALARM_DEFAULTS, PromoterAlarms } from './constructs/promoter-alarms.ts';
 import { API_DEFAULTS, PromoterApi, ROUTES } from './constructs/promoter-api.ts';
 import { PromoterDashboard } from './constructs/promoter-dashboard.ts';
@@ -72,6 +77,8 @@ export interface PipelinePromoterSettings {
   readonly allowedGitHosts?: readonly string[];
   /** Minutes between two reconcile sweeps of the open promotion PRs; 0: no schedule. */
   readonly reconcileIntervalMinutes?: number;
+  /** Which metric facts are CloudWatch dimensions: `minimal`, `standard` or `per-application`. */
+  readonly metricsDetail?: MetricsDetail;
 }
 
 export interface PipelinePromoterStackProps extends StackProps, PipelinePromoterSettings {
@@ -100,7 +107,8 @@ export type DefaultedSetting =
   | 'gitMaxPackMb'
   | 'gitMaxObjectMb'
   | 'gitMaxDeltaDepth'
-  | 'reconcileIntervalMinutes';
+  | 'reconcileIntervalMinutes'
+  | 'metricsDetail';
 
 export type ResolvedSettings = PipelinePromoterSettings &
   Required<Pick<PipelinePromoterSettings, DefaultedSetting>>;
@@ -116,7 +124,7 @@ export const DEFAULT_SETTINGS: Required<Pick<PipelinePromoterSettings, Defaulted
   workerReservedConcurrency: WORKER_DEFAULTS.reservedConcurrency,
   logRetentionDays: 30,
   removalPolicy: RemovalPolicy.RETAIN,
-  tracing: true,
+  tracing: false,
   workerMemoryMb: WORKER_DEFAULTS.memorySize,
   workerTimeoutSeconds: WORKER_DEFAULTS.timeout.toSeconds(),
   workerEphemeralStorageMib: WORKER_DEFAULTS.ephemeralStorageSize.toMebibytes(),
@@ -126,6 +134,7 @@ export const DEFAULT_SETTINGS: Required<Pick<PipelinePromoterSettings, Defaulted
   gitMaxObjectMb: GIT_LIMIT_DEFAULTS.maxObjectBytes / (1024 * 1024),
   gitMaxDeltaDepth: GIT_LIMIT_DEFAULTS.maxDeltaDepth,
   reconcileIntervalMinutes: RECONCILE_DEFAULTS.interval.toMinutes(),
+  metricsDetail: DEFAULT_METRICS_DETAIL,
 };
 
 const RETENTION_DAYS = new Set<number>(
@@ -186,6 +195,7 @@ const settingsSchema = z
         'expected host names or IP addresses (IPv6 in brackets), comma-separated',
       ),
     reconcileIntervalMinutes: integer(0, 24 * 60),
+    metricsDetail: z.enum(METRICS_DETAILS, `expected one of ${METRICS_DETAILS.join(', ')}`),
   })
   .partial();
 
@@ -289,6 +299,10 @@ export class PipelinePromoterStack extends Stack {
         : { allowedGitHosts: settings.allowedGitHosts }),
       reconcileInterval: Duration.minutes(settings.reconcileIntervalMinutes),
     });
+    const { webhook, worker, pipelinesApi, reconcile } = this.functions;
+    for (const fn of [webhook, worker, pipelinesApi, reconcile]) {
+      fn.addEnvironment(ENV.metricsDetail, settings.metricsDetail);
+    }
 
     this.api = new PromoterApi(this, 'Api', {
       webhook: this.functions.webhook,
@@ -311,6 +325,7 @@ export class PipelinePromoterStack extends Stack {
       queue: this.jobQueue,
       worker: this.functions.worker,
       oldestMessageAgeThreshold: Duration.minutes(settings.oldestMessageAgeAlarmMinutes),
+      metricsDetail: settings.metricsDetail,
       ...(settings.alarmEmail === undefined ? {} : { alarmEmail: settings.alarmEmail }),
     });
 
@@ -319,6 +334,12 @@ export class PipelinePromoterStack extends Stack {
       functions: this.functions,
       stage: this.api.stage,
       alarms: this.alarms.alarms,
+      metricsDetail: settings.metricsDetail,
+      logGroups: [
+        this.functions.webhookLogGroup,
+        this.functions.workerLogGroup,
+        this.functions.reconcileLogGroup,
+      ],
     });
 
     new CfnOutput(this, 'ApiUrl', {

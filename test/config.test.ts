@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkContextKeys,
   DEFAULT_SECRET_PREFIX,
   ENV,
   readPipelinesApiConfig,
@@ -203,12 +204,51 @@ describe('readWorkerConfig: the git limits and allowed hosts', () => {
 });
 
 describe('readPipelinesApiConfig', () => {
-  it('needs the table name only', () => {
+  it('needs the table and the queue (approvals and unfreezes enqueue jobs)', () => {
     // Act
-    const config = readPipelinesApiConfig({ [ENV.tableName]: 'pipeline-promoter' });
+    const config = readPipelinesApiConfig(minimal());
+    const missing = configError(() => readPipelinesApiConfig({})).message;
 
     // Assess
     expect(config[ENV.tableName]).toBe('pipeline-promoter');
-    expect(configError(() => readPipelinesApiConfig({})).message).toContain('PROMOTER_TABLE_NAME');
+    expect(config[ENV.queueUrl]).toBe(QUEUE_URL);
+    expect(missing).toContain('PROMOTER_TABLE_NAME');
+    expect(missing).toContain('PROMOTER_QUEUE_URL: expected the SQS queue URL');
+  });
+});
+
+describe('checkContextKeys', () => {
+  const KNOWN = ['stackName', 'workerMemoryMb', 'promotingReasons'];
+
+  it('names a misspelt context key and the setting it likely means', () => {
+    // Act
+    const error = configError(() =>
+      checkContextKeys(['stackName', 'workerMemroyMb', 'colour'], KNOWN),
+    );
+
+    // Assess
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toMatch(
+      /^unknown context key "workerMemroyMb" \(did you mean "workerMemoryMb"\?\); unknown context key "colour": the stack's settings are promotingReasons, stackName, workerMemoryMb/,
+    );
+  });
+
+  it("lets CDK's own keys through: feature flags, aws:cdk:*, lookups and the cdk.json comment", () => {
+    // Act
+    const check = () =>
+      checkContextKeys(
+        [
+          '@aws-cdk/core:enablePartitionLiterals',
+          'aws:cdk:enable-path-metadata',
+          'availability-zones:account=123456789012:region=eu-west-1',
+          'acknowledged-issue-numbers',
+          '//',
+          'workerMemoryMb',
+        ],
+        KNOWN,
+      );
+
+    // Assess
+    expect(check).not.toThrow();
   });
 });

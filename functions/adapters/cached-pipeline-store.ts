@@ -2,7 +2,7 @@ import { type Pipeline, type PipelineRef, pipelineId } from '../core/pipeline.ts
 import { type Clock, type PipelineStore, systemClock } from '../core/ports.ts';
 import { ReadThroughCache } from './read-through-cache.ts';
 
-/**
+/*
  * A read-through cache in front of a PipelineStore, for the webhook and the worker (a burst of
  * deliveries or jobs for one pipeline costs one store read per TTL and execution environment):
  *
@@ -17,6 +17,7 @@ import { ReadThroughCache } from './read-through-cache.ts';
  *
  * `ttlMs: 0` turns the cache off.
  */
+
 export const DEFAULT_PIPELINE_CACHE_TTL_MS = 30_000;
 export const DEFAULT_NOT_FOUND_TTL_MS = 5_000;
 export const DEFAULT_MAX_ENTRIES = 1_000;

@@ -6,6 +6,7 @@ import {
   PutCommand,
   paginateScan,
 } from '@aws-sdk/lib-dynamodb';
+import * as z from 'zod/mini';
 import { PromoterError } from '../core/errors.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../core/pipeline.ts';
 import {
@@ -14,15 +15,20 @@ import {
   type PipelineRegistry,
   systemClock,
 } from '../core/ports.ts';
+import { decodeStored } from '../core/state-records.ts';
+import { storedPipelineSchema } from '../core/stored-pipeline.ts';
+import { compareText } from '../core/text-order.ts';
 import {
   DEFINITION_SORT_KEY,
   definitionKey,
   isConditionalCheckFailed,
+  itemName,
   SORT_KEY,
   storeError,
+  type TableKey,
 } from './dynamodb-table.ts';
 
-/**
+/*
  * Pipeline definitions in the service table (dynamodb-table.ts), item `sk = DEFINITION`:
  * `{pk, sk, namespace, name, pipeline: <the normalised Pipeline as a map>, contentHash,
  * updatedAt, schemaVersion}`.
@@ -32,15 +38,21 @@ import {
  * concurrent syncs cannot interleave a read and a write. Reads are strongly consistent, so a
  * job that runs right after a sync sees the synced definition.
  */
+
 export const PIPELINE_SCHEMA_VERSION = 1;
+
+const definitionItemSchema = z.object({
+  pipeline: storedPipelineSchema,
+  schemaVersion: z.optional(
+    z.literal(PIPELINE_SCHEMA_VERSION, `expected schema version ${PIPELINE_SCHEMA_VERSION}`),
+  ),
+});
 
 export interface DynamoDbPipelineStoreOptions {
   readonly clock?: Clock;
 }
 
-interface DefinitionItem {
-  readonly pk: string;
-  readonly sk: string;
+interface DefinitionItem extends TableKey {
   readonly namespace: string;
   readonly name: string;
   readonly pipeline: Pipeline;
@@ -98,7 +110,7 @@ export class DynamoDbPipelineStore implements PipelineRegistry {
       if (error instanceof PromoterError) throw error;
       throw storeError(error, this.tableName, 'list pipelines');
     }
-    return pipelines.sort((a, b) => compare(pipelineId(a), pipelineId(b)));
+    return pipelines.sort((a, b) => compareText(pipelineId(a), pipelineId(b)));
   }
 
   async put(pipeline: Pipeline): Promise<PipelinePutResult> {
@@ -149,30 +161,15 @@ export class DynamoDbPipelineStore implements PipelineRegistry {
     }
   }
 
+  /** STORE_CORRUPT naming the item and the field when it is not a definition of this version. */
   private decode(item: Record<string, unknown>): Pipeline {
-    const pipeline = item.pipeline as Partial<Pipeline> | undefined;
-    const version = item.schemaVersion;
-    if (
-      pipeline === undefined ||
-      typeof pipeline !== 'object' ||
-      typeof pipeline.namespace !== 'string' ||
-      typeof pipeline.name !== 'string' ||
-      typeof pipeline.hmacSecret !== 'string' ||
-      !Array.isArray(pipeline.environments) ||
-      (version !== undefined && version !== PIPELINE_SCHEMA_VERSION)
-    ) {
-      const where = `${String(item.pk)} ${String(item.sk)}`;
-      throw new PromoterError(
-        'INVALID_PIPELINE',
-        `DynamoDB table ${this.tableName}: item ${where} is not a pipeline definition of schema version ${PIPELINE_SCHEMA_VERSION}: sync the pipeline again`,
-        { data: { table: this.tableName, pk: item.pk } },
-      );
-    }
-    return pipeline as Pipeline;
+    return decodeStored<{ pipeline: Pipeline }>(
+      definitionItemSchema,
+      item,
+      `DynamoDB table ${this.tableName}: ${itemName(item)} (sync the pipeline again)`,
+    ).pipeline;
   }
 }
-
-const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** JSON with object keys sorted at every level: equal values, equal text. */
 export const canonicalJson = (value: unknown): string =>
@@ -181,7 +178,7 @@ export const canonicalJson = (value: unknown): string =>
     const record = current as Record<string, unknown>;
     return Object.fromEntries(
       Object.keys(record)
-        .sort()
+        .sort(compareText)
         .map((key) => [key, record[key]]),
     );
   });

@@ -11,18 +11,29 @@ import type {
   Clock,
   DeliveryLog,
   DeploymentRecord,
+  Freeze,
   PromotionExpectation,
   PromotionRecord,
   PromotionStateStore,
 } from '../core/ports.ts';
 import { SETTLED_STATES, systemClock } from '../core/ports.ts';
-import { decodeDeploymentRecord, decodePromotionRecord } from '../core/state-records.ts';
+import {
+  decodeDeploymentRecord,
+  decodeFreeze,
+  decodePromotionRecord,
+  deploymentSlot,
+  freezeScope,
+} from '../core/state-records.ts';
 import {
   DEPLOYMENT_SORT_KEY_PREFIX,
   deliveryKey,
   deploymentKey,
+  FREEZE_SORT_KEY_PREFIX,
+  FREEZES_PARTITION_KEY,
+  freezeKey,
   incidentKey,
   isConditionalCheckFailed,
+  itemName,
   PARTITION_KEY,
   PROMOTION_SORT_KEY_PREFIX,
   pipelinePartitionKey,
@@ -32,7 +43,7 @@ import {
   TTL_ATTRIBUTE,
 } from './dynamodb-table.ts';
 
-/**
+/*
  * Deployment and promotion state in the service table (dynamodb-table.ts): one item per
  * (pipeline, environment) for each, `sk = DEPLOYMENT#{env}` and `sk = PROMOTION#{env}`, holding
  * the record's fields plus `eventTime`, the record's `eventTimestamp` as epoch milliseconds (N).
@@ -64,6 +75,7 @@ import {
  * `expiresAt` is set on these items only when `recordTtlDays` is given (epoch seconds, from the
  * write time); by default state is kept. DynamoDB errors are STORE_UNAVAILABLE (retryable).
  */
+
 export interface DynamoDbPromotionStateStoreOptions {
   /** Let DynamoDB's TTL delete state items this many days after their last write. */
   readonly recordTtlDays?: number;
@@ -89,7 +101,7 @@ const NOT_NEWER_NOR_SETTLED = {
 } as const;
 
 /** Item attributes that are the table's, not the record's. */
-const TABLE_ATTRIBUTES = new Set([PARTITION_KEY, 'sk', 'eventTime', TTL_ATTRIBUTE]);
+const TABLE_ATTRIBUTES = new Set([PARTITION_KEY, SORT_KEY, 'eventTime', TTL_ATTRIBUTE]);
 
 /** A record's item: its fields, the pipeline as `namespace` and `name`, and `eventTime`. */
 const recordItem = (
@@ -109,9 +121,6 @@ const itemRecord = (item: Record<string, unknown>): Record<string, unknown> => {
   return { pipeline: { namespace, name }, ...fields };
 };
 
-const where = (item: Record<string, unknown>): string =>
-  `item ${String(item.pk)} ${String(item.sk)}`;
-
 export class DynamoDbPromotionStateStore implements PromotionStateStore {
   private readonly clock: Clock;
   private readonly recordTtlDays: number | undefined;
@@ -130,7 +139,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     const what = `deployment of ${pipeline.namespace}/${pipeline.name} in ${environment}`;
     const time = eventTime(record.eventTimestamp, what);
     const item = {
-      ...deploymentKey(pipeline, environment),
+      ...deploymentKey(pipeline, deploymentSlot(record)),
       ...recordItem(record, time),
       ...this.expiry(),
     };
@@ -142,7 +151,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
     const items = await this.query(ref, DEPLOYMENT_SORT_KEY_PREFIX, 'list deployments');
-    return items.map((item) => decodeDeploymentRecord(itemRecord(item), where(item)));
+    return items.map((item) => decodeDeploymentRecord(itemRecord(item), itemName(item)));
   }
 
   async getPromotion(ref: PipelineRef, environment: string): Promise<PromotionRecord | undefined> {
@@ -163,7 +172,7 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
         `get promotion of ${ref.namespace}/${ref.name} into ${environment}`,
       );
     }
-    return item === undefined ? undefined : decodePromotionRecord(itemRecord(item), where(item));
+    return item === undefined ? undefined : decodePromotionRecord(itemRecord(item), itemName(item));
   }
 
   async putPromotion(record: PromotionRecord): Promise<boolean> {
@@ -241,7 +250,44 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
 
   async listPromotions(ref: PipelineRef): Promise<PromotionRecord[]> {
     const items = await this.query(ref, PROMOTION_SORT_KEY_PREFIX, 'list promotions');
-    return items.map((item) => decodePromotionRecord(itemRecord(item), where(item)));
+    return items.map((item) => decodePromotionRecord(itemRecord(item), itemName(item)));
+  }
+
+  async putFreeze(freeze: Freeze): Promise<void> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...freezeKey(freezeScope(freeze)), freeze },
+        }),
+      );
+    } catch (error) {
+      throw storeError(error, this.tableName, `put the freeze ${freezeScope(freeze)}`);
+    }
+  }
+
+  async removeFreeze(scope: Pick<Freeze, 'pipeline' | 'environment'>): Promise<boolean> {
+    try {
+      const answer = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: freezeKey(freezeScope(scope)),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return answer.Attributes !== undefined;
+    } catch (error) {
+      throw storeError(error, this.tableName, `remove the freeze ${freezeScope(scope)}`);
+    }
+  }
+
+  async listFreezes(): Promise<Freeze[]> {
+    const items = await this.queryPartition(
+      FREEZES_PARTITION_KEY,
+      FREEZE_SORT_KEY_PREFIX,
+      'list freezes',
+    );
+    return items.map((item) => decodeFreeze(item.freeze, itemName(item)));
   }
 
   private expiry(): { expiresAt?: number } {
@@ -278,8 +324,20 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
     }
   }
 
-  private async query(
+  private query(
     ref: PipelineRef,
+    prefix: string,
+    operation: string,
+  ): Promise<Record<string, unknown>[]> {
+    return this.queryPartition(
+      pipelinePartitionKey(ref),
+      prefix,
+      `${operation} of ${ref.namespace}/${ref.name}`,
+    );
+  }
+
+  private async queryPartition(
+    partition: string,
     prefix: string,
     operation: string,
   ): Promise<Record<string, unknown>[]> {
@@ -291,13 +349,13 @@ export class DynamoDbPromotionStateStore implements PromotionStateStore {
           TableName: this.tableName,
           KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
           ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
-          ExpressionAttributeValues: { ':pk': pipelinePartitionKey(ref), ':prefix': prefix },
+          ExpressionAttributeValues: { ':pk': partition, ':prefix': prefix },
           ConsistentRead: true,
         },
       );
       for await (const page of pages) items.push(...(page.Items ?? []));
     } catch (error) {
-      throw storeError(error, this.tableName, `${operation} of ${ref.namespace}/${ref.name}`);
+      throw storeError(error, this.tableName, operation);
     }
     return items;
   }

@@ -1,6 +1,6 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, statSync, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import type { LogPort } from '../core/logger.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../core/pipeline.ts';
 import {
@@ -148,20 +148,31 @@ export class FilePipelineStore implements PipelineStore {
     });
   }
 
-  /** Reloads (debounced) when the file or directory changes, until `close`. */
+  /**
+   * Reloads (debounced) when the file or directory changes, until `close`. A single file is
+   * watched through its directory: editors save by writing a new file and renaming it over the
+   * old one, and a watch on the old file would see that first save and no later one.
+   */
   watch(): void {
     if (this.watcher !== undefined) return;
-    this.watcher = watch(this.path, { persistent: false }, () => {
-      clearTimeout(this.reloadTimer);
-      this.reloadTimer = setTimeout(() => {
-        this.reload().catch((error: unknown) =>
-          this.logger.error('pipelines reload failed; keeping the previous set', {
-            source: this.path,
-            error: error instanceof Error ? error.message : String(error),
-          }),
-        );
-      }, 200);
-    });
+    const single = !statSync(this.path).isDirectory();
+    const name = basename(this.path);
+    this.watcher = watch(
+      single ? dirname(this.path) : this.path,
+      { persistent: false },
+      (_event, changed) => {
+        if (single && changed !== null && changed !== name) return;
+        clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => {
+          this.reload().catch((error: unknown) =>
+            this.logger.error('pipelines reload failed; keeping the previous set', {
+              source: this.path,
+              error: error instanceof Error ? error.message : String(error),
+            }),
+          );
+        }, 200);
+      },
+    );
   }
 
   close(): void {

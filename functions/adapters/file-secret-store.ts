@@ -13,6 +13,32 @@ import {
 } from '../core/pipeline-secret.ts';
 import type { SecretStore } from '../core/ports.ts';
 
+/** Why a file could not be read, in words: missing, a directory, not permitted. */
+const unreadable = (error: unknown): string => {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'does not exist';
+    case 'EISDIR':
+      return 'is a directory: expected a JSON file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read: permission denied';
+    default:
+      return `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
+  }
+};
+
+/** ` at line L, column C` of a JSON.parse error, when its message gives the position. */
+const jsonErrorPlace = (error: unknown, text: string): string => {
+  const message = error instanceof Error ? error.message : '';
+  const at = /line (\d+) column (\d+)/.exec(message);
+  if (at !== null) return ` at line ${at[1]}, column ${at[2]}`;
+  const position = /position (\d+)/.exec(message)?.[1];
+  if (position === undefined) return text.trim() === '' ? ': the file is empty' : '';
+  const before = text.slice(0, Number(position)).split('\n');
+  return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+};
+
 /**
  * `promoter serve`'s secrets: one JSON file mapping `"NS/S"` to the same object Secrets Manager
  * holds (DESIGN.md section 4), and `"github-webhook"` to the GitHub webhook secret. Read and validated once at start-up, so that a broken file fails
@@ -26,13 +52,23 @@ export class FileSecretStore implements SecretStore, GitHubWebhookSecretStore {
   ) {}
 
   static async load(path: string): Promise<FileSecretStore> {
-    let value: unknown;
+    let text: string;
     try {
-      value = JSON.parse(await readFile(path, 'utf8'));
+      text = await readFile(path, 'utf8');
     } catch (error) {
-      throw new PromoterError('INVALID_CONFIG', `secrets file ${path} is not readable JSON`, {
+      throw new PromoterError('INVALID_CONFIG', `secrets file ${path} ${unreadable(error)}`, {
         cause: error,
       });
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      // Not the parser's message: it quotes the text around the mistake, which may be a key.
+      throw new PromoterError(
+        'INVALID_CONFIG',
+        `secrets file ${path} is not valid JSON${jsonErrorPlace(error, text)}`,
+      );
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new PromoterError(

@@ -1,4 +1,5 @@
 import type { MetricPoint, MetricsSink } from '../core/ports.ts';
+import { compareText } from '../core/text-order.ts';
 
 /**
  * The metrics twin for `serve` and tests: sums per metric name and dimension set, as
@@ -9,7 +10,7 @@ export class MemoryMetricsSink implements MetricsSink {
 
   record(point: MetricPoint): void {
     const dimensions = Object.entries(point.dimensions)
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => compareText(a, b))
       .map(([name, value]) => `${name}=${value}`)
       .join(',');
     const key = `${point.name}{${dimensions}}`;

@@ -9,6 +9,7 @@ import { type ThrottlingOptions, throttling } from '@octokit/plugin-throttling';
 import { PromoterError } from '../core/errors.ts';
 import { type AddressPolicy, refuseInsecureUrl, SELF_HOSTED_ADDRESS_POLICY } from '../core/http.ts';
 import type {
+  MergeAttempt,
   PullRequestLookup,
   PullRequestRequest,
   PullRequestResult,
@@ -23,10 +24,13 @@ import {
   refusedConnection,
 } from './guarded-http.ts';
 
-/**
+/*
  * The PullRequests port on GitHub (github.com and GitHub Enterprise Server) with Octokit:
  * exactly one open PR per head branch, found by `head={owner}:{branch}` and updated, else opened;
  * a create that races another ("A pull request already exists") finds it and updates it.
+ * Auto-merge: GitHub's own through GraphQL (`/api/graphql` on GitHub Enterprise Server, which
+ * Octokit derives from the `/api/v3` base URL), else `mergeWhenReady`, a merge pinned to the
+ * expected head SHA once GitHub reports the PR mergeable.
  *
  * Transient failures are retried in process within bounds: 5xx and network errors by the retry
  * plugin (back-off 1, 4, 9 × `retryAfterBaseValue` ms), primary and secondary rate limits by the
@@ -95,6 +99,7 @@ const refusedConnections = (octokit: Octokit): void => {
 const PromoterOctokit = Octokit.plugin(refusedConnections, restEndpointMethods, retry, throttling);
 type Client = InstanceType<typeof PromoterOctokit>;
 type PullRequest = RestEndpointMethodTypes['pulls']['list']['response']['data'][number];
+type FullPullRequest = RestEndpointMethodTypes['pulls']['get']['response']['data'];
 type ThrottleGroup = NonNullable<ThrottlingOptions['write']>;
 
 const API_VERSION = '2022-11-28';
@@ -298,6 +303,117 @@ export const toPromoterError = (error: unknown, context: Operation): PromoterErr
   );
 };
 
+const ENABLE_AUTO_MERGE = `mutation EnablePullRequestAutoMerge($pullRequestId: ID!) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: MERGE}) {
+    pullRequest { id autoMergeRequest { enabledAt } }
+  }
+}`;
+
+/**
+ * GitHub's refusals that mean "merge it yourself": the repository does not allow auto-merge,
+ * the base branch has no protection to wait for, or the PR can merge now (clean, unstable).
+ */
+const AUTO_MERGE_UNAVAILABLE =
+  /auto.?merge is not (allowed|enabled)|protected branch rules not configured|is in (clean|unstable|has_hooks) status|can't enable auto-merge/i;
+
+/** A 405 of the merge that goes away by waiting (a required check not reported or running). */
+const MERGE_WAITS = /\bexpected\b|in progress|pending/i;
+const MERGE_FAILS = /failing|failed/i;
+
+const FAILED_CONCLUSIONS: ReadonlySet<string> = new Set([
+  'failure',
+  'timed_out',
+  'cancelled',
+  'action_required',
+  'startup_failure',
+  'stale',
+]);
+
+const unique = (names: readonly string[]): string[] => [...new Set(names)];
+
+interface GraphQLErrorEntry {
+  readonly type?: string;
+  readonly message: string;
+}
+
+/** The `errors` of a 200 GraphQL answer (Octokit's GraphqlResponseError), else undefined. */
+const graphQLErrorsOf = (error: unknown): readonly GraphQLErrorEntry[] | undefined => {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { name, errors } = error as { name?: unknown; errors?: unknown };
+  if (name !== 'GraphqlResponseError' || !Array.isArray(errors)) return undefined;
+  return errors.map((entry: unknown) => {
+    const fields = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
+      string,
+      unknown
+    >;
+    return {
+      ...(typeof fields.type === 'string' ? { type: fields.type } : {}),
+      message: typeof fields.message === 'string' ? fields.message : String(entry),
+    };
+  });
+};
+
+/** GraphQL's error types as the adapter's codes: rate limits and timeouts come back later. */
+const graphQLPromoterError = (
+  errors: readonly GraphQLErrorEntry[],
+  context: Operation,
+  cause: unknown,
+): PromoterError => {
+  const redact = (text: string): string =>
+    context.token.length >= 4 ? text.replaceAll(context.token, '[REDACTED]') : text;
+  const reason = redact(errors.map((entry) => entry.message).join('; '));
+  const types = new Set(errors.map((entry) => entry.type));
+  const where = `${context.operation} in ${context.repository}`;
+  const data: Record<string, unknown> = {
+    repository: context.repository,
+    apiBaseUrl: context.apiBaseUrl,
+    operation: context.operation,
+    graphQLErrorTypes: [...types].filter((type) => type !== undefined),
+  };
+  if (types.has('RATE_LIMITED')) {
+    data.rateLimit = 'primary';
+    return new PromoterError(
+      'GITHUB_UNAVAILABLE',
+      `GitHub rate-limited the GraphQL request to ${where} (${reason})`,
+      { retryable: true, data, cause },
+    );
+  }
+  if (types.has('FORBIDDEN')) {
+    return new PromoterError(
+      'GITHUB_AUTH_FAILED',
+      `GitHub denied the token permission to ${where} (${reason}); it needs read and write access to pull requests`,
+      { retryable: false, data, cause },
+    );
+  }
+  if (types.has('NOT_FOUND')) {
+    return new PromoterError(
+      'GITHUB_NOT_FOUND',
+      `GitHub found no such pull request while trying to ${where} (${reason})`,
+      { retryable: false, data, cause },
+    );
+  }
+  if (
+    types.has('INTERNAL') ||
+    types.has('SERVICE_UNAVAILABLE') ||
+    /timeout|something went wrong/i.test(reason)
+  ) {
+    return new PromoterError('GITHUB_UNAVAILABLE', `GitHub failed to ${where} (${reason})`, {
+      retryable: true,
+      data,
+      cause,
+    });
+  }
+  return new PromoterError(
+    'GITHUB_REJECTED',
+    `GitHub rejected the request to ${where} (${reason})`,
+    {
+      retryable: false,
+      data,
+      cause,
+    },
+  );
+};
+
 const checkApiBaseUrl = (apiBaseUrl: string): string => {
   let url: URL;
   try {
@@ -465,6 +581,7 @@ export class OctokitPullRequests implements PullRequests {
         state: data.merged ? 'merged' : data.state === 'open' ? 'open' : 'closed',
         title: data.title,
         headRef: data.head.ref,
+        headSha: data.head.sha,
         ...(data.merged_at === null ? {} : { mergedAt: new Date(data.merged_at).toISOString() }),
         ...(data.merged && data.merge_commit_sha !== null
           ? { mergeCommit: data.merge_commit_sha }
@@ -509,6 +626,212 @@ export class OctokitPullRequests implements PullRequests {
         request: { signal },
       })
       .catch(failure(`close pull request #${lookup.number}`));
+  }
+
+  /**
+   * Turns on GitHub's auto-merge (merge commit) with GraphQL, on the PR's node id read by REST.
+   * GitHub answers 200 with `errors` when it will not: a repository without "Allow auto-merge",
+   * or a PR with nothing left to wait for ("Pull request is in clean status"), is `unavailable`,
+   * for the sweep to merge with `mergeWhenReady`.
+   */
+  async enableAutoMerge(lookup: PullRequestLookup): Promise<'enabled' | 'unavailable'> {
+    const { client, repository, apiBaseUrl, signal } = this.#prepare(lookup);
+    const operation = `enable auto-merge on pull request #${lookup.number}`;
+    const context = { repository, apiBaseUrl, operation, token: lookup.token };
+    const pull = await this.#readFresh(client, lookup, signal);
+    if (pull.auto_merge !== null && pull.auto_merge !== undefined) return 'enabled';
+    try {
+      await client.graphql(ENABLE_AUTO_MERGE, {
+        pullRequestId: pull.node_id,
+        headers: HEADERS,
+        request: { signal },
+      });
+      return 'enabled';
+    } catch (error) {
+      const errors = graphQLErrorsOf(error);
+      if (errors === undefined) throw toPromoterError(error, context);
+      if (errors.some((entry) => AUTO_MERGE_UNAVAILABLE.test(entry.message))) return 'unavailable';
+      throw graphQLPromoterError(errors, context, error);
+    }
+  }
+
+  /**
+   * Reads the PR afresh (mergeability is computed on read, so never from the ETag cache) and
+   * merges it with `sha: expectedHead` when GitHub says it can merge; else says why not, reading
+   * the head's commit statuses and check runs when branch protection blocks it.
+   */
+  async mergeWhenReady(
+    lookup: PullRequestLookup & { readonly expectedHead: string },
+  ): Promise<MergeAttempt> {
+    const { client, repository, apiBaseUrl, signal } = this.#prepare(lookup);
+    const { owner, repo } = lookup.repository;
+    const pull = await this.#readFresh(client, lookup, signal);
+    if (pull.merged) {
+      return pull.merge_commit_sha === null
+        ? { status: 'pending', reason: 'merged; GitHub has not reported the merge commit yet' }
+        : { status: 'merged', mergeCommit: pull.merge_commit_sha };
+    }
+    if (pull.state !== 'open') {
+      return { status: 'blocked', reason: 'the pull request was closed without being merged' };
+    }
+    if (pull.head.sha !== lookup.expectedHead) {
+      return {
+        status: 'blocked',
+        reason: `head moved: ${pull.head.ref} is at ${pull.head.sha}, not the promoted ${lookup.expectedHead}`,
+      };
+    }
+    if (pull.draft === true) return { status: 'blocked', reason: 'the pull request is a draft' };
+    const state = pull.mergeable === null ? 'unknown' : pull.mergeable_state;
+    switch (state) {
+      case 'unknown':
+        return { status: 'pending', reason: 'GitHub has not computed whether it can merge yet' };
+      case 'dirty':
+        return { status: 'blocked', reason: `it conflicts with ${pull.base.ref}` };
+      case 'behind':
+        return {
+          status: 'blocked',
+          reason: `branch protection requires it to be up to date with ${pull.base.ref}`,
+        };
+      case 'draft':
+        return { status: 'blocked', reason: 'the pull request is a draft' };
+      case 'blocked':
+        return this.#whyBlocked(client, lookup, signal, { repository, apiBaseUrl });
+      case 'clean':
+      case 'unstable':
+      case 'has_hooks':
+        break;
+      default:
+        return { status: 'pending', reason: `GitHub reports mergeable_state ${state}` };
+    }
+    try {
+      const { data } = await client.rest.pulls.merge({
+        owner,
+        repo,
+        pull_number: lookup.number,
+        sha: lookup.expectedHead,
+        merge_method: 'merge',
+        headers: HEADERS,
+        request: { signal },
+      });
+      return { status: 'merged', mergeCommit: data.sha };
+    } catch (error) {
+      const http = asHttpError(error);
+      const message = http === undefined ? '' : githubMessage(http);
+      if (http?.status === 405) {
+        // GitHub's words for a required check that has not passed yet: "... is expected."
+        return MERGE_WAITS.test(message) && !MERGE_FAILS.test(message)
+          ? { status: 'pending', reason: `GitHub will not merge yet: ${message}` }
+          : { status: 'blocked', reason: `GitHub refused the merge: ${message}` };
+      }
+      if (http?.status === 409) {
+        // The head moved between the read and the merge; a moved base is tried again.
+        return /head branch was modified/i.test(message)
+          ? { status: 'blocked', reason: `head moved before the merge: ${message}` }
+          : { status: 'pending', reason: `GitHub will not merge yet: ${message}` };
+      }
+      throw toPromoterError(error, {
+        repository,
+        apiBaseUrl,
+        operation: `merge pull request #${lookup.number} at ${lookup.expectedHead}`,
+        token: lookup.token,
+      });
+    }
+  }
+
+  /** Branch protection blocks the merge: a check failed, one is still running, or reviews. */
+  async #whyBlocked(
+    client: Client,
+    lookup: PullRequestLookup & { readonly expectedHead: string },
+    signal: AbortSignal,
+    where: { readonly repository: string; readonly apiBaseUrl: string },
+  ): Promise<MergeAttempt> {
+    const { owner, repo } = lookup.repository;
+    const sha = lookup.expectedHead;
+    const failure =
+      (operation: string) =>
+      (error: unknown): never => {
+        throw toPromoterError(error, { ...where, operation, token: lookup.token });
+      };
+    const [{ data: combined }, { data: checks }] = await Promise.all([
+      client.rest.repos
+        .getCombinedStatusForRef({
+          owner,
+          repo,
+          ref: sha,
+          per_page: 100,
+          headers: HEADERS,
+          request: { signal },
+        })
+        .catch(failure(`read the commit statuses of ${sha}`)),
+      client.rest.checks
+        .listForRef({
+          owner,
+          repo,
+          ref: sha,
+          filter: 'latest',
+          per_page: 100,
+          headers: HEADERS,
+          request: { signal },
+        })
+        .catch(failure(`read the check runs of ${sha}`)),
+    ]);
+    const failed = [
+      ...combined.statuses
+        .filter((status) => status.state === 'failure' || status.state === 'error')
+        .map((status) => status.context),
+      ...checks.check_runs
+        .filter(
+          (run) =>
+            run.status === 'completed' &&
+            run.conclusion !== null &&
+            FAILED_CONCLUSIONS.has(run.conclusion),
+        )
+        .map((run) => run.name),
+    ];
+    const pending = [
+      ...combined.statuses
+        .filter((status) => status.state === 'pending')
+        .map((status) => status.context),
+      ...checks.check_runs.filter((run) => run.status !== 'completed').map((run) => run.name),
+    ];
+    // A failed check does not pass by waiting (a re-run makes it pending again).
+    if (failed.length > 0) {
+      return { status: 'blocked', reason: `failed checks: ${unique(failed).join(', ')}` };
+    }
+    if (pending.length > 0) {
+      return { status: 'pending', reason: `checks pending: ${unique(pending).join(', ')}` };
+    }
+    return {
+      status: 'blocked',
+      reason:
+        'branch protection blocks the merge with no check pending or failed: required reviews, ' +
+        'or a required check that has not reported yet',
+    };
+  }
+
+  /** The PR as it is now: no `If-None-Match`, and the ETag cache of `get` is left alone. */
+  async #readFresh(
+    client: Client,
+    lookup: PullRequestLookup,
+    signal: AbortSignal,
+  ): Promise<FullPullRequest> {
+    try {
+      const { data } = await client.rest.pulls.get({
+        owner: lookup.repository.owner,
+        repo: lookup.repository.repo,
+        pull_number: lookup.number,
+        headers: HEADERS,
+        request: { signal },
+      });
+      return data;
+    } catch (error) {
+      throw toPromoterError(error, {
+        repository: `${lookup.repository.owner}/${lookup.repository.repo}`,
+        apiBaseUrl: checkApiBaseUrl(lookup.repository.apiBaseUrl),
+        operation: `read pull request #${lookup.number}`,
+        token: lookup.token,
+      });
+    }
   }
 
   #prepare(lookup: PullRequestLookup) {

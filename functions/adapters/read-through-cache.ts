@@ -1,12 +1,13 @@
 import type { Clock } from '../core/ports.ts';
 
-/**
+/*
  * A read-through cache for the adapters that put a slow or costly read behind a short TTL (the
  * pipeline definitions, the secrets): concurrent reads of one key share one load; an outcome,
  * a value or a failure, is kept as long as `ttlMs` says for it (0: not at all); `invalidate`
  * forgets, and a load started before it does not fill the cache; past `maxEntries` the oldest
  * entry leaves first.
  */
+
 export type Outcome<V> = { readonly value: V } | { readonly error: unknown };
 
 interface Entry<V> {

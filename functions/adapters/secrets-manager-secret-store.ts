@@ -14,7 +14,7 @@ import {
 import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
 import { ReadThroughCache } from './read-through-cache.ts';
 
-/**
+/*
  * The `SecretStore` port on AWS Secrets Manager (DESIGN.md section 4): the secret reference
  * `S` in namespace `NS` is the secret `{prefix}NS/S` (prefix DEFAULT_SECRET_PREFIX,
  * `pipeline-promoter/`, unless told), whose SecretString is the JSON object with Weave's keys.
@@ -35,6 +35,7 @@ import { ReadThroughCache } from './read-through-cache.ts';
  * unsigned requests to a pipeline whose secret is missing does not cost a GetSecretValue each;
  * a transient failure is not cached.
  */
+
 export const DEFAULT_SECRET_TTL_MS = 60_000;
 export const DEFAULT_SECRET_FAILURE_TTL_MS = 5_000;
 

@@ -1,11 +1,12 @@
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 
-/**
+/*
  * Backoff for jobs that failed for a transient reason. SQS would redeliver them only after the
  * queue's visibility timeout (six times the worker's); this brings them back after the delay
  * the shared retry schedule gives (core/retry-policy.ts), so that a short GitHub outage costs
  * seconds and a long one does not burn the receives that lead to the dead-letter queue.
  */
+
 export interface FailedMessage {
   readonly receiptHandle: string;
   /** When the message should be received again. */

@@ -6,6 +6,7 @@ import { createDocumentClient } from '../adapters/dynamodb-table.ts';
 import { SqsDeadLetters } from '../adapters/sqs-dead-letters.ts';
 import { pipelineId } from '../core/pipeline.ts';
 import type { DeadLetter, DeadLetters } from '../core/ports.ts';
+import { textTable } from './text-table.ts';
 
 export const DEAD_LETTERS_USAGE = `promoter dead-letters list|retry [ID|--all] [--json]
     [--data DIR | --queue-url URL --dead-letter-queue-url URL [--table TABLE] [--region REGION]]
@@ -124,16 +125,7 @@ export const formatDeadLettersTable = (deadLetters: readonly DeadLetter[]): stri
     failure.code,
     failure.message.replace(/\s+/g, ' '),
   ]);
-  const widths = HEADERS.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) =>
-        column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0),
-      )
-      .join('  ');
-  return [line(HEADERS), ...rows.map(line)].join('\n');
+  return textTable(HEADERS, rows).join('\n');
 };
 
 const print = (text: string): void => {

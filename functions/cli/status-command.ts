@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import * as z from 'zod';
-import { PROMOTION_STATUS_STATES } from '../core/pipeline-status.ts';
+import * as z from 'zod/mini';
+import { shortDuration } from '../core/pipeline-status.ts';
+import { pipelineStatusSchema } from '../core/pipeline-status-answer.ts';
 import {
   type ApiRequest,
   apiUrl,
@@ -8,7 +9,8 @@ import {
   isLoopbackUrl,
   sendApiRequest,
   signingRegion,
-} from './sync-command.ts';
+} from './aws-signed-client.ts';
+import { textTable } from './text-table.ts';
 
 export const STATUS_USAGE = `promoter status NAMESPACE/NAME --api URL [--region REGION] [--json]
   Prints where a pipeline's promotions stand: per environment, the revision deployed, the
@@ -17,43 +19,21 @@ export const STATUS_USAGE = `promoter status NAMESPACE/NAME --api URL [--region 
   (promoter serve, e.g. --api http://127.0.0.1:8080).
   Exit status: 0 shown, 1 pipeline not found, 2 failed.`;
 
-const promotionState = z.enum(PROMOTION_STATUS_STATES);
+/** What a waiting promotion waits for, in words. */
+export const waitingText = (gate: Gate): string => {
+  if ('targets' in gate) {
+    return `${gate.targets.ready} of ${gate.targets.needed} targets of the source report it`;
+  }
+  if ('soak' in gate) return `its soak, until ${shortTime(gate.soak.until)}`;
+  if ('window' in gate) return `its window, which opens at ${shortTime(gate.window.opensAt)}`;
+  const until = gate.freeze.until === undefined ? '' : ` until ${shortTime(gate.freeze.until)}`;
+  return `a freeze by ${gate.freeze.by}${until}: ${gate.freeze.reason}`;
+};
 
-const statusAnswer = z.object({
-  pipeline: z.string(),
-  app: z.object({ apiVersion: z.string(), kind: z.string(), name: z.string() }),
-  environments: z.array(
-    z.object({
-      name: z.string(),
-      deployed: z
-        .object({ revision: z.string(), eventTimestamp: z.string(), recordedAt: z.string() })
-        .nullable(),
-      promotion: z
-        .object({
-          revision: z.string(),
-          state: promotionState,
-          from: z.string(),
-          pullRequest: z
-            .object({
-              number: z.number(),
-              url: z.string(),
-              state: z.enum(['open', 'merged', 'closed']),
-              mergedAt: z.string().nullable(),
-              mergeCommit: z.string().nullable(),
-            })
-            .nullable(),
-          failure: z.object({ code: z.string(), message: z.string() }).nullable(),
-          timeline: z.record(z.string(), z.string()),
-          leadTimeMs: z.number().nullable(),
-          eventTimestamp: z.string(),
-          updatedAt: z.string(),
-        })
-        .nullable(),
-    }),
-  ),
-});
+// `pipeline` names it: what --json prints leaves the answer's `namespace` and `name` out.
+const statusAnswer = z.omit(pipelineStatusSchema, { namespace: true, name: true });
 
-export type StatusAnswer = z.infer<typeof statusAnswer>;
+export type StatusAnswer = z.output<typeof statusAnswer>;
 
 /** `2026-11-20T16:01:05Z`: ISO 8601 to the second, in UTC. */
 const shortTime = (iso: string): string => {
@@ -68,21 +48,12 @@ const latest = (...isos: (string | undefined)[]): string | undefined =>
 
 const HEADERS = ['ENVIRONMENT', 'DEPLOYED', 'PROMOTION', 'STATE', 'PULL REQUEST', 'UPDATED'];
 
-/** `1h 5m`, `42s`: a duration a person reads at a glance. */
-export const shortDuration = (ms: number): string => {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m ${seconds % 60}s`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours}h ${minutes % 60}m`;
-  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
-};
-
 type EnvironmentAnswer = StatusAnswer['environments'][number];
 
+type Gate = NonNullable<NonNullable<EnvironmentAnswer['promotion']>['waitingFor']>;
+
 /** One sentence per environment: what runs there and where its promotion stands. */
-export const glanceLine = (environment: EnvironmentAnswer): string => {
+export const glanceLine = (environment: EnvironmentAnswer, pipeline = 'NAMESPACE/NAME'): string => {
   const runs =
     environment.deployed === null ? 'nothing seen yet' : `runs ${environment.deployed.revision}`;
   const promotion = environment.promotion;
@@ -92,6 +63,9 @@ export const glanceLine = (environment: EnvironmentAnswer): string => {
       ? ''
       : ` (PR #${promotion.pullRequest.number} ${promotion.pullRequest.state})`;
   const what: Record<string, string> = {
+    waiting: `${promotion.revision} from ${promotion.from} waits for ${promotion.waitingFor === null ? 'its gates' : waitingText(promotion.waitingFor)}`,
+    'awaiting-approval': `${promotion.revision} from ${promotion.from} waits for approval: promoter approve ${pipeline} ${environment.name} --revision ${promotion.revision}`,
+    cancelled: `${promotion.revision} was cancelled: ${promotion.failure?.message ?? 'its source failed'}`,
     queued: `${promotion.revision} from ${promotion.from} is queued`,
     pushing: `${promotion.revision} from ${promotion.from} is being pushed`,
     opened: `${promotion.revision} waits for its PR to be merged${pull}`,
@@ -107,6 +81,15 @@ export const glanceLine = (environment: EnvironmentAnswer): string => {
   return `${environment.name}: ${runs}; ${what[promotion.state] ?? `${promotion.revision} ${promotion.state}`}`;
 };
 
+/** `staging-eu/podinfo 6.5.0, staging-us/podinfo 6.4.9 (failed)`: what each target runs. */
+const targetsText = (environment: EnvironmentAnswer): string =>
+  environment.targets
+    .map(
+      (target) =>
+        `${target.name} ${target.revision ?? '-'}${target.ok === false ? ' (failed)' : ''}`,
+    )
+    .join(', ');
+
 /** The status as a table, one row per environment, then the failures' reasons. */
 export const formatStatusTable = (status: StatusAnswer): string => {
   const rows = status.environments.map((environment) => {
@@ -121,15 +104,6 @@ export const formatStatusTable = (status: StatusAnswer): string => {
       updated === undefined ? '-' : shortTime(updated),
     ];
   });
-  const widths = HEADERS.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) =>
-        column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0),
-      )
-      .join('  ');
   const failures = status.environments.flatMap((environment) =>
     environment.promotion?.failure == null
       ? []
@@ -140,10 +114,12 @@ export const formatStatusTable = (status: StatusAnswer): string => {
   return [
     `${status.pipeline} (${status.app.kind} ${status.app.name})`,
     '',
-    ...status.environments.map(glanceLine),
+    ...status.environments.flatMap((environment) => [
+      glanceLine(environment, status.pipeline),
+      ...(environment.targets.length > 1 ? [`  targets: ${targetsText(environment)}`] : []),
+    ]),
     '',
-    line(HEADERS),
-    ...rows.map(line),
+    ...textTable(HEADERS, rows),
     ...(failures.length === 0 ? [] : ['', ...failures]),
   ].join('\n');
 };

@@ -2,11 +2,13 @@ import { apiGroup, eventRevisionField, type FluxEvent } from './flux-event.ts';
 import { hasControlCharacter } from './names.ts';
 import { findEnvironment, nextEnvironment, type Pipeline } from './pipeline.ts';
 import { type PromotionJob, promotionJobId } from './promotion-job.ts';
+import { resolveTarget, targetName } from './targets.ts';
 
-/**
+/*
  * Whether a valid, signed Flux event promotes anything (DESIGN.md section 5, after the
  * signature and body checks). Pure: the caller supplies the time.
  */
+
 export const DEFAULT_PROMOTING_REASONS = [
   'InstallSucceeded',
   'UpgradeSucceeded',
@@ -31,6 +33,9 @@ export const MAX_JOB_MESSAGE_CHARS = 2048;
 const truncate = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 
+/** Events older than this are refused as replays, unless the settings say otherwise. */
+export const DEFAULT_MAX_EVENT_AGE_SECONDS = 15 * 60;
+
 export interface DecisionSettings {
   readonly maxEventAgeMs: number;
   readonly maxClockSkewMs: number;
@@ -40,7 +45,7 @@ export interface DecisionSettings {
 export const decisionSettings = (
   options: { maxEventAgeSeconds?: number; promotingReasons?: readonly string[] | undefined } = {},
 ): DecisionSettings => ({
-  maxEventAgeMs: (options.maxEventAgeSeconds ?? 15 * 60) * 1000,
+  maxEventAgeMs: (options.maxEventAgeSeconds ?? DEFAULT_MAX_EVENT_AGE_SECONDS) * 1000,
   maxClockSkewMs: 5 * 60 * 1000,
   promotingReasons: new Set(
     (options.promotingReasons ?? DEFAULT_PROMOTING_REASONS).filter(
@@ -51,13 +56,27 @@ export const decisionSettings = (
 
 export interface Deployment {
   readonly environment: string;
+  /** The target the event came from (core/targets.ts). */
+  readonly target: string;
   readonly revision: string;
   readonly eventTimestamp: string;
 }
 
+/**
+ * Old helm-controllers sent the severity `info` as the reason, for "upgrade has started" as
+ * well as for "upgrade succeeded": only the second is a deployment.
+ */
+const LEGACY_REASON = 'info';
+const SUCCEEDED = /\bsucceeded\b/i;
+
 export type Decision =
   | { readonly kind: 'invalid'; readonly error: string; readonly replay?: true }
-  | { readonly kind: 'ignore'; readonly reason: 'not-a-promoting-event' }
+  | {
+      readonly kind: 'ignore';
+      readonly reason: 'not-a-promoting-event';
+      /** What the event reports, for the lifecycle (a failed deployment at a revision). */
+      readonly deployment?: Deployment;
+    }
   | { readonly kind: 'final'; readonly deployment: Deployment }
   | { readonly kind: 'promote'; readonly deployment: Deployment; readonly job: PromotionJob };
 
@@ -88,13 +107,8 @@ export const decide = (
       error: `involvedObject ${object.kind}/${object.name} (${object.apiVersion}) is not the pipeline's app ${app.kind}/${app.name} (${app.apiVersion})`,
     };
   }
-  const namespaces = environment.targets.map((target) => target.namespace);
-  if (!namespaces.includes(object.namespace)) {
-    return {
-      kind: 'invalid',
-      error: `involvedObject.namespace ${JSON.stringify(object.namespace)} is not a target namespace of environment ${environment.name} (${namespaces.join(', ')})`,
-    };
-  }
+  const target = resolveTarget(environment, object.namespace, event.metadata?.cluster);
+  if (target.kind === 'invalid') return target;
   const found = eventRevisionField(event);
   if (found === undefined) {
     return {
@@ -126,15 +140,20 @@ export const decide = (
       error: `timestamp ${event.timestamp} is more than ${settings.maxClockSkewMs / 1000}s in the future`,
     };
   }
-  if (event.severity !== 'info' || !settings.promotingReasons.has(event.reason)) {
-    return { kind: 'ignore', reason: 'not-a-promoting-event' };
-  }
   const deployment = {
     environment: environment.name,
+    target: targetName(target.target),
     revision,
     // Normalised to UTC so that records order by plain string comparison.
     eventTimestamp: new Date(event.timestamp).toISOString(),
   };
+  if (
+    event.severity !== 'info' ||
+    !settings.promotingReasons.has(event.reason) ||
+    (event.reason === LEGACY_REASON && !SUCCEEDED.test(event.message))
+  ) {
+    return { kind: 'ignore', reason: 'not-a-promoting-event', deployment };
+  }
   const next = nextEnvironment(pipeline, environment.name);
   if (next === undefined) return { kind: 'final', deployment };
   const ref = { namespace: pipeline.namespace, name: pipeline.name };

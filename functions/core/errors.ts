@@ -1,8 +1,9 @@
-/**
+/*
  * Every failure the core knows about carries a stable `code` and says whether trying the same
  * work again can succeed. The worker retries `retryable` errors through the queue and records the
  * others as permanent failures; `data` holds safe, structured context (never a secret value).
  */
+
 export type ErrorCode =
   | 'INVALID_CONFIG'
   | 'INVALID_PIPELINE'
@@ -15,6 +16,8 @@ export type ErrorCode =
   | 'STORE_UNAVAILABLE'
   | 'STORE_CORRUPT'
   | 'NO_MARKER'
+  | 'NOTHING_TO_APPROVE'
+  | 'INVALID_REQUEST'
   | 'GIT_AUTH_FAILED'
   | 'GIT_REPOSITORY_NOT_FOUND'
   | 'GIT_BRANCH_NOT_FOUND'
@@ -25,7 +28,10 @@ export type ErrorCode =
   | 'GITHUB_AUTH_FAILED'
   | 'GITHUB_NOT_FOUND'
   | 'GITHUB_REJECTED'
-  | 'GITHUB_UNAVAILABLE';
+  | 'GITHUB_UNAVAILABLE'
+  | 'GITHUB_APP_AUTH'
+  | 'GITHUB_APP_NOT_INSTALLED'
+  | 'GITHUB_APP_UNAVAILABLE';
 
 export interface PromoterErrorOptions {
   readonly retryable?: boolean;

@@ -9,7 +9,7 @@ import { promotionBranch } from './promotion.ts';
 import { type LifecycleDependencies, recordPullRequestOutcome } from './promotion-lifecycle.ts';
 import { formatIssues } from './validation.ts';
 
-/**
+/*
  * `POST /webhooks/github` (DESIGN.md section 5), shared by the Lambda handler and `serve`:
  * GitHub's `pull_request` events of promotion PRs move the lifecycle (merged, closed). The
  * `X-Hub-Signature-256` is checked over the raw body before anything is parsed, in constant
@@ -18,6 +18,7 @@ import { formatIssues } from './validation.ts';
  * body's correlation line names a pipeline and env whose branch is its head and whose
  * repository is its base's.
  */
+
 export const GITHUB_WEBHOOK_PATH = '/webhooks/github';
 /** GitHub caps webhook payloads at 25 MB; pull_request payloads are tens of kilobytes. */
 export const MAX_GITHUB_BODY_BYTES = 5 * 1024 * 1024;

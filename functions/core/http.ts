@@ -1,7 +1,8 @@
-/**
+/*
  * What the core's HTTP request functions (the webhook, the pipelines API) share with the shells
  * that call them: the request and answer shapes, and URL rules.
  */
+
 export interface HttpRequest {
   readonly method: string;
   /** The path without the query. */

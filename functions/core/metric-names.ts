@@ -1,7 +1,8 @@
-/**
+/*
  * Metric names and dimensions (DESIGN.md section 9), shared by the code that emits them and the
  * stack's dashboard and alarms, so that the two cannot drift apart.
  */
+
 export const METRICS_NAMESPACE = 'PipelinePromoter';
 
 export const Metric = {
@@ -26,6 +27,10 @@ export const Metric = {
   DeploymentFailures: 'DeploymentFailures',
   ReleaseLeadTime: 'ReleaseLeadTime',
   TimeToRestore: 'TimeToRestore',
+  /** Gates (DESIGN.md section 10): promotions held by a gate, counted with the `Gate` dimension. */
+  PromotionsWaiting: 'PromotionsWaiting',
+  /** Milliseconds from a promotion's approval request to its approval. */
+  ApprovalWaitTime: 'ApprovalWaitTime',
 } as const;
 
 export const Dimension = {
@@ -33,11 +38,27 @@ export const Dimension = {
   Application: 'Application',
   Environment: 'Environment',
   Outcome: 'Outcome',
+  Gate: 'Gate',
 } as const;
+
+/** `Gate` values of `PromotionsWaiting`: the kind of gate that holds a promotion. */
+export const Gate = {
+  Targets: 'targets',
+  Soak: 'soak',
+  Window: 'window',
+  Freeze: 'freeze',
+  Approval: 'approval',
+} as const;
+
+export type Gate = (typeof Gate)[keyof typeof Gate];
 
 /** `Outcome` values of `WebhookRequests`. */
 export const WebhookOutcome = {
   Accepted: 'accepted',
+  /** A promoting event held at a gate (DESIGN.md section 11). */
+  Waiting: 'waiting',
+  /** `POST /approval/...` approved a promotion. */
+  Approved: 'approved',
   Ignored: 'ignored',
   FinalEnvironment: 'final-environment',
   RejectedSignature: 'rejected-signature',

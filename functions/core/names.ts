@@ -1,4 +1,4 @@
-/**
+/*
  * The naming rules a pipeline's names must follow, as Kubernetes and git apply them, so that a
  * name that reaches a branch, a marker, a secret key or a commit message cannot break out of
  * it. Each check answers what was expected (to follow a field path in a message), or undefined.

@@ -9,13 +9,15 @@ import type {
   Promotion,
   PromotionStrategy,
 } from './pipeline.ts';
-import { formatIssues } from './validation.ts';
+import { closestName, parsePipelineSettings } from './pipeline-settings.ts';
+import { formatPath } from './validation.ts';
 import { measureYamlDocument, splitYamlDocuments } from './yaml-documents.ts';
 
-/**
+/*
  * Weave `pipelines.weave.works/v1alpha1` Pipeline manifests, in the shipped shape and the RFC
  * draft shape, normalised into the internal model (DESIGN.md section 3).
  */
+
 export const PIPELINE_API_VERSION = 'pipelines.weave.works/v1alpha1';
 
 const name = z
@@ -36,22 +38,24 @@ const namespaceName = ruled(dns1123LabelProblem);
 const objectName = ruled(dns1123SubdomainProblem);
 const branchName = ruled(branchNameProblem);
 
-const secretRef = z.object({ name: objectName });
+// The objects of `spec` are strict: a misspelt field is reported as unknown, with the field it
+// likely meant, instead of being dropped (and its absence reported as the only problem).
+const secretRef = z.strictObject({ name: objectName });
 /** The RFC draft writes a secretRef as a bare name. */
 const looseSecretRef = z.union([objectName, secretRef], {
   error: 'expected a secret name or {name: <secret>}',
 });
 
-const pullRequestSpec = z.object({
+const pullRequestSpec = z.strictObject({
   type: z.string({ error: 'expected the provider type: github' }),
   url: z.string({ error: 'expected the configuration repository URL' }),
   baseBranch: branchName,
   secretRef,
 });
 
-const promotionSpec = z.object({
-  manual: z.boolean().optional(),
-  strategy: z.object(
+const promotionSpec = z.strictObject({
+  manual: z.boolean({ error: 'expected true or false' }).optional(),
+  strategy: z.strictObject(
     {
       'pull-request': pullRequestSpec.optional(),
       notification: z.unknown().optional(),
@@ -61,7 +65,7 @@ const promotionSpec = z.object({
   ),
 });
 
-const rfcPromotionItem = z.object({
+const rfcPromotionItem = z.strictObject({
   name: z.string().optional(),
   type: z.string({ error: 'expected pull-request' }),
   url: z.string().optional(),
@@ -75,38 +79,56 @@ const rfcPromotionItem = z.object({
  */
 const environmentName = ruled(dns1123LabelProblem);
 
-const environmentSpec = z.object({
+const environmentSpec = z.strictObject({
   name: environmentName,
   targets: z
     .array(
-      z.object({
+      z.strictObject({
         namespace: namespaceName,
-        clusterRef: z.object({ kind: name, name, namespace: z.string().optional() }).optional(),
+        clusterRef: z
+          .strictObject({
+            apiVersion: z.string().optional(),
+            kind: name,
+            name,
+            namespace: z.string().optional(),
+          })
+          .optional(),
       }),
     )
     .min(1, 'expected at least one target'),
   promotion: promotionSpec.optional(),
 });
 
+const environmentList = z.array(environmentSpec).min(1, 'expected at least one environment');
+
+// The top level and metadata stay open: kubectl's output adds status and server fields there.
 const pipelineManifest = z.object({
   apiVersion: z.literal(PIPELINE_API_VERSION, { error: `expected ${PIPELINE_API_VERSION}` }),
   kind: z.literal('Pipeline', { error: 'expected Pipeline' }),
-  metadata: z.object({ name: objectName, namespace: namespaceName }),
-  spec: z.object({
-    appRef: z.object({
+  metadata: z.object({
+    name: objectName,
+    namespace: namespaceName,
+    // Settings (pipeline-settings.ts); other tools' annotations are ignored.
+    annotations: z
+      .record(z.string(), z.unknown(), { error: 'expected a mapping of annotations' })
+      .nullable()
+      .optional(),
+  }),
+  spec: z.strictObject({
+    appRef: z.strictObject({
       apiVersion: name,
       kind: name,
       name,
       secretRef: looseSecretRef.optional(),
     }),
-    environments: z.array(environmentSpec).min(1, 'expected at least one environment'),
+    environments: environmentList,
     // The shipped shape or the RFC draft's list: told apart before validation, so that errors
     // inside either name their field.
     promotion: z.unknown().optional(),
   }),
 });
 
-type PipelineManifest = z.infer<typeof pipelineManifest>;
+type EnvironmentSpec = z.infer<typeof environmentSpec>;
 type PromotionSpec = z.infer<typeof promotionSpec>;
 type RfcPromotionItem = z.infer<typeof rfcPromotionItem>;
 
@@ -170,18 +192,147 @@ class Issues {
   }
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const hasKey = (value: unknown, key: PropertyKey): boolean =>
+  typeof value === 'object' && value !== null && Object.hasOwn(value, key);
+
+/** What the document holds at `path`, and whether it holds anything there at all. */
+const valueAt = (
+  document: unknown,
+  path: readonly PropertyKey[],
+): { found: boolean; value?: unknown } => {
+  let value = document;
+  for (const key of path) {
+    if (!hasKey(value, key)) return { found: false };
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return { found: true, value };
+};
+
+/** The fields the object schema at `path` of `schema` knows (empty where it is no object). */
+const knownFieldsAt = (schema: z.ZodType, path: readonly PropertyKey[]): string[] => {
+  let current: z.ZodType | undefined = schema;
+  const unwrap = (type: z.ZodType): z.ZodType =>
+    type instanceof z.ZodOptional || type instanceof z.ZodNullable
+      ? unwrap(type.unwrap() as z.ZodType)
+      : type;
+  for (const key of path) {
+    if (current === undefined) return [];
+    const type = unwrap(current);
+    current =
+      type instanceof z.ZodObject && typeof key === 'string' && Object.hasOwn(type.shape, key)
+        ? (type.shape[key] as z.ZodType)
+        : type instanceof z.ZodArray && typeof key === 'number'
+          ? (type.element as z.ZodType)
+          : undefined;
+  }
+  const type = current === undefined ? undefined : unwrap(current);
+  return type instanceof z.ZodObject ? Object.keys(type.shape) : [];
+};
+
+const EXPECTED_IN_WORDS: Readonly<Record<string, string>> = {
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+};
+
+const inWords = (value: unknown): string =>
+  value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'a list'
+      : typeof value === 'object'
+        ? 'a mapping'
+        : typeof value === 'string'
+          ? 'a string'
+          : typeof value === 'number' || typeof value === 'boolean'
+            ? String(value)
+            : typeof value;
+
+/**
+ * One line per problem, each naming its field: zod's issues for `document` (validated by
+ * `schema`, found at `root` of the manifest), with unknown fields named one by one along with
+ * the field they likely meant, whose absence is then not reported a second time.
+ */
+const describeIssues = (
+  schema: z.ZodType,
+  issues: readonly z.core.$ZodIssue[],
+  document: unknown,
+  root: readonly PropertyKey[] = [],
+): string[] => {
+  const explained = new Set<string>();
+  const unknownFields = new Map<z.core.$ZodIssue, string[]>();
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    const known = knownFieldsAt(schema, issue.path);
+    const here = valueAt(document, issue.path).value;
+    const absent = known.filter((field) => !hasKey(here, field));
+    unknownFields.set(
+      issue,
+      issue.keys.map((key) => {
+        const at = formatPath([...root, ...issue.path, key]);
+        const meant = closestName(key, absent);
+        if (meant === undefined) {
+          return `${at}: unknown field; the fields here are ${known.join(', ')}`;
+        }
+        explained.add(formatPath([...issue.path, meant]));
+        return `${at}: unknown field; did you mean ${formatPath([...root, ...issue.path, meant])}?`;
+      }),
+    );
+  }
+  return issues.flatMap((issue) => {
+    const fields = unknownFields.get(issue);
+    if (fields !== undefined) return fields;
+    if (explained.has(formatPath(issue.path))) return [];
+    const { found, value } = valueAt(document, issue.path);
+    const missing = issue.path.at(-1);
+    if (!found && typeof missing === 'string') {
+      // In the open objects (the top level, metadata) a misspelt field is not an issue of its own.
+      const parent = issue.path.slice(0, -1);
+      const known = knownFieldsAt(schema, parent);
+      const here = valueAt(document, parent).value;
+      const strays = isRecord(here) ? Object.keys(here).filter((key) => !known.includes(key)) : [];
+      const stray = strays.find((key) => closestName(key, [missing]) !== undefined);
+      if (stray !== undefined) {
+        return [
+          `${formatPath([...root, ...parent, stray])}: unknown field; did you mean ${formatPath([...root, ...issue.path])}?`,
+        ];
+      }
+    }
+    const at = formatPath([...root, ...issue.path]);
+    let message = issue.message;
+    const expected = issue.code === 'invalid_type' ? EXPECTED_IN_WORDS[issue.expected] : undefined;
+    // zod's own wording ("Invalid input: expected array, received undefined"), in words.
+    if (expected !== undefined && message.startsWith('Invalid input')) {
+      message = found
+        ? `expected ${expected}, got ${inWords(value)}`
+        : `missing: expected ${expected}`;
+    }
+    return [at === '' ? message : `${at}: ${message}`];
+  });
+};
+
+/** Weave's other pull-request providers: parsed, and refused in a sentence that says what works. */
+const NOT_SUPPORTED_YET: readonly string[] = ['gitlab', 'bitbucket-server'];
+const SUPPORTED_PROVIDERS = 'github (github.com and GitHub Enterprise Server)';
+
 const pullRequestStrategy = (
   spec: { type: string; url: string; baseBranch: string; credentialsSecret: string },
   path: string,
   issues: Issues,
 ): PromotionStrategy | undefined => {
   if (spec.type !== 'github') {
-    const known = ['gitlab', 'bitbucket-server'].includes(spec.type);
+    const known = NOT_SUPPORTED_YET.includes(spec.type);
     issues.add(
       `${path}.type`,
       known
-        ? `pull-request type ${spec.type} is not supported yet: only github (github.com and GitHub Enterprise Server) is`
-        : `expected github, got ${JSON.stringify(spec.type)}`,
+        ? `pull-request type ${spec.type} is not supported yet: use ${SUPPORTED_PROVIDERS}`
+        : `expected ${SUPPORTED_PROVIDERS}, got ${JSON.stringify(spec.type)}`,
     );
     return undefined;
   }
@@ -289,24 +440,22 @@ const defaultPromotion = (raw: unknown, issues: Issues): Promotion | undefined =
   if (Array.isArray(raw)) {
     const list = rfcPromotionList.safeParse(raw);
     if (list.success) return rfcPromotion(list.data, 'spec.promotion', issues);
-    issues.list.push(...formatIssues(list.error.issues, root));
+    issues.list.push(...describeIssues(rfcPromotionList, list.error.issues, raw, root));
     return undefined;
   }
   const shipped = promotionSpec.safeParse(raw);
   if (shipped.success) return shippedPromotion(shipped.data, 'spec.promotion', issues);
-  issues.list.push(...formatIssues(shipped.error.issues, root));
+  issues.list.push(...describeIssues(promotionSpec, shipped.error.issues, raw, root));
   return undefined;
 };
 
-const normalise = (manifest: PipelineManifest): Pipeline | Issues => {
-  const { metadata, spec } = manifest;
-  const issues = new Issues();
-  const issuesBefore = issues.list.length;
-  const promotion = defaultPromotion(spec.promotion, issues);
-  const promotionInvalid = issues.list.length > issuesBefore;
-
+const normaliseEnvironments = (
+  specs: readonly EnvironmentSpec[],
+  hasDefaultPromotion: boolean,
+  issues: Issues,
+): Environment[] => {
   const seen = new Set<string>();
-  const environments = spec.environments.map((environment, index): Environment => {
+  return specs.map((environment, index): Environment => {
     const path = `spec.environments[${index}]`;
     if (seen.has(environment.name)) {
       issues.add(`${path}.name`, `duplicate environment ${JSON.stringify(environment.name)}`);
@@ -316,7 +465,7 @@ const normalise = (manifest: PipelineManifest): Pipeline | Issues => {
       environment.promotion === undefined
         ? undefined
         : shippedPromotion(environment.promotion, `${path}.promotion`, issues);
-    if (index > 0 && override === undefined && spec.promotion === undefined) {
+    if (index > 0 && override === undefined && !hasDefaultPromotion) {
       issues.add(
         'spec.promotion',
         `expected a promotion strategy for environment ${JSON.stringify(environment.name)} (spec.promotion, or ${path}.promotion)`,
@@ -341,25 +490,87 @@ const normalise = (manifest: PipelineManifest): Pipeline | Issues => {
       ...(override === undefined ? {} : { promotion: override }),
     };
   });
+};
 
+/** The field `name` of `value`, or of a misspelling of it (reported as an unknown field). */
+const fieldOrLikely = (value: unknown, name: string): unknown => {
+  if (!isRecord(value)) return undefined;
+  if (value[name] !== undefined) return value[name];
+  const likely = Object.keys(value).find((key) => closestName(key, [name]) !== undefined);
+  return likely === undefined ? undefined : value[likely];
+};
+
+/**
+ * Whether the spec names an HMAC secret at all, valid or not (a bad or misspelt one has its own
+ * message): `spec.promotion.strategy.secretRef`, or `spec.appRef.secretRef` in the RFC shape.
+ */
+const namesHmacSecret = (spec: Record<string, unknown>): boolean => {
+  const at = (path: readonly string[]): unknown =>
+    path.reduce<unknown>((value, name) => fieldOrLikely(value, name), spec);
+  return (
+    at(['appRef', 'secretRef']) !== undefined ||
+    at(['promotion', 'strategy', 'secretRef']) !== undefined
+  );
+};
+
+const NO_HMAC_SECRET =
+  'expected the secret holding the webhook HMAC key (hmac-key): the webhook refuses unsigned events. ' +
+  'Add spec.promotion.strategy.secretRef: {name: <secret>} (or spec.appRef.secretRef in the RFC shape)';
+
+/**
+ * Every problem of one manifest at once (DESIGN.md section 3): the schema's, the promotion's,
+ * the HMAC secret's and the settings' are looked for even when another part is invalid.
+ */
+const normalise = (document: unknown): Pipeline | Issues => {
+  const issues = new Issues();
+  const manifest = pipelineManifest.safeParse(document);
+  if (!manifest.success) {
+    issues.list.push(...describeIssues(pipelineManifest, manifest.error.issues, document));
+  }
+  const raw = isRecord(document) ? document : {};
+  const spec = isRecord(raw.spec) ? raw.spec : undefined;
+  const metadata = isRecord(raw.metadata) ? raw.metadata : undefined;
+
+  const promotion = spec === undefined ? undefined : defaultPromotion(spec.promotion, issues);
+  const environmentSpecs = manifest.success
+    ? manifest.data.spec.environments
+    : environmentList.safeParse(spec?.environments).data;
+  const environments =
+    environmentSpecs === undefined
+      ? undefined
+      : normaliseEnvironments(environmentSpecs, spec?.promotion !== undefined, issues);
+  if (spec !== undefined && !namesHmacSecret(spec)) {
+    issues.add('spec.promotion.strategy.secretRef', NO_HMAC_SECRET);
+  }
+  const annotations = manifest.success
+    ? manifest.data.metadata.annotations
+    : isRecord(metadata?.annotations)
+      ? metadata.annotations
+      : undefined;
+  const { settings, problems } = parsePipelineSettings(annotations, environments);
+  issues.list.push(...problems);
+
+  if (!manifest.success || environments === undefined || issues.list.length > 0) return issues;
+  const { metadata: valid, spec: validSpec } = manifest.data;
   const hmacSecret =
     promotion?.hmacSecret ??
-    (spec.appRef.secretRef === undefined ? undefined : secretName(spec.appRef.secretRef));
-  if (hmacSecret === undefined && !promotionInvalid) {
-    issues.add(
-      'spec.promotion.strategy.secretRef',
-      'expected the secret holding the webhook HMAC key (hmac-key): the webhook refuses unsigned events. ' +
-        'Add spec.promotion.strategy.secretRef: {name: <secret>} (or spec.appRef.secretRef in the RFC shape)',
-    );
+    (validSpec.appRef.secretRef === undefined ? undefined : secretName(validSpec.appRef.secretRef));
+  if (hmacSecret === undefined) {
+    issues.add('spec.promotion.strategy.secretRef', NO_HMAC_SECRET);
+    return issues;
   }
-  if (issues.list.length > 0 || hmacSecret === undefined) return issues;
   return {
-    namespace: metadata.namespace,
-    name: metadata.name,
-    app: { apiVersion: spec.appRef.apiVersion, kind: spec.appRef.kind, name: spec.appRef.name },
+    namespace: valid.namespace,
+    name: valid.name,
+    app: {
+      apiVersion: validSpec.appRef.apiVersion,
+      kind: validSpec.appRef.kind,
+      name: validSpec.appRef.name,
+    },
     hmacSecret,
     environments,
     ...(promotion === undefined ? {} : { promotion }),
+    ...(settings === undefined ? {} : { settings }),
   };
 };
 
@@ -377,9 +588,7 @@ export const parsePipelineObject = (
   fallbackId = 'pipeline',
 ): Pipeline | InvalidPipeline => {
   const id = idOf(document, fallbackId);
-  const result = pipelineManifest.safeParse(document);
-  if (!result.success) return { id, errors: formatIssues(result.error.issues) };
-  const normalised = normalise(result.data);
+  const normalised = normalise(document);
   return normalised instanceof Issues ? { id, errors: normalised.list } : normalised;
 };
 

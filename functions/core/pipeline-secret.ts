@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { PromoterError } from './errors.ts';
+import { refuseInsecureUrl } from './http.ts';
 import { formatIssues } from './validation.ts';
 
 /**
@@ -33,6 +34,50 @@ const hmacKey = z.string({ error: 'expected a string' }).check(
   }),
 );
 
+// Flux notification-controller's key names for a GitHub App (DESIGN.md section 4).
+const APP_ID = 'githubAppID';
+const APP_INSTALLATION_ID = 'githubAppInstallationID';
+const APP_PRIVATE_KEY = 'githubAppPrivateKey';
+const APP_BASE_URL = 'githubAppBaseURL';
+
+/** A Kubernetes secret holds `"123"`; a JSON secret may hold `123`. */
+const numericId = z.pipe(
+  z.union([z.string(), z.number()], { error: 'expected a positive integer (e.g. "123456")' }),
+  z.transform((value, context) => {
+    const id = typeof value === 'number' ? value : /^[1-9][0-9]*$/.test(value) ? Number(value) : 0;
+    if (Number.isSafeInteger(id) && id > 0) return id;
+    context.issues.push({
+      code: 'custom',
+      input: value,
+      message: 'expected a positive integer (e.g. "123456")',
+    });
+    return z.NEVER;
+  }),
+);
+
+/** PKCS#1 (what GitHub hands out) or PKCS#8; the key itself is checked when it signs. */
+const PEM_PRIVATE_KEY = /-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+-----END (RSA )?PRIVATE KEY-----/;
+
+const privateKey = z.string({ error: 'expected a string' }).check(
+  z.refine((value) => PEM_PRIVATE_KEY.test(value.replaceAll('\\n', '\n')), {
+    message:
+      'expected the GitHub App\'s private key in PEM ("-----BEGIN RSA PRIVATE KEY-----" ... "-----END RSA PRIVATE KEY-----")',
+  }),
+);
+
+const apiBaseUrl = z.string({ error: 'expected a string' }).check(
+  z.refine(
+    (value) => {
+      const url = URL.canParse(value) ? new URL(value) : undefined;
+      return url !== undefined && refuseInsecureUrl(url) === undefined;
+    },
+    {
+      message:
+        'expected the GitHub API base URL, https:// (e.g. "https://github.example.com/api/v3")',
+    },
+  ),
+);
+
 export const pipelineSecretSchema = z
   .object({
     [SHARED_KEY]: z.optional(hmacKey),
@@ -40,12 +85,31 @@ export const pipelineSecretSchema = z
     token: key,
     username: z.optional(z.string()),
     password: z.optional(z.string()),
+    [APP_ID]: z.optional(numericId),
+    [APP_INSTALLATION_ID]: z.optional(numericId),
+    [APP_PRIVATE_KEY]: z.optional(privateKey),
+    [APP_BASE_URL]: z.optional(apiBaseUrl),
   })
   .check(
     z.refine((secret) => (secret.username === undefined) === (secret.password === undefined), {
       message: 'expected username and password together',
       path: ['password'],
     }),
+    z.refine((secret) => secret[APP_ID] !== undefined || secret[APP_PRIVATE_KEY] === undefined, {
+      message: `expected ${APP_ID} with ${APP_PRIVATE_KEY}`,
+      path: [APP_ID],
+    }),
+    z.refine(
+      (secret) =>
+        secret[APP_PRIVATE_KEY] !== undefined ||
+        (secret[APP_ID] === undefined &&
+          secret[APP_INSTALLATION_ID] === undefined &&
+          secret[APP_BASE_URL] === undefined),
+      {
+        message: `expected ${APP_PRIVATE_KEY} with the other GitHub App keys`,
+        path: [APP_PRIVATE_KEY],
+      },
+    ),
   );
 
 /** `dev` in `hmac-key-dev`, `dev-previous` in `hmac-key-dev-previous`. */
@@ -61,6 +125,22 @@ export interface PipelineSecret {
   readonly environmentHmacKeys?: ReadonlyMap<string, string>;
   readonly token?: string;
   readonly git?: { readonly username: string; readonly password: string };
+  /** The GitHub App keys, when the secret has them: then used instead of `token`. */
+  readonly githubApp?: GitHubApp;
+}
+
+/**
+ * A GitHub App's credentials, from Flux's keys `githubAppID`, `githubAppPrivateKey`,
+ * `githubAppInstallationID` and `githubAppBaseURL`.
+ */
+export interface GitHubApp {
+  readonly appId: number;
+  /** PEM. Never logged, never in an error. */
+  readonly privateKey: string;
+  /** Absent: looked up from the repository (`GET /repos/{owner}/{repo}/installation`). */
+  readonly installationId?: number;
+  /** The API base for the App's own calls (GitHub Enterprise Server); else the repository's. */
+  readonly baseUrl?: string;
 }
 
 export interface SecretRef {
@@ -117,9 +197,11 @@ const environmentKeys = (value: unknown, problems: string[]): Map<string, string
 };
 
 /**
- * Validates a secret's decoded value: Weave's keys, and `hmac-key-{env}`/`hmac-key-{env}-previous`
- * per environment; every HMAC key at least MIN_HMAC_KEY_BYTES long. Throws INVALID_SECRET with
- * every problem, each naming its key and never a value.
+ * Validates a secret's decoded value: Weave's keys, `hmac-key-{env}`/`hmac-key-{env}-previous`
+ * per environment, and Flux's GitHub App keys (`githubAppID` with `githubAppPrivateKey`,
+ * optional `githubAppInstallationID` and `githubAppBaseURL`); every HMAC key at least
+ * MIN_HMAC_KEY_BYTES long. Throws INVALID_SECRET with every problem, each naming its key and
+ * never a value.
  *
  * @example
  * const secret = decodePipelineSecret(
@@ -149,6 +231,24 @@ export const decodePipelineSecret = (ref: SecretRef, value: unknown): PipelineSe
     ...(secret.username === undefined || secret.password === undefined
       ? {}
       : { git: { username: secret.username, password: secret.password } }),
+    ...githubAppOf(secret),
+  };
+};
+
+const githubAppOf = (secret: z.infer<typeof pipelineSecretSchema>): { githubApp?: GitHubApp } => {
+  const appId = secret[APP_ID];
+  const key = secret[APP_PRIVATE_KEY];
+  if (appId === undefined || key === undefined) return {};
+  const installationId = secret[APP_INSTALLATION_ID];
+  const baseUrl = secret[APP_BASE_URL];
+  return {
+    githubApp: {
+      appId,
+      // Keys pasted into one line of an env file or JSON often carry `\n` for their newlines.
+      privateKey: key.replaceAll('\\n', '\n'),
+      ...(installationId === undefined ? {} : { installationId }),
+      ...(baseUrl === undefined ? {} : { baseUrl: baseUrl.replace(/\/+$/, '') }),
+    },
   };
 };
 

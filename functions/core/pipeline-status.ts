@@ -1,5 +1,5 @@
 import { isLaterEvent } from './event-order.ts';
-import { type PipelineRef, pipelineId } from './pipeline.ts';
+import { type Environment, type PipelineRef, pipelineId } from './pipeline.ts';
 import {
   type DeploymentRecord,
   type PipelineStore,
@@ -8,9 +8,11 @@ import {
   type PromotionStateStore,
   type PromotionTimeline,
   type PullRequestState,
+  type WaitingFor,
 } from './ports.ts';
+import { reportsByTarget, targetName } from './targets.ts';
 
-/**
+/*
  * Where a pipeline stands (`GET /pipelines/{ns}/{name}`, `promoter status`): its environments in
  * pipeline order, the revision last deployed in each (from the webhook's deployment events),
  * and the promotion into each (the worker's record: revision, state, pull request, failure).
@@ -21,6 +23,7 @@ import {
  * being retried, or in the dead-letter queue. Its pull request is then the environment's
  * rolling one (which the job will update), when there is one.
  */
+
 export interface DeploymentStatus {
   readonly revision: string;
   /** The deployment event's timestamp (when Flux reported it). */
@@ -42,9 +45,19 @@ export interface PullRequestStatus {
   readonly mergeCommit: string | null;
 }
 
+export interface ApprovalStatus {
+  readonly requestedAt: string | null;
+  readonly approvedAt: string | null;
+  readonly approvedBy: string | null;
+}
+
 export interface PromotionStatus {
   readonly revision: string;
   readonly state: PromotionStatusState;
+  /** State `waiting`: the gate that holds it (DESIGN.md section 10). */
+  readonly waitingFor: WaitingFor | null;
+  /** A manual promotion's approval: asked for, given, by whom. */
+  readonly approval: ApprovalStatus | null;
   /** The environment the revision comes from. */
   readonly from: string;
   readonly pullRequest: PullRequestStatus | null;
@@ -60,9 +73,23 @@ export interface PromotionStatus {
   readonly updatedAt: string;
 }
 
+export interface TargetStatus {
+  /** `cluster/namespace`, or the namespace alone (core/targets.ts). */
+  readonly name: string;
+  readonly cluster: string | null;
+  readonly namespace: string;
+  /** The revision the target last reported, when it reported. */
+  readonly revision: string | null;
+  readonly at: string | null;
+  /** False when that report was a failed deployment. */
+  readonly ok: boolean | null;
+}
+
 export interface EnvironmentStatus {
   readonly name: string;
+  /** The latest successful deployment reported by any of its targets. */
   readonly deployed: DeploymentStatus | null;
+  readonly targets: readonly TargetStatus[];
   /** The promotion *into* this environment (never for the first one). */
   readonly promotion: PromotionStatus | null;
 }
@@ -75,6 +102,23 @@ export interface PipelineStatus {
   readonly app: { readonly apiVersion: string; readonly kind: string; readonly name: string };
   readonly environments: readonly EnvironmentStatus[];
 }
+
+/**
+ * A lead time or age as a person reads it at a glance (`promoter status`, the status page).
+ *
+ * @example
+ * shortDuration(42_000); // '42s'
+ * shortDuration(3_900_000); // '1h 5m'
+ */
+export const shortDuration = (ms: number): string => {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m ${seconds % 60}s`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours}h ${minutes % 60}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+};
 
 export interface PipelineStatusDependencies {
   readonly pipelines: PipelineStore;
@@ -93,9 +137,21 @@ const pullRequestStatus = (record: PromotionRecord | undefined): PullRequestStat
         mergeCommit: record.pullRequest.mergeCommit ?? null,
       };
 
+const approvalStatus = (record: PromotionRecord): ApprovalStatus | null => {
+  const { approvalRequestedAt, approvedAt } = record.timeline ?? {};
+  if (approvalRequestedAt === undefined && record.approvedBy === undefined) return null;
+  return {
+    requestedAt: approvalRequestedAt ?? null,
+    approvedAt: approvedAt ?? null,
+    approvedBy: record.approvedBy ?? null,
+  };
+};
+
 const recorded = (record: PromotionRecord): PromotionStatus => ({
   revision: record.revision,
   state: record.state,
+  waitingFor: record.state === 'waiting' ? (record.waitingFor ?? null) : null,
+  approval: approvalStatus(record),
   from: record.from,
   pullRequest: pullRequestStatus(record),
   timeline: record.timeline ?? {},
@@ -122,6 +178,8 @@ export const promotionStatus = (
   return {
     revision: source.revision,
     state: 'queued',
+    waitingFor: null,
+    approval: null,
     from: source.environment,
     // The env's rolling PR, which the queued job will update, while it is open.
     pullRequest:
@@ -145,7 +203,7 @@ export const pipelineStatus = async (
     deps.state.listDeployments(ref),
     deps.state.listPromotions(ref),
   ]);
-  const deployedIn = new Map(deployments.map((record) => [record.environment, record]));
+  const deployedIn = latestDeployments(deployments);
   const promotedInto = new Map(promotions.map((record) => [record.environment, record]));
   const environments = pipeline.environments.map((environment, index): EnvironmentStatus => {
     const deployment = deployedIn.get(environment.name);
@@ -160,6 +218,7 @@ export const pipelineStatus = async (
               eventTimestamp: deployment.eventTimestamp,
               recordedAt: deployment.recordedAt,
             },
+      targets: targetStatuses(environment, deployments),
       promotion:
         previous === undefined
           ? null
@@ -173,4 +232,37 @@ export const pipelineStatus = async (
     app: { apiVersion: pipeline.app.apiVersion, kind: pipeline.app.kind, name: pipeline.app.name },
     environments,
   };
+};
+
+/** Each environment's latest successful deployment, whichever target reported it. */
+const latestDeployments = (
+  deployments: readonly DeploymentRecord[],
+): Map<string, DeploymentRecord> => {
+  const latest = new Map<string, DeploymentRecord>();
+  for (const record of deployments) {
+    if (record.ok === false) continue;
+    const known = latest.get(record.environment);
+    if (known === undefined || isLaterEvent(record.eventTimestamp, known.eventTimestamp)) {
+      latest.set(record.environment, record);
+    }
+  }
+  return latest;
+};
+
+const targetStatuses = (
+  environment: Environment,
+  deployments: readonly DeploymentRecord[],
+): TargetStatus[] => {
+  const reports = reportsByTarget(environment, deployments);
+  return environment.targets.map((target) => {
+    const report = reports.get(targetName(target));
+    return {
+      name: targetName(target),
+      cluster: target.clusterRef?.name ?? null,
+      namespace: target.namespace,
+      revision: report?.revision ?? null,
+      at: report?.eventTimestamp ?? null,
+      ok: report === undefined ? null : report.ok !== false,
+    };
+  });
 };

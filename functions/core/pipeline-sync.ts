@@ -6,9 +6,10 @@ import {
 } from './pipeline-manifest.ts';
 import type { PipelinePutResult, PipelineRegistry, SecretStore } from './ports.ts';
 import { type SharedKeyWarning, sharedKeyWarnings } from './shared-key-warnings.ts';
+import { compareText } from './text-order.ts';
 import { hasNoDocuments } from './yaml-documents.ts';
 
-/**
+/*
  * The pipeline sync (`PUT /pipelines`, `promoter sync`): what `kubectl get
  * pipelines.pipelines.weave.works -A -o yaml|json` prints goes in, every valid pipeline is put
  * into the registry (which does not rewrite an unchanged definition), every invalid one is
@@ -32,6 +33,7 @@ import { hasNoDocuments } from './yaml-documents.ts';
  * With a secret store, the answer's `warnings` name the valid pipelines whose environments share
  * a webhook key (shared-key-warnings.ts); they are stored all the same.
  */
+
 export interface PipelineSyncOptions {
   /** Delete stored pipelines absent from the input (see above for when it is skipped). */
   readonly prune?: boolean;
@@ -76,8 +78,6 @@ const DEFAULT_CONCURRENCY = 8;
 /** A Kubernetes `namespace/name` (DNS labels: no spaces, no slashes), not a `document N` id. */
 const NAMED_ID = /^[^\s/]+\/[^\s/]+$/;
 
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 /** True when the text holds no YAML/JSON document with content (empty, blank, comments). */
 export { hasNoDocuments } from './yaml-documents.ts';
 
@@ -114,8 +114,8 @@ export const syncPipelines = async (
     outcomes
       .filter((outcome) => outcome.result === result)
       .map((outcome) => outcome.id)
-      .sort(byText);
-  const invalid = [...parsed.invalid].sort((a, b) => byText(a.id, b.id));
+      .sort(compareText);
+  const invalid = [...parsed.invalid].sort((a, b) => compareText(a.id, b.id));
 
   const { prune, deleted } = await pruneAbsent(registry, parsed, invalid, options, concurrency);
   const { secrets } = options;
@@ -128,7 +128,7 @@ export const syncPipelines = async (
           )
         )
           .flat()
-          .sort((a, b) => byText(a.id, b.id));
+          .sort((a, b) => compareText(a.id, b.id));
   const created = by('created');
   const updated = by('updated');
   const unchanged = by('unchanged');
@@ -187,8 +187,8 @@ const pruneAbsent = async (
     (await registry.delete(ref)) ? pipelineId(ref) : undefined,
   );
   return {
-    prune: { requested: true, performed: true, kept: kept.sort(byText) },
-    deleted: removed.filter((id): id is string => id !== undefined).sort(byText),
+    prune: { requested: true, performed: true, kept: kept.sort(compareText) },
+    deleted: removed.filter((id): id is string => id !== undefined).sort(compareText),
   };
 };
 

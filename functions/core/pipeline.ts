@@ -1,7 +1,8 @@
-/**
+/*
  * The internal pipeline model every shell and adapter works with, normalised from the Weave
  * `Pipeline` shapes in pipeline-manifest.ts. Nothing here knows where a pipeline came from.
  */
+
 export interface PipelineRef {
   readonly namespace: string;
   readonly name: string;
@@ -65,6 +66,8 @@ export interface Pipeline extends PipelineRef {
   readonly hmacSecret: string;
   readonly environments: readonly Environment[];
   readonly promotion?: Promotion;
+  /** From the `pipeline-promoter/*` annotations; absent when there are none. */
+  readonly settings?: PipelineSettings;
 }
 
 export const pipelineId = (ref: PipelineRef): string => `${ref.namespace}/${ref.name}`;
@@ -90,3 +93,52 @@ export const webhookSecretFor = (pipeline: Pipeline, environment: string): strin
   const next = nextEnvironment(pipeline, environment);
   return next?.promotion?.hmacSecret ?? pipeline.hmacSecret;
 };
+
+/**
+ * How many targets of an environment must report a promoting event at a revision before the
+ * promotion out of it opens (annotation `pipeline-promoter/gate`, DESIGN.md section 11).
+ */
+export type TargetsGate =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'any' }
+  | { readonly kind: 'count'; readonly count: number };
+
+/**
+ * A weekly promotion window (`pipeline-promoter/window.{env}`), e.g. `Mon-Fri 09:00-17:00
+ * Europe/Berlin`. Minutes are local to `timeZone` (IANA); `end` may be below `start` for a
+ * window that runs past midnight.
+ */
+export interface PromotionWindow {
+  /** Days the window opens on, 0 = Sunday ... 6 = Saturday. */
+  readonly days: readonly number[];
+  readonly startMinute: number;
+  readonly endMinute: number;
+  readonly timeZone: string;
+  /** The annotation's value, as written: what status and errors show. */
+  readonly text: string;
+}
+
+/** The settings of promotions *into* one environment, after `.{env}` suffixes override. */
+export interface PromotionSettings {
+  /** Counts the targets of the environment the promotion comes from. */
+  readonly gate: TargetsGate;
+  readonly soakMs?: number;
+  readonly window?: PromotionWindow;
+  readonly autoMerge: boolean;
+}
+
+/** Per annotation key, without and with an environment suffix (parsed in pipeline-settings.ts). */
+export interface PipelineSettings {
+  /** Settings with no suffix: every promotion. */
+  readonly all: Partial<PromotionSettings>;
+  /** Settings with a `.{env}` suffix, by the environment promoted into. */
+  readonly into: Readonly<Record<string, Partial<PromotionSettings>>>;
+}
+
+/** The settings of promotions into `environment`: its suffixed annotations over the others. */
+export const promotionSettings = (pipeline: Pipeline, environment: string): PromotionSettings => ({
+  gate: { kind: 'all' },
+  autoMerge: false,
+  ...pipeline.settings?.all,
+  ...pipeline.settings?.into[environment],
+});

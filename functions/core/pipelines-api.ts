@@ -1,20 +1,32 @@
 import { errorMessage, isPromoterError } from './errors.ts';
+import {
+  approveRoute,
+  freezeRoute,
+  type GateControlDependencies,
+  listFreezesRoute,
+  unfreezeRoute,
+} from './gate-controls.ts';
 import { decodePathSegment, type HttpAnswer, type HttpRequest } from './http.ts';
 import type { LogPort } from './logger.ts';
-import { pipelineStatus } from './pipeline-status.ts';
+import { type Pipeline, pipelineId } from './pipeline.ts';
+import { type PipelineStatus, pipelineStatus } from './pipeline-status.ts';
 import { hasNoDocuments, syncPipelineManifests } from './pipeline-sync.ts';
 import type { PipelineRegistry, PipelineStore, PromotionStateStore, SecretStore } from './ports.ts';
+import { compareText } from './text-order.ts';
 
-/**
+/*
  * The pipelines API request function, shared by the Lambda handler (IAM-authorised routes of the
  * HTTP API) and `promoter serve` (status only, on loopback):
  *
  * | request | answer |
  * |---|---|
+ * | `GET /pipelines` | 200, `{"pipelines": [...]}`: every pipeline's status, by `namespace/name` |
  * | `PUT /pipelines[?prune=true]`, body: `kubectl get pipelines.pipelines.weave.works -A -o yaml` (or `-o json`) | 200, the sync summary (pipeline-sync.ts) |
  * | body over 4 MiB | 413 |
  * | body empty, not UTF-8, or an unknown or malformed query parameter | 400, saying what was expected |
  * | `GET /pipelines/{ns}/{name}` | 200, the pipeline's status (pipeline-status.ts); 404 when unknown |
+ * | `POST /pipelines/{ns}/{name}/environments/{env}/approval`, `{"revision"?}` | 202 approved; 422 when nothing waits (gate-controls.ts) |
+ * | `POST /freeze` `{"pipeline"?, "environment"?, "reason", "until"?}`, `POST /unfreeze`, `GET /freezes` | the freezes (gate-controls.ts) |
  * | another method on those paths | 405 with `Allow` |
  * | another path | 404 |
  * | the store unavailable | 503 (retry) |
@@ -23,11 +35,14 @@ import type { PipelineRegistry, PipelineStore, PromotionStateStore, SecretStore 
  * listed in the answer with their errors (`promoter sync` exits non-zero on them). With `secrets`,
  * the answer's `warnings` name pipelines whose environments share a webhook key.
  */
+
 export const MAX_SYNC_BODY_BYTES = 4 * 1024 * 1024;
 
 export interface PipelinesApiRequest extends HttpRequest {
   /** The raw query string, without `?`. */
   readonly query: string;
+  /** Who asks: the caller's IAM ARN in AWS, serve's local user. Approvals and freezes keep it. */
+  readonly caller?: string;
 }
 
 export type PipelinesApiResult = HttpAnswer;
@@ -36,13 +51,23 @@ export interface PipelinesApiDependencies {
   readonly pipelines: PipelineStore;
   /** The writable store behind `PUT /pipelines`; absent in `serve`, which reads files. */
   readonly registry?: PipelineRegistry;
+  /** Every pipeline, for `GET /pipelines`: serve's files; the registry's list when absent. */
+  readonly catalog?: { list(): readonly Pipeline[] | Promise<readonly Pipeline[]> };
   readonly state: Pick<PromotionStateStore, 'listDeployments' | 'listPromotions'>;
   /** The pipelines' secrets, read by the sync for its shared-key `warnings` only. */
   readonly secrets?: SecretStore;
   readonly logger: LogPort;
+  /** The approvals and freezes; absent: those routes answer 404. */
+  readonly gates?: GateControlDependencies;
 }
 
 const SYNC_PATH = /^\/pipelines\/?$/;
+const APPROVAL_PATH = /^\/pipelines\/([^/]+)\/([^/]+)\/environments\/([^/]+)\/approval\/?$/;
+const FREEZE_PATHS: Readonly<Record<string, string>> = {
+  '/freeze': 'POST',
+  '/unfreeze': 'POST',
+  '/freezes': 'GET',
+};
 const STATUS_PATH = /^\/pipelines\/([^/]+)\/([^/]+)\/?$/;
 
 const EXPECTED_BODY =
@@ -143,6 +168,29 @@ const status = async (
   }
 };
 
+/** Statuses read at once by `GET /pipelines`: a few store reads each, not hundreds in flight. */
+const LIST_CONCURRENCY = 8;
+
+const list = async (deps: PipelinesApiDependencies): Promise<PipelinesApiResult> => {
+  const catalog = deps.catalog ?? deps.registry;
+  if (catalog === undefined) return error(404, 'this server does not list its pipelines');
+  try {
+    const pipelines = [...(await catalog.list())].sort((a, b) =>
+      compareText(pipelineId(a), pipelineId(b)),
+    );
+    const statuses: PipelineStatus[] = [];
+    for (let start = 0; start < pipelines.length; start += LIST_CONCURRENCY) {
+      const batch = pipelines.slice(start, start + LIST_CONCURRENCY);
+      const found = await Promise.all(batch.map((pipeline) => pipelineStatus(pipeline, deps)));
+      // A pipeline deleted between the list and its status is left out.
+      for (const status of found) if (status !== undefined) statuses.push(status);
+    }
+    return { status: 200, body: { pipelines: statuses } };
+  } catch (cause) {
+    return unavailable(deps, 'list of pipelines', cause);
+  }
+};
+
 /** Answers one pipelines API request. */
 export const handlePipelinesApiRequest = async (
   request: PipelinesApiRequest,
@@ -150,13 +198,16 @@ export const handlePipelinesApiRequest = async (
 ): Promise<PipelinesApiResult> => {
   const method = request.method.toUpperCase();
   if (SYNC_PATH.test(request.path)) {
+    if (method === 'GET') return list(deps);
     if (method !== 'PUT') {
-      return error(405, `method ${request.method} not allowed on /pipelines: use PUT`, {
-        allow: 'PUT',
+      return error(405, `method ${request.method} not allowed on /pipelines: use GET or PUT`, {
+        allow: 'GET, PUT',
       });
     }
     return sync(request, deps);
   }
+  const control = await gateControl(request, method, deps);
+  if (control !== undefined) return control;
   const match = STATUS_PATH.exec(request.path);
   if (match !== null) {
     const namespace = decodePathSegment(match[1] ?? '');
@@ -170,4 +221,44 @@ export const handlePipelinesApiRequest = async (
     return status(namespace, name, deps);
   }
   return error(404, 'not found: PUT /pipelines or GET /pipelines/{namespace}/{name}');
+};
+
+/** The approval and freeze routes; undefined for another path. */
+const gateControl = async (
+  request: PipelinesApiRequest,
+  method: string,
+  deps: PipelinesApiDependencies,
+): Promise<PipelinesApiResult | undefined> => {
+  const approval = APPROVAL_PATH.exec(request.path);
+  const freezeMethod = FREEZE_PATHS[request.path.replace(/\/$/, '')];
+  if (approval === null && freezeMethod === undefined) return undefined;
+  const allowed = approval === null ? (freezeMethod ?? 'POST') : 'POST';
+  if (method !== allowed) {
+    return error(405, `method ${request.method} not allowed: use ${allowed}`, { allow: allowed });
+  }
+  const { gates } = deps;
+  if (gates === undefined) return error(404, 'this server takes no approvals or freezes');
+  const caller = request.caller ?? 'unknown';
+  try {
+    if (approval !== null) {
+      const [namespace, name, environment] = approval
+        .slice(1)
+        .map((part) => decodePathSegment(part ?? ''));
+      if (namespace === undefined || name === undefined || environment === undefined) {
+        return error(
+          404,
+          'not found: POST /pipelines/{namespace}/{name}/environments/{env}/approval',
+        );
+      }
+      const ref = { namespace, name };
+      const pipeline = await deps.pipelines.get(ref);
+      return await approveRoute(pipeline, ref, environment, request.body, caller, gates);
+    }
+    if (request.path.startsWith('/freezes')) return await listFreezesRoute(gates);
+    return request.path.startsWith('/freeze')
+      ? await freezeRoute(request.body, caller, gates)
+      : await unfreezeRoute(request.body, caller, gates);
+  } catch (cause) {
+    return unavailable(deps, `${method} ${request.path}`, cause);
+  }
 };

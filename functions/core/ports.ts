@@ -2,7 +2,7 @@ import type { GitHubRepository, Pipeline, PipelineRef } from './pipeline.ts';
 import type { PipelineSecret, SecretRef } from './pipeline-secret.ts';
 import type { PromotionJob } from './promotion-job.ts';
 
-/**
+/*
  * The ports the core talks through. Each has an adapter per real component (functions/adapters)
  * and a small in-memory or file twin for `promoter serve` and tests. Adapters throw PromoterError
  * with a `code` and `retryable` so that the core never inspects an SDK's error types.
@@ -69,11 +69,19 @@ export interface SecretStore {
   get(ref: SecretRef): Promise<PipelineSecret>;
 }
 
-/** A deployment seen by the webhook: the revision an environment now runs. */
+/**
+ * A deployment seen by the webhook: the revision one target of an environment reported last.
+ * One record per (pipeline, environment, target); `target` is absent on records written before
+ * targets were told apart.
+ */
 export interface DeploymentRecord {
   readonly pipeline: PipelineRef;
   readonly environment: string;
+  /** The target's name (core/targets.ts): its cluster and namespace. */
+  readonly target?: string;
   readonly revision: string;
+  /** False for a failed install, upgrade or test at `revision` (absent: it succeeded). */
+  readonly ok?: boolean;
   readonly eventTimestamp: string;
   readonly recordedAt: string;
 }
@@ -84,10 +92,14 @@ export interface DeploymentRecord {
  * `updated`, `up-to-date`, `superseded` and `failed` are written when a job ends,
  * `dead-lettered` by the queue's shell when its receives are spent; `merged` and `closed` come
  * from GitHub (its webhook or the reconcile sweep), `deployed` from the target environment's
- * own deployment event. (The status API also shows `queued`, which it derives and nothing
- * stores: pipeline-status.ts.)
+ * own deployment event. `waiting` and `awaiting-approval` hold a promotion at its gates
+ * (core/promotion-gates.ts, DESIGN.md section 11), `queued` is written when the gates open and the
+ * job is enqueued, `cancelled` when a failure of the source environment ends a soak.
  */
 export const PROMOTION_STATES = [
+  'waiting',
+  'awaiting-approval',
+  'queued',
   'pushing',
   'opened',
   'updated',
@@ -98,6 +110,7 @@ export const PROMOTION_STATES = [
   'superseded',
   'failed',
   'dead-lettered',
+  'cancelled',
 ] as const;
 
 export type PromotionState = (typeof PROMOTION_STATES)[number];
@@ -125,6 +138,29 @@ export interface PromotionTimeline {
   readonly mergedAt?: string;
   /** The target environment's deployment event at the revision. */
   readonly deployedAt?: string;
+  readonly approvalRequestedAt?: string;
+  readonly approvedAt?: string;
+}
+
+/** What a promotion in state `waiting` waits for (DESIGN.md section 10), one gate at a time. */
+export type WaitingFor =
+  | { readonly targets: { readonly ready: number; readonly needed: number } }
+  | { readonly soak: { readonly until: string } }
+  | { readonly window: { readonly opensAt: string } }
+  | { readonly freeze: { readonly reason: string; readonly by: string; readonly until?: string } };
+
+/** A freeze (`promoter freeze`): no scope field, every pipeline or environment. */
+export interface Freeze {
+  /** `namespace/name`; absent: every pipeline. */
+  readonly pipeline?: string;
+  /** Absent: every environment. */
+  readonly environment?: string;
+  readonly reason: string;
+  /** Who froze: the caller's IAM ARN in AWS, `serve`'s local user otherwise. */
+  readonly by: string;
+  readonly at: string;
+  /** When it ends by itself (ISO 8601); absent: at `unfreeze`. */
+  readonly until?: string;
 }
 
 export type PullRequestState = 'open' | 'merged' | 'closed';
@@ -135,6 +171,8 @@ export interface PromotionPullRequest {
   /** Absent on records written before the lifecycle: open. */
   readonly state?: PullRequestState;
   readonly mergeCommit?: string;
+  /** The commit the promotion pushed as the PR's head: the only head auto-merge merges. */
+  readonly head?: string;
 }
 
 /** The latest promotion into one environment of one pipeline. */
@@ -153,6 +191,14 @@ export interface PromotionRecord {
   readonly timeline?: PromotionTimeline;
   /** Source deployment to target deployment, once deployed. */
   readonly leadTimeMs?: number;
+  /** State `waiting`: the gate it waits at. */
+  readonly waitingFor?: WaitingFor;
+  /** When a time gate (soak, window, a freeze's end) is due to be looked at again. */
+  readonly dueAt?: string;
+  /** Who approved (an IAM ARN, or `hmac` for Weave's signed approval route). */
+  readonly approvedBy?: string;
+  /** States `waiting`, `awaiting-approval`: the job that is enqueued when the gates open. */
+  readonly job?: PromotionJob;
 }
 
 /** What a transition expects of the stored record: its revision, and one of these states. */
@@ -187,6 +233,11 @@ export interface PromotionStateStore {
   openIncident(ref: PipelineRef, environment: string, at: string): Promise<boolean>;
   /** The open incident's start, which it removes; undefined when none was open. */
   closeIncident(ref: PipelineRef, environment: string): Promise<string | undefined>;
+  /** Stores a freeze, replacing one of the same scope (pipeline and environment). */
+  putFreeze(freeze: Freeze): Promise<void>;
+  /** Removes the freeze of exactly this scope; true when there was one. */
+  removeFreeze(scope: Pick<Freeze, 'pipeline' | 'environment'>): Promise<boolean>;
+  listFreezes(): Promise<Freeze[]>;
 }
 
 /**
@@ -275,6 +326,8 @@ export interface PullRequestView {
   readonly headRef: string;
   readonly mergedAt?: string;
   readonly mergeCommit?: string;
+  /** The head commit's SHA: what a merge expects the branch to hold. */
+  readonly headSha?: string;
 }
 
 export interface PullRequestLookup {
@@ -293,7 +346,27 @@ export interface PullRequests {
   get(lookup: PullRequestLookup): Promise<PullRequestView | 'not-modified'>;
   /** Comments on the PR, then closes it (a stale promotion PR). */
   close(lookup: PullRequestLookup, comment: string): Promise<void>;
+  /**
+   * Turns on the host's own auto-merge for the PR (GitHub's GraphQL `enablePullRequestAutoMerge`):
+   * `enabled`, or `unavailable` when the repository does not allow it (then the sweep merges
+   * with `mergeWhenReady`). Throws PromoterError GITHUB_* for other failures.
+   */
+  enableAutoMerge(lookup: PullRequestLookup): Promise<'enabled' | 'unavailable'>;
+  /**
+   * Merges the PR if its head is still `expectedHead`, it is mergeable and its required checks
+   * passed; otherwise says what it waits for. Never merges another head than the one expected.
+   */
+  mergeWhenReady(
+    lookup: PullRequestLookup & { readonly expectedHead: string },
+  ): Promise<MergeAttempt>;
 }
+
+export type MergeAttempt =
+  | { readonly status: 'merged'; readonly mergeCommit: string }
+  /** Checks pending, mergeability not computed yet: try again on the next sweep. */
+  | { readonly status: 'pending'; readonly reason: string }
+  /** Conflicts, failed checks, a head that moved, a closed PR: a person has to look. */
+  | { readonly status: 'blocked'; readonly reason: string };
 
 export type MetricUnit = 'Count' | 'Milliseconds';
 
@@ -308,4 +381,21 @@ export interface MetricPoint {
 
 export interface MetricsSink {
   record(point: MetricPoint): void;
+}
+
+/** What an installation token is asked for: the App's keys, from `secret`, for `repository`. */
+export interface GitHubAppTokenRequest {
+  /** The secret the keys come from: what errors name (never its content). */
+  readonly secret: SecretRef;
+  readonly app: NonNullable<PipelineSecret['githubApp']>;
+  readonly repository: GitHubRepository;
+}
+
+/**
+ * Installation tokens of GitHub Apps (DESIGN.md section 4): one per installation, shared by git
+ * and the API, until shortly before it expires. Throws PromoterError GITHUB_APP_AUTH or
+ * GITHUB_APP_NOT_INSTALLED (permanent), GITHUB_APP_UNAVAILABLE (retryable).
+ */
+export interface GitHubAppTokens {
+  installationToken(request: GitHubAppTokenRequest): Promise<string>;
 }

@@ -3,14 +3,17 @@ import type { FluxEvent } from './flux-event.ts';
 import type { LogPort } from './logger.ts';
 import { Dimension, Metric } from './metric-names.ts';
 import {
+  findEnvironment,
   nextEnvironment,
   type Pipeline,
   type PipelineRef,
   pipelineId,
   promotionInto,
+  promotionSettings,
 } from './pipeline.ts';
 import type {
   Clock,
+  GitHubAppTokens,
   MetricsSink,
   PipelineStore,
   PromotionRecord,
@@ -20,14 +23,17 @@ import type {
   PullRequestView,
   SecretStore,
 } from './ports.ts';
+import { repositoryCredentials } from './repository-credentials.ts';
+import { targetReadiness } from './targets.ts';
 
-/**
+/*
  * The promotion lifecycle after the pull request (DESIGN.md section 10): merged or closed (from
  * GitHub's webhook or the reconcile sweep), deployed (from the target environment's own Flux
  * event), and the DORA figures of the Flux events every environment sends. Every transition
  * comes from one of those inputs and is a conditional write on the record it read
  * (`transitionPromotion`), so two inputs racing cannot move a promotion back.
  */
+
 export interface LifecycleDependencies {
   readonly state: PromotionStateStore;
   readonly clock: Clock;
@@ -90,7 +96,8 @@ const timing = (
 /**
  * A promoting event from `environment` at `revision`: completes the promotion into it
  * (`deployed`, `deployedAt`, `leadTimeMs`) when that promotion is at this revision and reached
- * the base, and counts the lifecycle and DORA times. Answers the deployed record, if any.
+ * the base and enough of the environment's targets run it (its gate rule, core/targets.ts),
+ * and counts the lifecycle and DORA times. Answers the deployed record, if any.
  *
  * @example
  * await recordTargetDeployment(pipeline, 'prod', '6.5.0', '2026-11-02T10:30:00Z', deps);
@@ -110,6 +117,13 @@ export const recordTargetDeployment = async (
   const record = await deps.state.getPromotion(ref, environment);
   if (record === undefined || record.revision !== revision || !DEPLOYABLE.includes(record.state)) {
     return undefined;
+  }
+  // Deployed once as many of its targets run the revision as its gate rule needs.
+  const target = findEnvironment(pipeline, environment);
+  if (target !== undefined && target.targets.length > 1) {
+    const deployments = await deps.state.listDeployments(ref);
+    const { ready, needed } = targetReadiness(pipeline, target, deployments, revision);
+    if (ready < needed) return undefined;
   }
   const deployedAt = new Date(eventTimestamp).toISOString();
   const timeline = { ...record.timeline, deployedAt };
@@ -254,6 +268,8 @@ export interface ReconcileDependencies extends LifecycleDependencies {
   };
   readonly secrets: SecretStore;
   readonly pullRequests: PullRequests;
+  /** Installation tokens for secrets with GitHub App keys: the worker's, shared. */
+  readonly githubApps?: GitHubAppTokens;
 }
 
 export interface ReconcileReport {
@@ -264,6 +280,8 @@ export interface ReconcileReport {
   readonly merged: number;
   readonly closed: number;
   readonly failed: number;
+  /** Of the merged, merged by the sweep itself (`auto-merge` without GitHub's). */
+  readonly autoMerged: number;
 }
 
 /**
@@ -274,7 +292,7 @@ export interface ReconcileReport {
 export const reconcilePullRequests = async (
   deps: ReconcileDependencies,
 ): Promise<ReconcileReport> => {
-  const counts = { read: 0, notModified: 0, merged: 0, closed: 0, failed: 0 };
+  const counts = { read: 0, notModified: 0, merged: 0, closed: 0, failed: 0, autoMerged: 0 };
   for (const pipeline of await deps.pipelines.list()) {
     const ref: PipelineRef = { namespace: pipeline.namespace, name: pipeline.name };
     for (const record of await deps.state.listPromotions(ref)) {
@@ -286,19 +304,38 @@ export const reconcilePullRequests = async (
       if (strategy === undefined) continue;
       counts.read += 1;
       try {
-        const secret = await deps.secrets.get({
-          namespace: pipeline.namespace,
-          name: strategy.credentialsSecret,
-        });
-        const view = await deps.pullRequests.get({
-          repository: strategy.repository,
-          token: secret.token ?? '',
-          number: pull.number,
-        });
-        if (view === 'not-modified') {
-          counts.notModified += 1;
-          continue;
+        const { apiToken } = await repositoryCredentials(
+          deps,
+          { namespace: pipeline.namespace, name: strategy.credentialsSecret },
+          strategy.repository,
+        );
+        const lookup = { repository: strategy.repository, token: apiToken, number: pull.number };
+        let view = await deps.pullRequests.get(lookup);
+        if (view === 'not-modified') counts.notModified += 1;
+        // A PR's checks change without the PR changing: an auto-merge PR is tried every sweep.
+        if (
+          (view === 'not-modified' || view.state === 'open') &&
+          record.state !== 'deployed' &&
+          pull.head !== undefined &&
+          promotionSettings(pipeline, record.environment).autoMerge
+        ) {
+          const attempt = await deps.pullRequests.mergeWhenReady({
+            ...lookup,
+            expectedHead: pull.head,
+          });
+          if (attempt.status === 'merged') {
+            counts.autoMerged += 1;
+            view = await deps.pullRequests.get(lookup);
+          } else if (attempt.status === 'blocked') {
+            deps.logger.warn('auto-merge blocked', {
+              pipeline: pipelineId(pipeline),
+              environment: record.environment,
+              pullRequest: pull.url,
+              reason: attempt.reason,
+            });
+          }
         }
+        if (view === 'not-modified') continue;
         const outcome = await recordPullRequestOutcome(pipeline, record.environment, view, deps);
         if (outcome.status === 'merged') counts.merged += 1;
         if (outcome.status === 'closed') counts.closed += 1;

@@ -12,6 +12,12 @@ import type { FileEdit } from './ports.ts';
  * (LF or CRLF) and every other byte of the file stay as they are. A plain value stays plain
  * unless the revision would then read as something else (`6.5` is a number, `yes` a boolean,
  * `a: b` a mapping): such a revision is written double-quoted instead. Pure, no I/O.
+ *
+ * A marker may pick a part of a Flux source revision `<ref>@<algo>:<hash>` (what Kustomizations
+ * and sources report, DESIGN.md 7.12), as image-automation's `$imagepolicy` suffixes do:
+ * `NS:NAME:ENV:ref` the part before `@` (a tag or branch), `NS:NAME:ENV:digest` `<algo>:<hash>`,
+ * `NS:NAME:ENV:hash` the hash alone. A marker with any other suffix is not this pipeline's and
+ * stays as it is.
  */
 
 /** A cheap pre-filter: a file without this string has no marker at all. */
@@ -26,6 +32,41 @@ export interface MarkerTarget {
 /** The marker value for a pipeline's environment: `NS:NAME:ENV`. */
 export const markerFor = (namespace: string, name: string, environment: string): string =>
   `${namespace}:${name}:${environment}`;
+
+/** The part of a Flux source revision a marker's suffix picks. */
+export type RevisionPart = 'ref' | 'digest' | 'hash';
+
+const REVISION_PARTS: readonly string[] = ['ref', 'digest', 'hash'] satisfies RevisionPart[];
+
+/**
+ * The part of `revision` a marker picks: `ref` before the last `@`, `digest` after it, `hash`
+ * the digest after its algorithm's `:`; `whole` (no suffix) the revision itself. A revision
+ * without `@` (a chart version, an image tag) gives itself to every part.
+ *
+ * @example
+ * revisionPart('v1.2.3@sha256:9f8e...', 'ref'); // 'v1.2.3'
+ * revisionPart('main@sha1:6b3d5c0e...', 'digest'); // 'sha1:6b3d5c0e...'
+ * revisionPart('main@sha1:6b3d5c0e...', 'hash'); // '6b3d5c0e...'
+ * revisionPart('6.5.0', 'hash'); // '6.5.0'
+ */
+export const revisionPart = (revision: string, part: RevisionPart | 'whole'): string => {
+  // The digest holds no `@`; a branch name may.
+  const at = revision.lastIndexOf('@');
+  if (part === 'whole' || at < 0) return revision;
+  if (part === 'ref') return revision.slice(0, at);
+  const digest = revision.slice(at + 1);
+  if (part === 'digest') return digest;
+  const colon = digest.indexOf(':');
+  return colon < 0 ? digest : digest.slice(colon + 1);
+};
+
+/** Which part of the revision a marker value asks for, or undefined when it is not `marker`'s. */
+const partFor = (value: string | undefined, marker: string): RevisionPart | 'whole' | undefined => {
+  if (value === marker) return 'whole';
+  if (value === undefined || !value.startsWith(`${marker}:`)) return undefined;
+  const suffix = value.slice(marker.length + 1);
+  return REVISION_PARTS.includes(suffix) ? (suffix as RevisionPart) : undefined;
+};
 
 /** Markers are honoured in `*.yaml` and `*.yml` files only. */
 export const isPromotableFile = (path: string): boolean =>
@@ -263,13 +304,18 @@ const render = (revision: string, style: ScalarStyle, original: string): string 
 };
 
 /**
- * Sets every `$promotion` marker for `target` in `content` to `revision`. `markers` counts
- * the target's markers; `content` is the input itself when nothing changed (already at the
- * revision, or no marker).
+ * Sets every `$promotion` marker for `target` in `content` to `revision` (or the part of it
+ * the marker's suffix picks). `markers` counts the target's markers; `content` is the input
+ * itself when nothing changed (already at the revision, or no marker).
+ *
+ * @example
+ * editMarkers('ref: main # {"$promotion": "flux-system:apps:prod:hash"}\n', target, 'main@sha1:6b3d5c0e');
+ * // { markers: 1, content: 'ref: 6b3d5c0e # {"$promotion": "flux-system:apps:prod:hash"}\n' }
  */
 export const editMarkers = (content: string, target: MarkerTarget, revision: string): FileEdit => {
   const marker = markerFor(target.namespace, target.name, target.environment);
-  // The marker text appears verbatim unless the JSON escapes characters (`\u003a`).
+  // The marker text appears verbatim (a suffixed one starts with it) unless the JSON escapes
+  // characters (`\u003a`).
   if (!content.includes(needle) || (!content.includes(marker) && !content.includes('\\'))) {
     return { markers: 0, content };
   }
@@ -293,19 +339,17 @@ export const editMarkers = (content: string, target: MarkerTarget, revision: str
       const shape = shapeOf(line);
       if (shape.kind === 'block') {
         blockIndent = shape.parentIndent;
-      } else if (
-        shape.kind === 'scalar' &&
-        shape.comment !== undefined &&
-        line.includes(needle) &&
-        markerIn(shape.comment) === marker
-      ) {
-        markers += 1;
-        const original = line.slice(shape.valueStart, shape.valueEnd);
-        const value = render(revision, shape.style, original);
-        const suffix = line.slice(shape.valueEnd);
-        const spaced = shape.style === 'empty' ? ` ${suffix}` : suffix;
-        replaced = `${line.slice(0, shape.valueStart)}${value}${spaced}`;
-        if (replaced !== line) changed = true;
+      } else if (shape.kind === 'scalar' && shape.comment !== undefined && line.includes(needle)) {
+        const part = partFor(markerIn(shape.comment), marker);
+        if (part !== undefined) {
+          markers += 1;
+          const original = line.slice(shape.valueStart, shape.valueEnd);
+          const value = render(revisionPart(revision, part), shape.style, original);
+          const suffix = line.slice(shape.valueEnd);
+          const spaced = shape.style === 'empty' ? ` ${suffix}` : suffix;
+          replaced = `${line.slice(0, shape.valueStart)}${value}${spaced}`;
+          if (replaced !== line) changed = true;
+        }
       }
     }
     parts.push(replaced, content.slice(lineEnd, newline < 0 ? end : end + 1));

@@ -7,27 +7,32 @@ import {
   type PullRequestStrategy,
   pipelineId,
   promotionInto,
+  promotionSettings,
 } from './pipeline.ts';
 import {
   type Clock,
   type ConfigRepository,
+  type GitHubAppTokens,
   type MetricsSink,
   type PipelineStore,
   type PromotionRecord,
   type PromotionState,
   type PromotionStateStore,
   type PromotionTimeline,
+  type PullRequestLookup,
   type PullRequests,
   SETTLED_STATES,
   type SecretStore,
 } from './ports.ts';
 import type { PromotionJob } from './promotion-job.ts';
 import { editMarkers, isPromotableFile, markerFor, needle } from './promotion-markers.ts';
+import { repositoryCredentials } from './repository-credentials.ts';
 
-/**
+/*
  * The pull-request promotion (DESIGN.md section 7): one job in, one recorded outcome out.
  * Permanent failures are recorded and returned; transient ones are thrown for the queue to retry.
  */
+
 export interface PromotionDependencies {
   readonly pipelines: PipelineStore;
   readonly secrets: SecretStore;
@@ -38,6 +43,8 @@ export interface PromotionDependencies {
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
   readonly author?: { readonly name: string; readonly email: string };
+  /** Installation tokens for secrets with GitHub App keys (DESIGN.md section 4). */
+  readonly githubApps?: GitHubAppTokens;
 }
 
 export type PromotionOutcome =
@@ -45,6 +52,10 @@ export type PromotionOutcome =
       readonly status: 'opened' | 'updated';
       readonly pullRequest: { readonly number: number; readonly url: string };
       readonly changedFiles: readonly string[];
+      /** The commit pushed as the PR's head. */
+      readonly head: string;
+      /** `pipeline-promoter/auto-merge.{env}`: GitHub's auto-merge, or the sweep's merge. */
+      readonly autoMerge?: 'enabled' | 'by-sweep';
     }
   | {
       readonly status: 'up-to-date';
@@ -273,7 +284,12 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
       ...sameRevision?.timeline,
       sourceDeployedAt: eventTimestamp,
       releaseStartedAt: await releaseStart(job, eventTimestamp, deps),
-      queuedAt: sameRevision?.timeline?.queuedAt ?? job.receivedAt,
+      // A job a gate held was queued when the gate let it go (about now), not when its event came.
+      queuedAt:
+        sameRevision?.timeline?.queuedAt ??
+        (sameRevision?.state === 'waiting' || sameRevision?.state === 'awaiting-approval'
+          ? deps.clock.now().toISOString()
+          : job.receivedAt),
     };
     claimed = await record({
       state: 'pushing',
@@ -312,7 +328,8 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
     }
     await finish({
       state: outcome.status,
-      pullRequest: { ...outcome.pullRequest, state: 'open' },
+      pullRequest: { ...outcome.pullRequest, state: 'open', head: outcome.head },
+      ...(sameRevision?.approvedBy === undefined ? {} : { approvedBy: sameRevision.approvedBy }),
       timeline: {
         ...timeline,
         pullRequestAt: sameRevision?.timeline?.pullRequestAt ?? deps.clock.now().toISOString(),
@@ -382,13 +399,11 @@ const promoteByPullRequest = async (
 > => {
   const strategy = pullRequestStrategy(pipeline, job.to);
   const secretRef = { namespace: pipeline.namespace, name: strategy.credentialsSecret };
-  const secret = await deps.secrets.get(secretRef);
-  if (secret.token === undefined) {
-    throw new PromoterError(
-      'INVALID_SECRET',
-      `secret ${secretRef.namespace}/${secretRef.name} has no token: add the GitHub token under the key "token"`,
-    );
-  }
+  const { apiToken, gitCredentials } = await repositoryCredentials(
+    deps,
+    secretRef,
+    strategy.repository,
+  );
   const target = {
     namespace: job.pipeline.namespace,
     name: job.pipeline.name,
@@ -398,7 +413,7 @@ const promoteByPullRequest = async (
   const title = promotionTitle(job);
   const result = await deps.repository.preparePromotionBranch({
     repository: strategy.repository,
-    credentials: secret.git ?? { username: 'x-access-token', password: secret.token },
+    credentials: gitCredentials,
     baseBranch: strategy.baseBranch,
     branch,
     includePath: isPromotableFile,
@@ -415,7 +430,7 @@ const promoteByPullRequest = async (
     if (result.markedFiles > 0) {
       if (stale === undefined) return { status: 'up-to-date' };
       await deps.pullRequests.close(
-        { repository: strategy.repository, token: secret.token, number: stale.number },
+        { repository: strategy.repository, token: apiToken, number: stale.number },
         stalePullRequestComment(job, strategy.baseBranch),
       );
       deps.metrics.record({
@@ -435,15 +450,46 @@ const promoteByPullRequest = async (
   }
   const pullRequest = await deps.pullRequests.upsert({
     repository: strategy.repository,
-    token: secret.token,
+    token: apiToken,
     head: branch,
     base: strategy.baseBranch,
     title,
     body: promotionBody(job, result.changedFiles),
   });
+  const autoMerge = promotionSettings(pipeline, job.to).autoMerge
+    ? await enableAutoMerge(
+        { repository: strategy.repository, token: apiToken, number: pullRequest.number },
+        job,
+        deps,
+      )
+    : undefined;
   return {
     status: pullRequest.action,
     pullRequest: { number: pullRequest.number, url: pullRequest.url },
     changedFiles: result.changedFiles,
+    head: result.commit,
+    ...(autoMerge === undefined ? {} : { autoMerge }),
   };
+};
+
+/**
+ * GitHub's own auto-merge where the repository allows it; else (or when turning it on fails) the
+ * reconcile sweep merges once the PR is mergeable and its checks pass. The PR is open either
+ * way, so a failure here never fails the promotion.
+ */
+const enableAutoMerge = async (
+  lookup: PullRequestLookup,
+  job: PromotionJob,
+  deps: PromotionDependencies,
+): Promise<'enabled' | 'by-sweep'> => {
+  try {
+    return (await deps.pullRequests.enableAutoMerge(lookup)) === 'enabled' ? 'enabled' : 'by-sweep';
+  } catch (error) {
+    deps.logger.warn('auto-merge not turned on: the sweep merges', {
+      ...jobContext(job),
+      code: isPromoterError(error) ? error.code : 'UNKNOWN',
+      reason: errorMessage(error),
+    });
+    return 'by-sweep';
+  }
 };

@@ -1,6 +1,6 @@
 import { isPromoterError } from './errors.ts';
 
-/**
+/*
  * The one retry schedule of a job that failed for a transient reason (DESIGN.md section 12),
  * shared by the SQS path (the worker's visibility change) and serve's embedded queue: receive N
  * fails, the job comes back after 30 s × 2^(N−1) (at most 15 minutes), or later when the
@@ -8,6 +8,7 @@ import { isPromoterError } from './errors.ts';
  * after a secondary rate limit that named no time. After `MAX_RECEIVES` receives the job is
  * dead-lettered.
  */
+
 export const RETRY_BASE_SECONDS = 30;
 export const RETRY_MAX_BACKOFF_SECONDS = 15 * 60;
 /** GitHub asks for at least a minute after a secondary rate limit without `Retry-After`. */

@@ -8,12 +8,13 @@ import {
 } from './pipeline-secret.ts';
 import type { SecretStore } from './ports.ts';
 
-/**
+/*
  * Warnings about webhook keys (DESIGN.md section 4): a pipeline with several environments whose
  * events are verified with a secret's shared `hmac-key` lets one leaf cluster sign another
  * environment's deployments (and, with the pipeline's own secret, approvals). Said at
  * `promoter serve`'s start and in the sync answer; the pipeline stays valid.
  */
+
 export interface SharedKeyWarning {
   /** The pipeline, `namespace/name`. */
   readonly id: string;

@@ -7,6 +7,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 const DIGEST_BYTES = { sha256: 32, sha384: 48, sha512: 64 } as const;
 type Algorithm = keyof typeof DIGEST_BYTES;
 
+/** Where Flux's generic-hmac provider puts the signature (header names in lower case). */
+export const SIGNATURE_HEADER = 'x-signature';
+
 export type SignatureFailure = 'missing' | 'malformed' | 'unsupported-algorithm' | 'mismatch';
 
 export type SignatureCheck =

@@ -1,3 +1,4 @@
+import { handleApprovalRequest, isApprovalPath } from './approval-webhook.ts';
 import { type DecisionSettings, decide } from './decision.ts';
 import { errorMessage, isPromoterError } from './errors.ts';
 import { eventRevision, fluxEventSchema } from './flux-event.ts';
@@ -15,11 +16,18 @@ import type {
   SecretStore,
 } from './ports.ts';
 import {
+  type Admission,
+  admitPromotion,
+  cancelHeldPromotion,
+  type GateTimer,
+} from './promotion-gates.ts';
+import {
   isDeploymentFailure,
   recordDeploymentFailure,
   recordTargetDeployment,
 } from './promotion-lifecycle.ts';
-import { verifySignature } from './signature.ts';
+import { SIGNATURE_HEADER, verifySignature } from './signature.ts';
+
 import { formatIssues } from './validation.ts';
 
 /**
@@ -28,7 +36,6 @@ import { formatIssues } from './validation.ts';
  * contract. It never does git or GitHub work.
  */
 export const MAX_BODY_BYTES = 256 * 1024;
-export const SIGNATURE_HEADER = 'x-signature';
 
 export interface WebhookRequest extends HttpRequest {
   /** Header names in lower case. */
@@ -52,6 +59,8 @@ export interface WebhookDependencies {
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
   readonly settings: DecisionSettings;
+  /** Told when a held promotion's time gate is due (serve's timer; the sweep in AWS). */
+  readonly timer?: GateTimer;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -205,6 +214,22 @@ const evaluate = async (
       if (isDeploymentFailure(parsed.data)) {
         const revision = eventRevision(parsed.data);
         try {
+          const failed = decision.deployment;
+          if (failed !== undefined) {
+            await deps.state.recordDeployment({
+              pipeline: { namespace: pipeline.namespace, name: pipeline.name },
+              ...failed,
+              ok: false,
+              recordedAt: deps.clock.now().toISOString(),
+            });
+            await cancelHeldPromotion(
+              pipeline,
+              failed.environment,
+              failed.revision,
+              parsed.data.reason,
+              deps,
+            );
+          }
           await recordDeploymentFailure(
             pipeline,
             route.environment,
@@ -233,16 +258,15 @@ const evaluate = async (
   const { deployment } = decision;
   const withRevision = { ...context, revision: deployment.revision };
   const ref = { namespace: pipeline.namespace, name: pipeline.name };
+  let admission: Admission | undefined;
   try {
-    await deps.state.recordDeployment({
+    // False: the target already reported a later event (a late or reordered delivery).
+    const fresh = await deps.state.recordDeployment({
       pipeline: ref,
-      environment: deployment.environment,
-      revision: deployment.revision,
-      eventTimestamp: deployment.eventTimestamp,
+      ...deployment,
       recordedAt: deps.clock.now().toISOString(),
     });
-    if (decision.kind === 'promote') await deps.queue.enqueue(decision.job);
-    // The promotion into this environment, if it is at this revision, is now deployed.
+    // The promotion into this environment, if it is at this revision, may now be deployed.
     await recordTargetDeployment(
       pipeline,
       deployment.environment,
@@ -250,6 +274,12 @@ const evaluate = async (
       deployment.eventTimestamp,
       deps,
     );
+    if (decision.kind === 'promote') {
+      admission = await admitPromotion(pipeline, decision.job, deps, {
+        target: deployment.target,
+        late: !fresh,
+      });
+    }
   } catch (error) {
     deps.logger.error('could not record the deployment or enqueue the promotion', {
       ...withRevision,
@@ -277,7 +307,16 @@ const evaluate = async (
       withRevision,
     );
   }
-  const { job } = decision;
+  if (admission?.status === 'waiting') {
+    return answer(
+      202,
+      WebhookOutcome.Waiting,
+      { promoted: false, waiting: admission.waiting },
+      withRevision,
+    );
+  }
+  // The job that went: with targets reporting out of order, the latest event's, not this one's.
+  const job = admission?.job ?? decision.job;
   return answer(
     202,
     WebhookOutcome.Accepted,
@@ -294,7 +333,9 @@ export const handleWebhookRequest = async (
   request: WebhookRequest,
   deps: WebhookDependencies,
 ): Promise<WebhookResult> => {
-  const result = await evaluate(request, deps);
+  const result = isApprovalPath(request.path)
+    ? await handleApprovalRequest(request, deps)
+    : await evaluate(request, deps);
   deps.metrics.record({
     name: Metric.WebhookRequests,
     unit: 'Count',

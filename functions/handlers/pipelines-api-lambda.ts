@@ -9,7 +9,8 @@ import { jsonResponse, requestBody, routePath } from './api-gateway-http.ts';
 
 /**
  * API Gateway HTTP API (payload 2.0) → the shared pipelines API request function. The routes
- * (`PUT /pipelines`, `GET /pipelines/{ns}/{name}`) are IAM-authorised by the stack: API Gateway
+ * (`PUT /pipelines`, `GET /pipelines/{ns}/{name}`, approvals and freezes) are IAM-authorised by
+ * the stack: API Gateway
  * has checked the SigV4 signature and `execute-api:Invoke` before the function runs; the caller
  * is logged with each request.
  */
@@ -22,6 +23,8 @@ export const handler = async (
   const method = event.requestContext.http.method;
   const path = routePath(event);
   const { body, truncated } = requestBody(event, MAX_SYNC_BODY_BYTES);
+  // Approvals and freezes record who asked.
+  const caller = event.requestContext.authorizer?.iam?.userArn;
   const result = await handlePipelinesApiRequest(
     {
       method,
@@ -29,6 +32,7 @@ export const handler = async (
       query: event.rawQueryString ?? '',
       body,
       bodyTruncated: truncated,
+      ...(caller === undefined ? {} : { caller }),
     },
     deps,
   );
@@ -36,7 +40,7 @@ export const handler = async (
     method,
     path,
     status: result.status,
-    caller: event.requestContext.authorizer?.iam?.userArn,
+    caller,
     bodyBytes: body.byteLength,
     latencyMs: Math.round(performance.now() - started),
   });

@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname, userInfo } from 'node:os';
 import {
   GITHUB_WEBHOOK_PATH,
   type GitHubWebhookDependencies,
@@ -22,12 +23,23 @@ import {
   type WebhookResult,
 } from '../core/webhook.ts';
 import { readBody } from './http-body.ts';
+import {
+  isLoopbackAddress,
+  MAX_CONTROL_BODY_BYTES,
+  refuseCrossSiteRequest,
+} from './status-page/control-guard.ts';
+import { pipelinesApiSource } from './status-page/pipelines-api-source.ts';
+import { answerStatusPage } from './status-page/status-page.ts';
 
-/**
- * `promoter serve`'s HTTP shell: `GET /healthz`, `GET /metrics`, `/pipelines...` through the
- * shared pipelines API request function (the status; serve reads its pipelines from files, so it
- * reads no body there), and everything else through the shared webhook request function.
+/*
+ * `promoter serve`'s HTTP shell: `GET /healthz`, `GET /metrics`, the status page (`GET /` and
+ * its assets, status-page/), `/pipelines...` and the freeze routes through the shared pipelines
+ * API request function (the status, approvals and freezes; serve reads its pipelines from
+ * files, so a body is read only for POST), and everything else through the shared webhook
+ * request function. A POST there from a browser must come from the page itself
+ * (status-page/control-guard.ts).
  */
+
 export interface ServeServerOptions {
   readonly webhook: WebhookDependencies;
   readonly pipelinesApi?: PipelinesApiDependencies;
@@ -37,6 +49,11 @@ export interface ServeServerOptions {
   readonly github?: GitHubWebhookDependencies;
   /** The connection bounds; `SERVE_LIMITS` unless told. */
   readonly limits?: Partial<ServeServerLimits>;
+  /**
+   * The status page's approve and freeze buttons; by default shown when the server listens on
+   * loopback only.
+   */
+  readonly statusPageControls?: boolean;
 }
 
 /**
@@ -91,8 +108,14 @@ const bounded = (options: ServeServerOptions, handler: RequestListener): Server 
   return server;
 };
 
+const LOCAL_CALLER = `${userInfo().username}@${hostname()} (promoter serve)`;
+
 const isPipelinesPath = (path: string): boolean =>
-  path === '/pipelines' || path.startsWith('/pipelines/');
+  path === '/pipelines' ||
+  path.startsWith('/pipelines/') ||
+  path === '/freeze' ||
+  path === '/unfreeze' ||
+  path === '/freezes';
 
 const send = (
   response: ServerResponse,
@@ -130,11 +153,28 @@ const webhook = async (
   );
 };
 
-export const createServeServer = (options: ServeServerOptions): Server =>
-  bounded(options, async (request, response) => {
+export const createServeServer = (options: ServeServerOptions): Server => {
+  const listensOnLoopback = (): boolean => {
+    const address = server.address();
+    return typeof address === 'object' && address !== null && isLoopbackAddress(address.address);
+  };
+  const server = bounded(options, async (request, response) => {
     const started = performance.now();
     const url = new URL(request.url ?? '/', 'http://serve.local');
     try {
+      if (options.pipelinesApi !== undefined) {
+        const page = await answerStatusPage(
+          request.method ?? 'GET',
+          url.pathname,
+          pipelinesApiSource(options.pipelinesApi),
+          { controls: options.statusPageControls ?? listensOnLoopback() },
+        );
+        if (page !== undefined) {
+          response.writeHead(page.status, page.headers);
+          response.end(request.method === 'HEAD' ? undefined : page.body);
+          return;
+        }
+      }
       if (request.method === 'GET' && url.pathname === '/healthz') {
         send(response, 200, { status: 'ok' });
         return;
@@ -144,16 +184,45 @@ export const createServeServer = (options: ServeServerOptions): Server =>
         return;
       }
       if (options.pipelinesApi !== undefined && isPipelinesPath(url.pathname)) {
+        const posted = request.method === 'POST';
+        // serve's controls have no authentication of their own: they answer only on loopback
+        // (in AWS the same routes are IAM's), even when serve listens on another address.
+        const refused = !posted
+          ? undefined
+          : !isLoopbackAddress(request.socket.remoteAddress ?? '')
+            ? 'approvals and freezes are taken from this machine only (loopback)'
+            : refuseCrossSiteRequest(request.headers, listensOnLoopback());
+        if (refused !== undefined) {
+          send(response, 403, { error: refused }, { connection: 'close' });
+          options.logger.warn('status page request refused', { path: url.pathname, refused });
+          return;
+        }
+        const { body, truncated } = posted
+          ? await readBody(request, MAX_CONTROL_BODY_BYTES)
+          : { body: Buffer.alloc(0), truncated: false };
         const result = await handlePipelinesApiRequest(
           {
             method: request.method ?? 'GET',
             path: url.pathname,
             query: url.search.slice(1),
-            body: new Uint8Array(0),
+            body,
+            bodyTruncated: truncated,
+            // Loopback only: whoever runs serve (the stack records the caller's IAM ARN).
+            caller: LOCAL_CALLER,
           },
           options.pipelinesApi,
         );
-        send(response, result.status, result.body, result.headers);
+        send(response, result.status, result.body, {
+          ...result.headers,
+          ...(truncated ? { connection: 'close' } : {}),
+        });
+        if (posted) {
+          options.logger.info('pipelines API request', {
+            method: request.method,
+            path: url.pathname,
+            status: result.status,
+          });
+        }
         return;
       }
       if (options.github !== undefined && url.pathname === GITHUB_WEBHOOK_PATH) {
@@ -193,6 +262,10 @@ export const createServeServer = (options: ServeServerOptions): Server =>
         pipeline: result.pipeline,
         environment: result.environment,
         revision: result.revision,
+        // Why a request was refused: what the client was told, in the operator's log too.
+        ...(result.status >= 400 && typeof result.body.error === 'string'
+          ? { reason: result.body.error }
+          : {}),
         latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
       });
     } catch (error) {
@@ -205,6 +278,8 @@ export const createServeServer = (options: ServeServerOptions): Server =>
       else response.end();
     }
   });
+  return server;
+};
 
 export const listen = (server: Server, port: number, host: string): Promise<string> =>
   new Promise((resolve, reject) => {

@@ -10,10 +10,11 @@ import { createDocumentClient } from '../adapters/dynamodb-table.ts';
 import { SecretsManagerSecretStore } from '../adapters/secrets-manager-secret-store.ts';
 import { ENV } from '../config.ts';
 
-/**
+/*
  * What the Lambda functions' composition roots share: the AWS clients and the stores over them,
  * created once per execution environment at start-up and reused by every invocation.
  */
+
 export type CommonConfig = {
   readonly [ENV.tableName]: string;
   readonly [ENV.secretPrefix]: string;

@@ -1,11 +1,14 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config-repository.ts';
+import { SmartHttpConfigRepository } from '../adapters/git/smart-http-config-repository.ts';
+import { GitHubAppInstallationTokens } from '../adapters/github-app-tokens.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
+import { SqsJobQueue } from '../adapters/sqs-job-queue.ts';
 import { SqsRedelivery } from '../adapters/sqs-redelivery.ts';
 import { ENV, readWorkerConfig } from '../config.ts';
 import { strictAddressPolicy } from '../core/http.ts';
 import { systemClock } from '../core/ports.ts';
 import type { PromotionDependencies } from '../core/promotion.ts';
+import type { GateSweepDependencies } from '../core/promotion-gates.ts';
 import type { ReconcileDependencies } from '../core/promotion-lifecycle.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
 import { clientConfig, createStores } from './aws-stores.ts';
@@ -32,7 +35,7 @@ export const createWorkerDependencies = (
     pipelines: stores.pipelines,
     secrets: stores.secrets,
     state: stores.state,
-    repository: new IsomorphicGitConfigRepository({
+    repository: new SmartHttpConfigRepository({
       ...(cacheDir === undefined ? {} : { cacheDir }),
       ...(packMb === undefined ? {} : { maxPackBytes: packMb * mib }),
       ...(objectMb === undefined ? {} : { maxObjectBytes: objectMb * mib }),
@@ -51,6 +54,7 @@ export const createWorkerDependencies = (
         error: (message: string) => logger.error(message),
       },
     }),
+    githubApps: new GitHubAppInstallationTokens({ addressPolicy }),
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
     logger,
@@ -64,13 +68,17 @@ export const createWorkerDependencies = (
 };
 
 /**
- * The reconcile function's composition root: the worker's stores and GitHub client, and the
- * pipeline registry read whole (the sweep visits every pipeline).
+ * The reconcile function's composition root: the worker's stores and GitHub client, the
+ * pipeline registry read whole (the sweep visits every pipeline), and the job queue for the
+ * promotions whose gates opened.
  */
-export const createReconcileDependencies = (config = readWorkerConfig()): ReconcileDependencies => {
+export const createReconcileDependencies = (
+  config = readWorkerConfig(),
+): ReconcileDependencies & GateSweepDependencies => {
   const { promotion, registry } = createWorkerDependencies(config);
   return {
     ...promotion,
     pipelines: { get: (ref) => promotion.pipelines.get(ref), list: () => registry.list() },
+    queue: new SqsJobQueue(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
   };
 };

@@ -2,9 +2,11 @@ import { existsSync } from 'node:fs';
 import { databaseFile, openEmbeddedDatabase } from '../adapters/embedded/embedded-database.ts';
 import { EmbeddedJobQueue } from '../adapters/embedded/embedded-job-queue.ts';
 import { EmbeddedPromotionStateStore } from '../adapters/embedded/embedded-promotion-state-store.ts';
+import { TimeoutGateTimer } from '../adapters/embedded/gate-timer.ts';
 import { FilePipelineStore } from '../adapters/file-pipeline-store.ts';
 import { FileSecretStore } from '../adapters/file-secret-store.ts';
-import { IsomorphicGitConfigRepository } from '../adapters/isomorphic-git-config-repository.ts';
+import { SmartHttpConfigRepository } from '../adapters/git/smart-http-config-repository.ts';
+import { GitHubAppInstallationTokens } from '../adapters/github-app-tokens.ts';
 import { MemoryMetricsSink } from '../adapters/memory-metrics-sink.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
 import { decisionSettings } from '../core/decision.ts';
@@ -12,18 +14,20 @@ import { errorMessage, PromoterError } from '../core/errors.ts';
 import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
 import { type LogPort, silentLogger } from '../core/logger.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
-import { type DeadLetters, systemClock } from '../core/ports.ts';
+import { type Clock, type DeadLetters, systemClock } from '../core/ports.ts';
 import { type PromotionDependencies, recordDeadLetter, runPromotion } from '../core/promotion.ts';
+import { type GateSweepDependencies, releaseDuePromotions } from '../core/promotion-gates.ts';
 import { type ReconcileReport, reconcilePullRequests } from '../core/promotion-lifecycle.ts';
 import { sharedKeyWarnings } from '../core/shared-key-warnings.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 
-/**
+/*
  * The composition root of `promoter serve`: pipelines and secrets from files; the job queue,
  * its dead letters, deployments and promotion records in one database under the data
  * directory (DESIGN.md section 12), whose in-process worker runs the same promotion core as the
  * Lambda worker.
  */
+
 export const DEFAULT_DATA_DIR = '.promoter';
 /** The reconcile sweep's period, as in the stack (DESIGN.md section 10). */
 export const DEFAULT_RECONCILE_INTERVAL_SECONDS = 300;
@@ -35,6 +39,8 @@ export interface ServeSettings {
   readonly dataDir?: string;
   readonly gitCacheDir?: string;
   readonly maxEventAgeSeconds?: number;
+  /** The Flux event reasons that promote (default: core/decision.ts DEFAULT_PROMOTING_REASONS). */
+  readonly promotingReasons?: readonly string[];
   /** Milliseconds one second of the retry schedule lasts (tests shorten it; default 1000). */
   readonly retryUnitMs?: number;
   /** How often the queue looks for jobs put back by `promoter dead-letters retry` (ms). */
@@ -42,11 +48,13 @@ export interface ServeSettings {
   /** Options for the GitHub client (tests shorten its retry waits). */
   readonly github?: Parameters<typeof createOctokitPullRequests>[0];
   /** Options for the git client (tests shorten its retry waits). */
-  readonly git?: ConstructorParameters<typeof IsomorphicGitConfigRepository>[0];
+  readonly git?: ConstructorParameters<typeof SmartHttpConfigRepository>[0];
   /** False: jobs stay queued (the webhook benchmark measures the webhook alone). */
   readonly runWorker?: boolean;
   /** Seconds between reconcile sweeps of the open promotion PRs; 0: none (default 300). */
   readonly reconcileIntervalSeconds?: number;
+  /** The time gates' and the webhook's clock (tests start it at a chosen instant). */
+  readonly clock?: Clock;
 }
 
 export interface ServeApp {
@@ -85,14 +93,15 @@ export const createServeApp = async (
   pipelines.watch();
   const state = new EmbeddedPromotionStateStore(db);
   const metrics = new MemoryMetricsSink();
-  const common = { pipelines, secrets, state, clock: systemClock, metrics, logger };
+  const clock = settings.clock ?? systemClock;
+  const common = { pipelines, secrets, state, clock, metrics, logger };
   const queue = new EmbeddedJobQueue(db, {
     logger,
     onDeadLetter: (job, error) => recordDeadLetter(job, error, common),
     ...(settings.retryUnitMs === undefined ? {} : { retryUnitMs: settings.retryUnitMs }),
     ...(settings.pollIntervalMs === undefined ? {} : { pollIntervalMs: settings.pollIntervalMs }),
   });
-  const repository = new IsomorphicGitConfigRepository({
+  const repository = new SmartHttpConfigRepository({
     // Pack parsing off the event loop that answers HTTP (/healthz) (DESIGN.md section 14).
     packParsing: 'worker-thread',
     ...settings.git,
@@ -102,12 +111,24 @@ export const createServeApp = async (
     ...common,
     repository,
     pullRequests: createOctokitPullRequests(settings.github),
+    // One token per App installation, for the worker's git and API calls and the sweep.
+    githubApps: new GitHubAppInstallationTokens(),
   };
-  const reconcile = () =>
-    reconcilePullRequests({
-      ...promotion,
-      pipelines: { get: (ref) => pipelines.get(ref), list: () => pipelines.list() },
-    });
+  const catalog = { get: pipelines.get.bind(pipelines), list: () => pipelines.list() };
+  const gates: GateSweepDependencies & { timer: TimeoutGateTimer } = {
+    ...common,
+    pipelines: catalog,
+    queue,
+    timer: new TimeoutGateTimer(
+      () => releaseDuePromotions(gates),
+      (error) => logger.error('gate sweep failed', { reason: errorMessage(error) }),
+      clock,
+    ),
+  };
+  const reconcile = async () => {
+    await releaseDuePromotions(gates);
+    return reconcilePullRequests({ ...promotion, pipelines: catalog });
+  };
   const interval = (settings.reconcileIntervalSeconds ?? DEFAULT_RECONCILE_INTERVAL_SECONDS) * 1000;
   const sweeps =
     interval > 0 && settings.runWorker !== false
@@ -121,16 +142,19 @@ export const createServeApp = async (
     queue.process(async (job) => {
       await runPromotion(job, promotion);
     });
+    gates.timer.start();
   }
   return {
     webhook: {
       ...common,
       queue,
-      settings: decisionSettings(
-        settings.maxEventAgeSeconds === undefined
+      timer: gates.timer,
+      settings: decisionSettings({
+        ...(settings.maxEventAgeSeconds === undefined
           ? {}
-          : { maxEventAgeSeconds: settings.maxEventAgeSeconds },
-      ),
+          : { maxEventAgeSeconds: settings.maxEventAgeSeconds }),
+        promotingReasons: settings.promotingReasons,
+      }),
     },
     promotion,
     queue,
@@ -138,11 +162,12 @@ export const createServeApp = async (
     state,
     metrics,
     database,
-    pipelinesApi: { pipelines, state, secrets, logger },
+    pipelinesApi: { pipelines, catalog: pipelines, state, secrets, logger, gates },
     github: { ...common, webhookSecrets: secrets, deliveries: state },
     reconcile,
     close: async () => {
       clearInterval(sweeps);
+      gates.timer.stop();
       pipelines.close();
       await queue.stop();
       await repository.close();

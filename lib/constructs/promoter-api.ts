@@ -24,6 +24,13 @@ export const ROUTES = {
   pipeline: '/pipelines/{ns}/{name}',
   /** GitHub's `pull_request` webhook (functions/core/github-webhook.ts `GITHUB_WEBHOOK_PATH`). */
   githubWebhook: '/webhooks/github',
+  /** Weave's signed approval (functions/core/approval-webhook.ts). */
+  approval: '/approval/{ns}/{name}/{env}/{revision}',
+  /** The IAM approval and freezes (functions/core/gate-controls.ts). */
+  environmentApproval: '/pipelines/{ns}/{name}/environments/{env}/approval',
+  freeze: '/freeze',
+  unfreeze: '/unfreeze',
+  freezes: '/freezes',
 } as const;
 
 /**
@@ -175,6 +182,11 @@ export class PromoterApi extends Construct {
         methods: [HttpMethod.POST],
         integration: webhookIntegration,
       }),
+      ...this.httpApi.addRoutes({
+        path: ROUTES.approval,
+        methods: [HttpMethod.POST],
+        integration: webhookIntegration,
+      }),
       // Every other request (another method on the webhook path, an unknown path) reaches the
       // webhook function too, for the contract's answers: 405 and 404 with {"error": ...}.
       new HttpRoute(this, 'DefaultRoute', {
@@ -218,16 +230,26 @@ export class PromoterApi extends Construct {
     this.pipelinesRoutes = [
       ...this.httpApi.addRoutes({
         path: ROUTES.pipelines,
-        methods: [HttpMethod.PUT],
+        methods: [HttpMethod.GET, HttpMethod.PUT],
         integration: pipelinesIntegration,
         authorizer: iamAuthorizer,
       }),
-      ...this.httpApi.addRoutes({
-        path: ROUTES.pipeline,
-        methods: [HttpMethod.GET],
-        integration: pipelinesIntegration,
-        authorizer: iamAuthorizer,
-      }),
+      ...[ROUTES.pipeline, ROUTES.freezes].flatMap((path) =>
+        this.httpApi.addRoutes({
+          path,
+          methods: [HttpMethod.GET],
+          integration: pipelinesIntegration,
+          authorizer: iamAuthorizer,
+        }),
+      ),
+      ...[ROUTES.environmentApproval, ROUTES.freeze, ROUTES.unfreeze].flatMap((path) =>
+        this.httpApi.addRoutes({
+          path,
+          methods: [HttpMethod.POST],
+          integration: pipelinesIntegration,
+          authorizer: iamAuthorizer,
+        }),
+      ),
     ];
     for (const route of this.pipelinesRoutes) this.throttleIamRoute(route);
   }

@@ -115,7 +115,7 @@ export class PromoterFunction extends Construct {
     });
 
     const runtimeReason =
-      'Pinned to nodejs22.x, the runtime the issue and the design specify and the one the code is tested on (package.json engines: node >= 20.19); moving to nodejs24.x is a deliberate, tested change.';
+      'Pinned to nodejs22.x, the runtime the design specifies and the one the tests run on (the `node` 22 devDependency of package.json); moving to nodejs24.x is a deliberate, tested change.';
     Validations.of(this.function).acknowledge(
       { id: 'AwsSolutions-L1', reason: runtimeReason },
       { id: 'Serverless-LambdaLatestVersion', reason: runtimeReason },
@@ -136,7 +136,7 @@ export class PromoterFunction extends Construct {
       Validations.of(this.function).acknowledge({
         id: 'Serverless-LambdaTracing',
         reason:
-          'X-Ray tracing is switched off by the stack setting `tracing: false`; logs and the EMF metrics remain.',
+          "X-Ray tracing is off by default (stack setting `tracing`, on with `tracing: true`): Lambda's sampling (1 request a second, then 5 %) cannot be lowered by a sampling rule and would trace nearly every request at this traffic, about $5 a million. Errors stay visible without it: the functions' Errors metric and alarm, PromotionsFailed, the dead-letter alarms, and each failure's code in the logs.",
       });
     }
   }

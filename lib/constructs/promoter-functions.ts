@@ -335,13 +335,20 @@ export class PromoterFunctions extends Construct {
     const pipelinesApi = new PromoterFunction(this, 'PipelinesApi', {
       ...common,
       entry: entries.pipelinesApi,
-      description: 'Pipeline Promoter pipelines API: definitions synced from the cluster',
+      description:
+        'Pipeline Promoter pipelines API: definitions synced from the cluster, status, approvals and freezes',
       serviceName: SERVICE_NAMES.pipelinesApi,
       memorySize: 512,
       timeout: Duration.seconds(29),
-      environment: { [ENV.tableName]: tableName, [ENV.secretPrefix]: props.secretPrefix },
+      environment: {
+        [ENV.tableName]: tableName,
+        [ENV.secretPrefix]: props.secretPrefix,
+        // An approval or an unfreeze enqueues the promotion's job.
+        [ENV.queueUrl]: props.queue.queue.queueUrl,
+      },
     });
     this.pipelinesApi = pipelinesApi.function;
+    props.queue.queue.grant(pipelinesApi.role, 'sqs:SendMessage');
     this.pipelinesApiLogGroup = pipelinesApi.logGroup;
     props.table.grant(pipelinesApi.role, TableAccess.pipelinesApi);
     // The sync answer warns of pipelines whose environments share one webhook key.
@@ -377,6 +384,8 @@ export class PromoterFunctions extends Construct {
     this.reconcile = reconcile.function;
     this.reconcileLogGroup = reconcile.logGroup;
     props.table.grant(reconcile.role, TableAccess.reconcile);
+    // The sweep enqueues the promotions whose soak, window or freeze ended.
+    props.queue.queue.grant(reconcile.role, 'sqs:SendMessage');
     reconcile.role.addToPrincipalPolicy(readSecrets);
     Validations.of(reconcile.role).acknowledge(secretsAcknowledgement);
 

@@ -2,6 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE } from '../../functions/adapters/dynamodb-table.ts';
 
 export interface PromoterTableProps {
   /**
@@ -24,19 +25,20 @@ export const TableAccess = {
   /**
    * Webhook: reads the pipeline and the promotion (GetItem); records the deployment, the GitHub
    * delivery (`DELIVERY#{id}`), an incident and the promotion's transitions (PutItem); closes
-   * an incident when the environment deploys again (DeleteItem).
+   * an incident when the environment deploys again (DeleteItem); reads the targets' reports
+   * and the freezes for the gates (Query).
    */
-  webhook: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+  webhook: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
   /** Worker: reads the pipeline and the promotion record (GetItem), records the outcome (PutItem). */
   worker: ['dynamodb:GetItem', 'dynamodb:PutItem'],
   /**
    * Reconcile sweep: lists the pipelines (Scan) and their promotions (Query), reads a pipeline
-   * and a promotion (GetItem), records a merged or closed PR (PutItem).
+   * and a promotion (GetItem), records a merged or closed PR and a gate that opened (PutItem).
    */
   reconcile: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:PutItem'],
   /**
    * Pipelines API: sync reads, lists (Scan), writes and deletes definitions; the status lists a
-   * pipeline's deployments and promotions (Query).
+   * pipeline's deployments and promotions (Query); approvals and freezes (PutItem, DeleteItem).
    */
   pipelinesApi: [
     'dynamodb:GetItem',
@@ -48,31 +50,10 @@ export const TableAccess = {
 } as const;
 
 /**
- * The service's one DynamoDB table: pipeline definitions and promotion state. The names below are
- * those of `functions/adapters/dynamodb-table.ts`, which the functions use.
- *
- * Key design (single table, no GSI):
- *
- * | attribute   | type | role                                                      |
- * |-------------|------|-----------------------------------------------------------|
- * | `pk`        | S    | partition key: `PIPELINE#{ns}/{name}`                     |
- * | `sk`        | S    | sort key: what the item is (below)                        |
- * | `expiresAt` | N    | TTL, epoch seconds; items without it never expire         |
- *
- * Items of one pipeline's partition, `pk = PIPELINE#{ns}/{name}`:
- * - `sk = DEFINITION`: the normalised pipeline definition (written by `PUT /pipelines`).
- * - `sk = DEPLOYMENT#{env}`: the latest deployment seen in `{env}` (written by the webhook).
- * - `sk = PROMOTION#{env}`: the latest promotion into `{env}` and its lifecycle (written by the
- *   worker when a job ends, moved on by the webhook and the reconcile sweep: merged, closed,
- *   deployed; `queued` is never stored, the status API derives it).
- * - `sk = INCIDENT#{env}`: the environment's open run of failures (the webhook), if any.
- *
- * And one partition per GitHub delivery handled: `pk = DELIVERY#{id}`, `sk = DELIVERY`, with
- * `expiresAt` (the webhook).
- *
- * Everything about one pipeline is one Query away; listing pipelines is a Scan filtered on
- * `sk = DEFINITION` (a few items per pipeline). On-demand billing, point-in-time recovery,
- * encryption at rest with the AWS owned key (DynamoDB's default).
+ * The service's one DynamoDB table: pipeline definitions and promotion state. Its key design
+ * (single table, no GSI), its attribute names and its items are those of
+ * `functions/adapters/dynamodb-table.ts`, which the functions use. On-demand billing,
+ * point-in-time recovery, encryption at rest with the AWS owned key (DynamoDB's default).
  */
 export class PromoterTable extends Construct {
   public readonly table: dynamodb.Table;
@@ -82,11 +63,11 @@ export class PromoterTable extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
     this.table = new dynamodb.Table(this, 'Table', {
-      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      partitionKey: { name: PARTITION_KEY, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: SORT_KEY, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      timeToLiveAttribute: 'expiresAt',
+      timeToLiveAttribute: TTL_ATTRIBUTE,
       deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
       removalPolicy,
     });

@@ -1,10 +1,19 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CachedPipelineStore } from '../../functions/adapters/cached-pipeline-store.ts';
+import {
+  CachedPipelineStore,
+  DEFAULT_PIPELINE_CACHE_TTL_MS,
+} from '../../functions/adapters/cached-pipeline-store.ts';
+import { FilePipelineStore } from '../../functions/adapters/file-pipeline-store.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
+import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import type { Clock, PipelineStore } from '../../functions/core/ports.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { describePipelineStoreContract } from './pipeline-store.contract.ts';
 
 const [podinfo] = parsePipelineManifests(readFixture('pipelines/podinfo.yaml')).pipelines as [
   Pipeline,
@@ -44,6 +53,22 @@ const setup = (options: { ttlMs?: number; notFoundTtlMs?: number; maxEntries?: n
   const store = new CachedPipelineStore(inner, { clock, ...options });
   return { clock, inner, store };
 };
+
+describePipelineStoreContract('CachedPipelineStore', async (manifests) => {
+  const file = join(await mkdtemp(join(tmpdir(), 'cached-pipeline-store-')), 'pipelines.yaml');
+  await writeFile(file, manifests);
+  const inner = await FilePipelineStore.load(file, silentLogger);
+  const clock = new ManualClock();
+  return {
+    store: new CachedPipelineStore(inner, { clock }),
+    // Its owner never tells it: a changed definition is read once the TTL has passed.
+    replace: async (next) => {
+      await writeFile(file, next);
+      await inner.reload();
+      clock.advance(DEFAULT_PIPELINE_CACHE_TTL_MS);
+    },
+  };
+});
 
 describe('CachedPipelineStore', () => {
   it('serves a found pipeline from memory for 30 s by default, then reads again', async () => {

@@ -71,6 +71,8 @@ const scripted = (store: PromotionStateStore) => {
     },
     pullRequests: {
       get: async () => 'not-modified',
+      enableAutoMerge: async () => 'unavailable',
+      mergeWhenReady: async () => ({ status: 'pending', reason: 'not under test' }),
       close: async () => {},
       upsert: async (request) => {
         if (faults[0] === 'github-5xx') {

@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import {
   DynamoDbPipelineStore,
   pipelineContentHash,
 } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import type { Pipeline } from '../../functions/core/pipeline.ts';
+import { definitionKey } from '../../functions/adapters/dynamodb-table.ts';
+import { PromoterError } from '../../functions/core/errors.ts';
+import { type Pipeline, pipelineId } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
+import { syncPipelineManifests } from '../../functions/core/pipeline-sync.ts';
 import type { Clock } from '../../functions/core/ports.ts';
-import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
+import { compareText } from '../../functions/core/text-order.ts';
+import { attributeKey, createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
+import { describePipelineStoreContract } from './pipeline-store.contract.ts';
 
 const loadFixtures = async (...files: string[]): Promise<Pipeline[]> => {
   const pipelines: Pipeline[] = [];
@@ -37,6 +43,15 @@ describe('DynamoDbPipelineStore (moto)', () => {
   /** A fresh table per test, created as the stack creates it (pk/sk, PAY_PER_REQUEST, TTL). */
   const createTable = (): Promise<string> => createTestTable(moto.client);
 
+  describePipelineStoreContract('DynamoDbPipelineStore', async (manifests) => {
+    const store = new DynamoDbPipelineStore(moto.documents, await createTable());
+    const replace = async (next: string) => {
+      await syncPipelineManifests(store, next, { prune: true });
+    };
+    await replace(manifests);
+    return { store, replace };
+  });
+
   it('puts, gets and lists the fixture pipelines unchanged by the round trip', async () => {
     // Prepare
     const tableName = await createTable();
@@ -62,9 +77,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
       'shopping/search',
     ]);
     expect(listed).toEqual(
-      [...pipelines].sort((a, b) =>
-        `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
-      ),
+      [...pipelines].sort((a, b) => compareText(pipelineId(a), pipelineId(b))),
     );
   });
 
@@ -83,7 +96,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     const { Item } = await moto.client.send(
       new GetItemCommand({
         TableName: tableName,
-        Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
+        Key: attributeKey(definitionKey(pipeline)),
       }),
     );
     expect(Item?.contentHash).toEqual({ S: pipelineContentHash(pipeline) });
@@ -114,7 +127,7 @@ describe('DynamoDbPipelineStore (moto)', () => {
     const afterUnchanged = await moto.client.send(
       new GetItemCommand({
         TableName: tableName,
-        Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEFINITION' } },
+        Key: attributeKey(definitionKey(pipeline)),
       }),
     );
     const update = await store.put(changed);
@@ -155,6 +168,34 @@ describe('DynamoDbPipelineStore (moto)', () => {
     // Assess
     expect(missing).toBeUndefined();
     expect(listed).toEqual([]);
+  });
+
+  it('answers a stored definition that does not decode with STORE_CORRUPT naming the item and field', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const store = new DynamoDbPipelineStore(moto.documents, tableName);
+    const [pipeline] = await loadFixtures('podinfo.yaml');
+    if (pipeline === undefined) throw new Error('fixture missing');
+    await moto.documents.send(
+      new PutCommand({
+        TableName: tableName,
+        Item: {
+          ...definitionKey(pipeline),
+          pipeline: { ...pipeline, environments: [{ name: 'dev' }] },
+          schemaVersion: 1,
+        },
+      }),
+    );
+
+    // Act
+    const error = await store.get(pipeline).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toBeInstanceOf(PromoterError);
+    expect(error).toMatchObject({ code: 'STORE_CORRUPT', retryable: false });
+    const { message } = error as PromoterError;
+    expect(message).toContain(`${tableName}: item PIPELINE#flux-system/podinfo DEFINITION`);
+    expect(message).toContain('pipeline.environments[0].targets');
   });
 
   it('fails with STORE_UNAVAILABLE, retryable, when the table does not exist', async () => {

@@ -4,8 +4,9 @@ import {
   DynamoDbDeliveryLog,
   DynamoDbPromotionStateStore,
 } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
+import { deploymentKey, TTL_ATTRIBUTE } from '../../functions/adapters/dynamodb-table.ts';
 import type { DeploymentRecord } from '../../functions/core/ports.ts';
-import { createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
+import { attributeKey, createTestTable, useMotoDynamoDb } from '../support/aws-test-resources.ts';
 import { describeClaimBeforePushContract } from './claim-before-push.contract.ts';
 import { describeDeliveryLogContract } from './delivery-log.contract.ts';
 import { describePromotionStateStoreContract } from './promotion-state-store.contract.ts';
@@ -47,18 +48,18 @@ describe('DynamoDbPromotionStateStore (moto)', () => {
     await plain.recordDeployment(deployment('prod', '2026-11-02T10:00:00Z'));
 
     // Assess
-    const item = async (sk: string) =>
+    const item = async (environment: string) =>
       (
         await moto.client.send(
           new GetItemCommand({
             TableName: table,
-            Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: sk } },
+            Key: attributeKey(deploymentKey(pipeline, environment)),
           }),
         )
       ).Item;
     const expected = Date.parse('2026-11-02T10:00:00Z') / 1000 + 30 * 86_400;
-    expect((await item('DEPLOYMENT#dev'))?.expiresAt).toEqual({ N: String(expected) });
-    expect((await item('DEPLOYMENT#prod'))?.expiresAt).toBeUndefined();
+    expect((await item('dev'))?.[TTL_ATTRIBUTE]).toEqual({ N: String(expected) });
+    expect((await item('prod'))?.[TTL_ATTRIBUTE]).toBeUndefined();
   });
 
   it('stores the event time as epoch milliseconds next to the timestamp', async () => {
@@ -73,7 +74,7 @@ describe('DynamoDbPromotionStateStore (moto)', () => {
     const { Item } = await moto.client.send(
       new GetItemCommand({
         TableName: table,
-        Key: { pk: { S: 'PIPELINE#flux-system/podinfo' }, sk: { S: 'DEPLOYMENT#dev' } },
+        Key: attributeKey(deploymentKey(pipeline, 'dev')),
       }),
     );
     expect(Item?.eventTime).toEqual({ N: String(Date.parse('2026-11-02T10:00:00Z')) });

@@ -18,6 +18,7 @@ import { PromoterError } from '../../functions/core/errors.ts';
 import { type LogPort, silentLogger } from '../../functions/core/logger.ts';
 import { type PromotionJob, promotionGroupId } from '../../functions/core/promotion-job.ts';
 import { testJob } from '../support/jobs.ts';
+import { describeJobQueueContract } from './job-queue.contract.ts';
 
 const T0 = Date.parse('2026-11-02T10:00:00Z');
 
@@ -130,6 +131,21 @@ afterEach(() => {
 });
 
 describe('EmbeddedJobQueue', () => {
+  describeJobQueueContract('EmbeddedJobQueue', async () => {
+    const queue = newQueue(openDatabase());
+    return {
+      queue,
+      consume: async () => {
+        const jobs: PromotionJob[] = [];
+        queue.process(async (job) => {
+          jobs.push(job);
+        });
+        await queue.drain();
+        return jobs;
+      },
+    };
+  });
+
   it('drops a job id seen within the deduplication window, and takes it again after it', async () => {
     // Prepare
     const clock = manualClock();

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -154,5 +154,61 @@ describe('FilePipelineStore with hostile files', () => {
     expect(await store.get({ namespace: 'flux-system', name: 'podinfo' })).toMatchObject({
       promotion: { strategy: { baseBranch: 'release' } },
     });
+  });
+
+  it('while watching a single file saved the way editors save it, keeps the last good definition of a typo and takes the fix', async () => {
+    // Prepare: serve --pipelines FILE; each save writes a new file and renames it over the old.
+    const directory = await folder();
+    const file = join(directory, 'podinfo.yaml');
+    await writeFile(file, podinfo);
+    const { logger, lines } = recordingLogger();
+    const loads: (() => void)[] = [];
+    const loaded = (): Promise<void> => new Promise((resolve) => loads.push(resolve));
+    const watching: LogPort = {
+      ...logger,
+      info: (message, ...attributes) => {
+        logger.info(message, ...attributes);
+        if (message === 'pipelines loaded') for (const resolve of loads.splice(0)) resolve();
+      },
+    };
+    const store = await FilePipelineStore.load(file, watching);
+    const ref = { namespace: 'flux-system', name: 'podinfo' };
+    const before = await store.get(ref);
+    const save = async (text: string) => {
+      const next = loaded();
+      await writeFile(`${file}.tmp`, text);
+      await rename(`${file}.tmp`, file);
+      await next;
+    };
+    store.watch();
+
+    try {
+      // Act
+      await save(podinfo.replace('environments:', 'enviroments:'));
+      const afterTypo = await store.get(ref);
+      await save(podinfo.replace('namespace: podinfo-dev', 'namespace: podinfo-dev-2'));
+      const afterFix = await store.get(ref);
+
+      // Assess
+      expect(before).toBeDefined();
+      expect(afterTypo).toEqual(before);
+      expect(
+        lines
+          .filter((line) => line.level === 'warn')
+          .map((line) => [line.message, line.attributes.pipeline, line.attributes.reason]),
+      ).toEqual([
+        [
+          'keeping the last valid definition of a pipeline',
+          'flux-system/podinfo',
+          'it is invalid in the file',
+        ],
+      ]);
+      expect(lines.find((line) => line.level === 'error')?.message).toContain('spec.environments');
+      expect(afterFix?.environments[0]?.targets.map((target) => target.namespace)).toEqual([
+        'podinfo-dev-2',
+      ]);
+    } finally {
+      store.close();
+    }
   });
 });

@@ -6,9 +6,24 @@ import { FilePipelineStore } from '../../functions/adapters/file-pipeline-store.
 import { FileSecretStore } from '../../functions/adapters/file-secret-store.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import { FIXTURES, readFixture } from '../support/fixtures.ts';
+import { describePipelineStoreContract } from './pipeline-store.contract.ts';
+import { describeSecretStoreContract } from './secret-store.contract.ts';
 
 /** The file twins `promoter serve` reads its pipelines and secrets from. */
 const folder = () => mkdtemp(join(tmpdir(), 'file-stores-'));
+
+describePipelineStoreContract('FilePipelineStore', async (manifests) => {
+  const file = join(await folder(), 'pipelines.yaml');
+  await writeFile(file, manifests);
+  const store = await FilePipelineStore.load(file, silentLogger);
+  return {
+    store,
+    replace: async (next) => {
+      await writeFile(file, next);
+      await store.reload();
+    },
+  };
+});
 
 describe('FilePipelineStore', () => {
   it('serves the valid pipelines of a directory and lists the invalid ones with their errors', async () => {
@@ -78,6 +93,8 @@ describe('FileSecretStore', () => {
     return { file, store: () => FileSecretStore.load(file) };
   };
 
+  describeSecretStoreContract('FileSecretStore', async (secrets) => (await load(secrets)).store());
+
   it('decodes Weave keys, with the previous HMAC key and git credentials', async () => {
     const { store } = await load({
       'flux-system/creds': {
@@ -95,6 +112,35 @@ describe('FileSecretStore', () => {
     });
   });
 
+  it('says a missing secrets file is missing, and where valid JSON breaks without quoting it', async () => {
+    // Prepare
+    const missing = join(await folder(), 'secrets.json');
+    const { file: broken, store: brokenStore } = await load(
+      '{\n  "ns/s": {"hmac-key": "a-secret-value",}\n}',
+    );
+    const { file: empty, store: emptyStore } = await load('');
+
+    // Act
+    const outcomes = await Promise.allSettled([
+      FileSecretStore.load(missing),
+      brokenStore(),
+      emptyStore(),
+    ]);
+
+    // Assess
+    const messages = outcomes.map((outcome) =>
+      outcome.status === 'rejected' ? (outcome.reason as Error).message : 'loaded',
+    );
+    expect(messages).toEqual([
+      `secrets file ${missing} does not exist`,
+      `secrets file ${broken} is not valid JSON at line 2, column 41`,
+      `secrets file ${empty} is not valid JSON: the file is empty`,
+    ]);
+    expect(outcomes.map((outcome) => outcome.status === 'rejected' && outcome.reason.code)).toEqual(
+      ['INVALID_CONFIG', 'INVALID_CONFIG', 'INVALID_CONFIG'],
+    );
+  });
+
   it('a missing secret is SECRET_NOT_FOUND, saying where to add it', async () => {
     const { file, store } = await load({});
     await expect((await store()).get({ namespace: 'ns', name: 's' })).rejects.toMatchObject({
@@ -105,7 +151,7 @@ describe('FileSecretStore', () => {
   });
 
   it.each([
-    ['not JSON', '{oops', /is not readable JSON/],
+    ['not JSON', '{oops', /is not valid JSON/],
     ['not an object', '[1]', /expected an object mapping "namespace\/name"/],
     [
       'a key without a namespace',

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  IsomorphicGitConfigRepository,
-  type IsomorphicGitConfigRepositoryOptions,
-} from '../../functions/adapters/isomorphic-git-config-repository.ts';
+  SmartHttpConfigRepository,
+  type SmartHttpConfigRepositoryOptions,
+} from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
 import { ENV, readWorkerConfig } from '../../functions/config.ts';
 import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
@@ -70,9 +70,9 @@ const promotion = (cloneUrl: string): PromotionBranchRequest => ({
 });
 
 const adapter = async (
-  options: IsomorphicGitConfigRepositoryOptions,
-): Promise<IsomorphicGitConfigRepository> =>
-  new IsomorphicGitConfigRepository({
+  options: SmartHttpConfigRepositoryOptions,
+): Promise<SmartHttpConfigRepository> =>
+  new SmartHttpConfigRepository({
     cacheDir: await mkdtemp(join(cacheRoot, 'adapter-')),
     retryBaseDelayMs: 1,
     ...options,

@@ -84,17 +84,31 @@ describe('OctokitPullRequests.get and .close against the GitHub Enterprise stand
 
     // Assess
     const mergedAt = github.standIn.pullRequest(OWNER, REPO, merged.number)?.mergedAt;
+    const headOf = async (pull: { head: string }) => github.branchHead(OWNER, REPO, pull.head);
     expect(views).toEqual([
-      { number: open.number, state: 'open', title: open.title, headRef: open.head },
+      {
+        number: open.number,
+        state: 'open',
+        title: open.title,
+        headRef: open.head,
+        headSha: await headOf(open),
+      },
       {
         number: merged.number,
         state: 'merged',
         title: merged.title,
         headRef: merged.head,
+        headSha: await headOf(merged),
         mergedAt: new Date(mergedAt ?? 'no merge time').toISOString(),
         mergeCommit: merge.sha,
       },
-      { number: closed.number, state: 'closed', title: closed.title, headRef: closed.head },
+      {
+        number: closed.number,
+        state: 'closed',
+        title: closed.title,
+        headRef: closed.head,
+        headSha: await headOf(closed),
+      },
     ]);
     // The merge commit is what the base branch of the real repository now points at.
     expect(merge.sha).toBe(await github.branchHead(OWNER, REPO, 'main'));
@@ -158,6 +172,7 @@ describe('OctokitPullRequests.get and .close against the GitHub Enterprise stand
       state: 'open',
       title: retitled,
       headRef: pull.head,
+      headSha: await github.branchHead(OWNER, REPO, pull.head),
     });
     expect(unchanged).toBe('not-modified');
     expect(merged).toMatchObject({ state: 'merged', mergeCommit: merge.sha });
@@ -207,6 +222,7 @@ describe('OctokitPullRequests.get and .close against the GitHub Enterprise stand
       state: 'closed',
       title: pull.title,
       headRef: pull.head,
+      headSha: await github.branchHead(OWNER, REPO, pull.head),
     });
     expect(await github.branchHead(OWNER, REPO, 'main')).toBe(mainBefore);
   });

@@ -5,13 +5,15 @@ import type {
   PromotionState,
   PromotionStateStore,
 } from '../../functions/core/ports.ts';
+import { compareText } from '../../functions/core/text-order.ts';
 
-/**
+/*
  * The behaviour every PromotionStateStore shares (DynamoDB on moto, the memory twin): the same
  * records back, and the same write rule for promotions and deployments: a record is written
  * only when none is stored for its (pipeline, environment) or the stored one's event is not
  * newer (equal instants allowed), event times compared as instants, not as text.
  */
+
 export type ContractStore = PromotionStateStore;
 
 const pipeline = { namespace: 'flux-system', name: 'podinfo' };
@@ -310,6 +312,106 @@ export const describePromotionStateStoreContract = (
       expect([first, again]).toEqual([true, false]);
       expect(closed).toBe('2026-11-02T10:00:00.000Z');
       expect([closedAgain, otherEnv]).toEqual([undefined, undefined]);
+    });
+
+    it('keeps one deployment per target of an environment, each with the late-event rule', async () => {
+      // Prepare
+      const store = await makeStore();
+      const report = (target: string, revision: string, at: string, ok?: boolean) => ({
+        ...deployment('staging', revision, at),
+        target,
+        ...(ok === undefined ? {} : { ok }),
+      });
+
+      // Act
+      await store.recordDeployment(report('staging-eu/podinfo', '6.5.0', '2026-11-02T10:00:00Z'));
+      await store.recordDeployment(report('staging-us/podinfo', '6.5.0', '2026-11-02T10:01:00Z'));
+      await store.recordDeployment(
+        report('staging-us/podinfo', '6.5.1', '2026-11-02T10:05:00Z', false),
+      );
+      const late = await store.recordDeployment(
+        report('staging-eu/podinfo', '6.4.9', '2026-11-02T09:00:00Z'),
+      );
+
+      // Assess
+      expect(late).toBe(false);
+      const stored = await store.listDeployments(pipeline);
+      expect(
+        stored
+          .map((record) => [record.target, record.revision, record.ok])
+          .sort((a, b) => compareText(String(a[0]), String(b[0]))),
+      ).toEqual([
+        ['staging-eu/podinfo', '6.5.0', undefined],
+        ['staging-us/podinfo', '6.5.1', false],
+      ]);
+    });
+
+    it('keeps one freeze per scope, lists them all, and removes exactly the scope asked for', async () => {
+      // Prepare
+      const store = await makeStore();
+      const everything = { reason: 'change freeze', by: 'ops', at: '2026-12-20T00:00:00.000Z' };
+      const prod = {
+        environment: 'prod',
+        reason: 'incident INC-7',
+        by: 'arn:aws:iam::1:user/ana',
+        at: '2026-12-01T10:00:00.000Z',
+        until: '2026-12-01T12:00:00.000Z',
+      };
+
+      // Act
+      await store.putFreeze(everything);
+      await store.putFreeze({ ...prod, reason: 'first reason' });
+      await store.putFreeze(prod);
+      await store.putFreeze({ ...prod, pipeline: 'flux-system/podinfo' });
+      const removedOther = await store.removeFreeze({ pipeline: 'flux-system/search' });
+      const removed = await store.removeFreeze({
+        pipeline: 'flux-system/podinfo',
+        environment: 'prod',
+      });
+
+      // Assess
+      expect([removedOther, removed]).toEqual([false, true]);
+      const freezes = await store.listFreezes();
+      expect(freezes).toHaveLength(2);
+      expect(freezes).toEqual(expect.arrayContaining([everything, prod]));
+    });
+
+    it('round-trips what a held promotion keeps: its gate, its due time, its job, its approval', async () => {
+      // Prepare
+      const store = await makeStore();
+      const waiting: PromotionRecord = {
+        ...promotion('awaiting-approval', '6.5.4', '2026-11-02T10:00:00Z', { environment: 'prod' }),
+        approvedBy: 'arn:aws:iam::1:user/ana',
+        dueAt: '2026-11-02T10:30:00.000Z',
+        waitingFor: { soak: { until: '2026-11-02T10:30:00.000Z' } },
+        timeline: { approvalRequestedAt: '2026-11-02T10:00:00.000Z' },
+        job: {
+          version: 1,
+          id: 'job-6.5.4',
+          pipeline,
+          from: 'staging',
+          to: 'prod',
+          revision: '6.5.4',
+          event: {
+            timestamp: '2026-11-02T10:00:00Z',
+            reason: 'UpgradeSucceeded',
+            message: 'Helm upgrade succeeded',
+            involvedObject: {
+              kind: 'HelmRelease',
+              namespace: 'podinfo-qa',
+              name: 'podinfo',
+              apiVersion: 'helm.toolkit.fluxcd.io/v2',
+            },
+          },
+          receivedAt: '2026-11-02T10:00:01.000Z',
+        },
+      };
+
+      // Act
+      await store.putPromotion(waiting);
+
+      // Assess
+      expect(await store.getPromotion(pipeline, 'prod')).toEqual(waiting);
     });
   });
 };

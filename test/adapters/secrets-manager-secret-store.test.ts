@@ -6,6 +6,7 @@ import { PromoterError } from '../../functions/core/errors.ts';
 import type { Clock } from '../../functions/core/ports.ts';
 import { createTestSecret } from '../support/aws-test-resources.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
+import { describeSecretStoreContract } from './secret-store.contract.ts';
 
 /** A clock the test moves by hand. */
 class ManualClock implements Clock {
@@ -34,6 +35,15 @@ describe('SecretsManagerSecretStore (moto)', () => {
     );
   });
   afterAll(() => client.destroy());
+
+  describeSecretStoreContract('SecretsManagerSecretStore', async (secrets) => {
+    // A prefix of its own: the contract's secret names are the same in every test.
+    const prefix = `contract-${randomUUID()}/`;
+    for (const [id, value] of Object.entries(secrets)) {
+      await createTestSecret(client, `${prefix}${id}`, value as object);
+    }
+    return new SecretsManagerSecretStore(client, { prefix });
+  });
 
   /** A unique namespace per test, so that tests share the server and nothing else. */
   const uniqueNamespace = (): string => `ns-${randomUUID()}`;

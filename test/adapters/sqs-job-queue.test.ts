@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   SqsJobQueue,
@@ -8,9 +13,11 @@ import {
 } from '../../functions/adapters/sqs-job-queue.ts';
 import { PromoterError } from '../../functions/core/errors.ts';
 import { parsePromotionJob } from '../../functions/core/promotion-job.ts';
+import { compareText } from '../../functions/core/text-order.ts';
 import { createFifoQueue } from '../support/aws-test-resources.ts';
 import { testJob } from '../support/jobs.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
+import { describeJobQueueContract } from './job-queue.contract.ts';
 
 describe('SqsJobQueue on a FIFO queue (moto)', () => {
   let client: SQSClient;
@@ -40,6 +47,33 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
     }
     return messages;
   };
+
+  describeJobQueueContract('SqsJobQueue', async () => {
+    const queueUrl = await createFifoQueue(client);
+    return {
+      queue: new SqsJobQueue(client, queueUrl),
+      // A FIFO queue hands out a group's next message once the one before is deleted.
+      consume: async () => {
+        const jobs = [];
+        for (let empty = 0; empty < 2; ) {
+          const { Messages = [] } = await client.send(
+            new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }),
+          );
+          if (Messages.length === 0) empty += 1;
+          for (const message of Messages) {
+            jobs.push(parsePromotionJob(message.Body ?? ''));
+            await client.send(
+              new DeleteMessageCommand({
+                QueueUrl: queueUrl,
+                ReceiptHandle: message.ReceiptHandle,
+              }),
+            );
+          }
+        }
+        return jobs;
+      },
+    };
+  });
 
   it('enqueues the same job twice as one message with its group and deduplication ids', async () => {
     // Prepare
@@ -80,7 +114,7 @@ describe('SqsJobQueue on a FIFO queue (moto)', () => {
         group: message.Attributes?.MessageGroupId,
         dedup: message.Attributes?.MessageDeduplicationId,
       }))
-      .sort((a, b) => String(a.group).localeCompare(String(b.group)));
+      .sort((a, b) => compareText(String(a.group), String(b.group)));
     expect(received).toEqual([
       { group: 'flux-system/podinfo/prod', dedup: prod.id },
       { group: 'flux-system/podinfo/staging', dedup: staging.id },

@@ -241,7 +241,9 @@ describe('promoter dead-letters usage', () => {
 
     // Assess
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain("promoter dead-letters: Unknown option '--queue'");
+    expect(run.stderr).toBe(
+      'promoter dead-letters: unknown option --queue\n(promoter dead-letters --help shows the usage)\n',
+    );
   });
 
   it.each([

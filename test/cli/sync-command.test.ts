@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../functions/adapters/dynamodb-pipeline-store.ts';
-import { apiUrl, signingRegion } from '../../functions/cli/sync-command.ts';
+import { apiUrl, signingRegion } from '../../functions/cli/aws-signed-client.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import { type Pipeline, type PipelineRef, pipelineId } from '../../functions/core/pipeline.ts';
 import { handlePipelinesApiRequest } from '../../functions/core/pipelines-api.ts';
@@ -403,6 +403,8 @@ describe('promoter status', () => {
         '',
         'dev: runs 6.5.0',
         'staging: runs 6.5.0; 6.5.0 is on the base branch, waiting for staging to deploy it',
+        // Two targets, and a deployment recorded without one: neither is known to run it.
+        '  targets: staging/podinfo-qa -, staging/podinfo-perf -',
         'prod: nothing seen yet; 6.5.0 failed: NO_MARKER',
         '',
         'ENVIRONMENT  DEPLOYED  PROMOTION  STATE       PULL REQUEST  UPDATED',

@@ -29,6 +29,8 @@ describe('decide', () => {
     expect(decide(podinfo, 'dev', event(patch), now, decisionSettings())).toEqual({
       kind: 'ignore',
       reason: 'not-a-promoting-event',
+      // What the event reports still counts for the lifecycle (a failed deployment).
+      deployment: expect.objectContaining({ environment: 'dev', target: 'dev/podinfo-dev' }),
     });
   });
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { promotionInto, webhookSecretFor } from '../../functions/core/pipeline.ts';
+import {
+  promotionInto,
+  promotionSettings,
+  webhookSecretFor,
+} from '../../functions/core/pipeline.ts';
 import {
   describeInvalidPipeline,
   parseGitHubRepositoryUrl,
@@ -142,12 +146,18 @@ describe('parsePipelineManifests', () => {
     expect(invalid).toEqual([
       {
         id: 'team/broken',
-        errors: [expect.stringMatching(/^spec\.environments\[1\]\.targets\[0\]\.namespace: /)],
+        // Every problem at once: the promotion is read too, though the environments are invalid.
+        errors: [
+          expect.stringMatching(/^spec\.environments\[1\]\.targets\[0\]\.namespace: /),
+          expect.stringMatching(
+            /^spec\.promotion\.strategy\.pull-request\.type: pull-request type gitlab /,
+          ),
+        ],
       },
     ]);
   });
 
-  it('says that gitlab and bitbucket-server are not supported yet', () => {
+  it('says in a sentence that bitbucket-server is not supported yet, and what to use', () => {
     // Prepare
     const text = podinfoYaml.replace(/type: github/g, 'type: bitbucket-server');
 
@@ -155,9 +165,10 @@ describe('parsePipelineManifests', () => {
     const { invalid } = parsePipelineManifests(text);
 
     // Assess
-    expect(invalid[0]?.errors).toContain(
-      'spec.promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: only github (github.com and GitHub Enterprise Server) is',
-    );
+    expect(invalid[0]?.errors).toEqual([
+      'spec.promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server)',
+      'spec.environments[2].promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server)',
+    ]);
   });
 
   it('names the field inside spec.promotion, in either shape', () => {
@@ -352,6 +363,244 @@ describe('parsePipelineManifests', () => {
     expect(twice.invalid).toEqual([
       { id: 'flux-system/podinfo', errors: ['defined more than once in the input'] },
     ]);
+  });
+});
+
+const errorsOf = (text: string): readonly string[] | undefined =>
+  parsePipelineManifests(text).invalid[0]?.errors;
+
+describe('parsePipelineManifests: unknown and missing fields', () => {
+  it.each([
+    [
+      'a top-level spec key',
+      '  environments:',
+      '  enviroments:',
+      'spec.enviroments: unknown field; did you mean spec.environments?',
+    ],
+    ['appRef', '  appRef:', '  appref:', 'spec.appref: unknown field; did you mean spec.appRef?'],
+    [
+      'a key of an environment',
+      '      targets:\n        - namespace: podinfo-dev',
+      '      target:\n        - namespace: podinfo-dev',
+      'spec.environments[0].target: unknown field; did you mean spec.environments[0].targets?',
+    ],
+    [
+      'a key of a target',
+      '        - namespace: podinfo-dev',
+      '        - namespce: podinfo-dev',
+      'spec.environments[0].targets[0].namespce: unknown field; did you mean spec.environments[0].targets[0].namespace?',
+    ],
+    [
+      'a key of a clusterRef',
+      '            kind: GitopsCluster\n            name: dev',
+      '            knid: GitopsCluster\n            name: dev',
+      'spec.environments[0].targets[0].clusterRef.knid: unknown field; did you mean spec.environments[0].targets[0].clusterRef.kind?',
+    ],
+    [
+      'the strategy',
+      '  promotion:\n    strategy:',
+      '  promotion:\n    stratgy:',
+      'spec.promotion.stratgy: unknown field; did you mean spec.promotion.strategy?',
+    ],
+    [
+      'a key of pull-request',
+      '        baseBranch: main\n        secretRef:\n          name: promotion-credentials\n      secretRef',
+      '        basebranch: main\n        secretRef:\n          name: promotion-credentials\n      secretRef',
+      'spec.promotion.strategy.pull-request.basebranch: unknown field; did you mean spec.promotion.strategy.pull-request.baseBranch?',
+    ],
+    [
+      'pull-request itself',
+      '  promotion:\n    strategy:\n      pull-request:',
+      '  promotion:\n    strategy:\n      pullRequest:',
+      'spec.promotion.strategy.pullRequest: unknown field; did you mean spec.promotion.strategy.pull-request?',
+    ],
+    [
+      "an environment's promotion",
+      '      promotion:\n        strategy:\n          pull-request:\n            type: github',
+      '      promotion:\n        strategy:\n          pull-request:\n            tpye: github',
+      'spec.environments[2].promotion.strategy.pull-request.tpye: unknown field; did you mean spec.environments[2].promotion.strategy.pull-request.type?',
+    ],
+    [
+      'kind, at the top level',
+      'kind: Pipeline',
+      'knd: Pipeline',
+      'knd: unknown field; did you mean kind?',
+    ],
+    [
+      'a metadata key',
+      'metadata:\n  name: podinfo',
+      'metadata:\n  nmae: podinfo',
+      'metadata.nmae: unknown field; did you mean metadata.name?',
+    ],
+  ])('names a misspelt key in %s and the key it likely meant', (_where, from, to, message) => {
+    // Prepare
+    const text = podinfoYaml.replace(from, to);
+    expect(text).not.toBe(podinfoYaml);
+
+    // Act
+    const errors = errorsOf(text);
+
+    // Assess: the absence of the meant key is not reported a second time.
+    expect(errors).toEqual([message]);
+  });
+
+  it('names a misspelt key of the RFC draft shape', () => {
+    const text = readFixture('pipelines/search-rfc-draft.yaml').replace(
+      'branch: main',
+      'brnch: main',
+    );
+    expect(errorsOf(text)).toEqual([
+      'spec.promotion[0].brnch: unknown field; did you mean spec.promotion[0].branch?',
+    ]);
+  });
+
+  it('lists the fields where an unknown one resembles none of them', () => {
+    const text = podinfoYaml.replace('  appRef:\n', '  appRef:\n    colour: blue\n');
+    expect(errorsOf(text)).toEqual([
+      'spec.appRef.colour: unknown field; the fields here are apiVersion, kind, name, secretRef',
+    ]);
+  });
+
+  it('says in words what is missing or of the wrong kind', () => {
+    // Act
+    const missing = errorsOf(podinfoYaml.replace(/ {2}environments:\n(?: {4}.*\n)+/, ''));
+    const wrong = errorsOf(podinfoYaml.replace('  environments:', '  environments: 5\n  ignored:'));
+
+    // Assess
+    expect(missing).toEqual(['spec.environments: missing: expected a list']);
+    expect(wrong?.[0]).toBe('spec.environments: expected a list, got 5');
+  });
+
+  it('still reads the open parts of kubectl output: status and server fields', () => {
+    const { invalid } = parsePipelineManifests(readFixture('pipelines/list-from-kubectl.yaml'));
+    expect(invalid).toEqual([]);
+  });
+});
+
+describe('parsePipelineManifests: every problem at once', () => {
+  it('gives a notification-strategy pipeline without an HMAC secret both messages', () => {
+    // Prepare
+    const text = podinfoYaml
+      .replace(
+        '  promotion:\n    strategy:\n      pull-request:',
+        '  promotion:\n    strategy:\n      notification: {}\n      pull-request:',
+      )
+      .replace(/ {6}secretRef:\n {8}name: promotion-credentials\n$/, '');
+    expect(text).not.toContain('\n      secretRef:\n        name: promotion-credentials\n');
+
+    // Act
+    const errors = errorsOf(text);
+
+    // Assess
+    expect(errors).toEqual([
+      'spec.promotion.strategy.notification: the notification strategy is not supported yet: use pull-request',
+      expect.stringMatching(
+        /^spec\.promotion\.strategy\.secretRef: expected the secret holding the webhook HMAC key/,
+      ),
+    ]);
+  });
+
+  it('reports the schema, the promotion, the HMAC secret and the annotations together', () => {
+    // Prepare
+    const text = podinfoYaml
+      .replace('metadata:\n', 'metadata:\n  annotations:\n    pipeline-promoter/soak.prod: 2d\n')
+      .replace('  appRef:\n', '  appRef:\n    colour: blue\n')
+      .replace(/type: github/g, 'type: bitbucket-server')
+      .replace(/ {6}secretRef:\n {8}name: promotion-credentials\n$/, '');
+
+    // Act
+    const errors = errorsOf(text);
+
+    // Assess
+    expect(errors).toEqual([
+      expect.stringMatching(/^spec\.appRef\.colour: unknown field/),
+      expect.stringMatching(
+        /^spec\.promotion\.strategy\.pull-request\.type: pull-request type bitbucket-server /,
+      ),
+      expect.stringMatching(/^spec\.environments\[2\]\.promotion\.strategy\.pull-request\.type: /),
+      expect.stringMatching(/^spec\.promotion\.strategy\.secretRef: expected the secret holding/),
+      'metadata.annotations["pipeline-promoter/soak.prod"]: expected a duration such as 90s, 30m, 2h or 1h30m, got "2d"',
+    ]);
+  });
+
+  it('checks the annotation suffixes against the environments even when the spec is invalid elsewhere', () => {
+    const text = podinfoYaml
+      .replace('metadata:\n', 'metadata:\n  annotations:\n    pipeline-promoter/gate.prd: any\n')
+      .replace('  appRef:\n', '  appRef:\n    colour: blue\n');
+    expect(errorsOf(text)).toEqual([
+      expect.stringMatching(/^spec\.appRef\.colour: unknown field/),
+      'metadata.annotations["pipeline-promoter/gate.prd"]: no environment "prd" in this pipeline: its environments are dev, staging and prod; did you mean pipeline-promoter/gate.prod?',
+    ]);
+  });
+});
+
+describe('parsePipelineManifests: settings from annotations', () => {
+  it('puts the pipeline-promoter/ annotations on the pipeline as its settings', () => {
+    // Prepare
+    const text = podinfoYaml.replace(
+      'metadata:\n',
+      [
+        'metadata:',
+        '  annotations:',
+        '    pipeline-promoter/gate.prod: "2"',
+        '    pipeline-promoter/soak.staging: 30m',
+        '    pipeline-promoter/window.prod: Mon-Thu 09:00-16:00 Europe/Berlin',
+        '    pipeline-promoter/auto-merge.staging: "true"',
+        '    example.com/owner: platform',
+        '',
+      ].join('\n'),
+    );
+
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(text);
+
+    // Assess
+    expect(invalid).toEqual([]);
+    const [podinfo] = pipelines;
+    if (podinfo === undefined) throw new Error('no pipeline');
+    expect(podinfo.settings).toEqual({
+      all: {},
+      into: {
+        prod: {
+          gate: { kind: 'count', count: 2 },
+          window: {
+            days: [1, 2, 3, 4],
+            startMinute: 540,
+            endMinute: 960,
+            timeZone: 'Europe/Berlin',
+            text: 'Mon-Thu 09:00-16:00 Europe/Berlin',
+          },
+        },
+        staging: { soakMs: 1_800_000, autoMerge: true },
+      },
+    });
+    expect(promotionSettings(podinfo, 'staging')).toEqual({
+      gate: { kind: 'all' },
+      soakMs: 1_800_000,
+      autoMerge: true,
+    });
+  });
+
+  it('leaves the pipeline without settings when no annotation is ours', () => {
+    // Prepare
+    const annotated = podinfoYaml.replace(
+      'metadata:\n',
+      'metadata:\n  annotations:\n    example.com/owner: platform\n    example.com/count: 3\n',
+    );
+
+    // Act
+    const plain = parsePipelineManifests(podinfoYaml).pipelines[0];
+    const withOthers = parsePipelineManifests(annotated).pipelines[0];
+
+    // Assess
+    expect(plain).toBeDefined();
+    expect(plain && 'settings' in plain).toBe(false);
+    expect(withOthers).toEqual(plain);
+  });
+
+  it('refuses annotations that are not a mapping', () => {
+    const text = podinfoYaml.replace('metadata:\n', 'metadata:\n  annotations: [a]\n');
+    expect(errorsOf(text)).toEqual(['metadata.annotations: expected a mapping of annotations']);
   });
 });
 

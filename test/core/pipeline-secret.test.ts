@@ -107,3 +107,83 @@ describe('decodePipelineSecret: refusals name the key, never the value', () => {
     expect(error.message).not.toContain('short,');
   });
 });
+
+describe('decodePipelineSecret: GitHub App keys (Flux notification-controller names)', () => {
+  const PEM = [
+    '-----BEGIN RSA PRIVATE KEY-----',
+    'MIIEowIBAAKCAQEAtestkeynotarealkey0123456789',
+    '-----END RSA PRIVATE KEY-----',
+    '',
+  ].join('\n');
+
+  it('reads githubAppID, githubAppPrivateKey, githubAppInstallationID and githubAppBaseURL', () => {
+    // Act
+    const secret = decodePipelineSecret(REF, {
+      'hmac-key': 'approval-key-0123456789',
+      githubAppID: '123456',
+      githubAppInstallationID: 7890,
+      githubAppPrivateKey: PEM,
+      githubAppBaseURL: 'https://github.example.com/api/v3/',
+    });
+
+    // Assess
+    expect(secret.githubApp).toEqual({
+      appId: 123456,
+      installationId: 7890,
+      privateKey: PEM,
+      baseUrl: 'https://github.example.com/api/v3',
+    });
+    expect(secret).not.toHaveProperty('token');
+  });
+
+  it('needs neither the installation nor the base URL, and turns escaped newlines into newlines', () => {
+    // Act
+    const secret = decodePipelineSecret(REF, {
+      githubAppID: 42,
+      githubAppPrivateKey: PEM.replaceAll('\n', '\\n'),
+    });
+
+    // Assess
+    expect(secret.githubApp).toEqual({ appId: 42, privateKey: PEM });
+  });
+
+  it.each([
+    [{ githubAppID: '123' }, 'githubAppPrivateKey: expected githubAppPrivateKey with the other'],
+    [{ githubAppPrivateKey: PEM }, 'githubAppID: expected githubAppID with githubAppPrivateKey'],
+    [
+      { githubAppInstallationID: '5', token: 'ghp_x' },
+      'githubAppPrivateKey: expected githubAppPrivateKey with the other',
+    ],
+    [
+      { githubAppID: 'app-1', githubAppPrivateKey: PEM },
+      'githubAppID: expected a positive integer',
+    ],
+    [{ githubAppID: 0, githubAppPrivateKey: PEM }, 'githubAppID: expected a positive integer'],
+    [
+      { githubAppID: '1', githubAppInstallationID: '-3', githubAppPrivateKey: PEM },
+      'githubAppInstallationID: expected a positive integer',
+    ],
+    [
+      { githubAppID: '1', githubAppPrivateKey: 'ssh-rsa AAAAB3NzaC1yc2E private-looking-text' },
+      "githubAppPrivateKey: expected the GitHub App's private key in PEM",
+    ],
+    [
+      {
+        githubAppID: '1',
+        githubAppPrivateKey: PEM,
+        githubAppBaseURL: 'http://github.example.com/api/v3',
+      },
+      'githubAppBaseURL: expected the GitHub API base URL, https://',
+    ],
+  ])('refuses %j naming the key', (value, message) => {
+    // Act
+    const error = refusal(value);
+
+    // Assess
+    expect(error.code).toBe('INVALID_SECRET');
+    expect(error.message).toContain('secret flux-system/promotion-credentials is invalid');
+    expect(error.message).toContain(message);
+    expect(error.message).not.toContain('MIIEowIBAAKCAQEA');
+    expect(error.message).not.toContain('private-looking-text');
+  });
+});

@@ -84,11 +84,26 @@ describe('pipelineStatus', () => {
           eventTimestamp: '2026-11-20T16:00:00Z',
           recordedAt: '2026-11-20T16:00:00Z',
         },
+        // A record written without a target stands for the only target of dev.
+        targets: [
+          {
+            name: 'dev/podinfo-dev',
+            cluster: 'dev',
+            namespace: 'podinfo-dev',
+            revision: '6.5.0',
+            at: '2026-11-20T16:00:00Z',
+            ok: true,
+          },
+        ],
         promotion: null,
       },
       {
         name: 'staging',
         deployed: expect.objectContaining({ revision: '6.5.0' }),
+        targets: [
+          expect.objectContaining({ name: 'staging/podinfo-qa', revision: null }),
+          expect.objectContaining({ name: 'staging/podinfo-perf', revision: null }),
+        ],
         promotion: expect.objectContaining({
           revision: '6.5.0',
           state: 'opened',
@@ -99,9 +114,12 @@ describe('pipelineStatus', () => {
       {
         name: 'prod',
         deployed: null,
+        targets: [expect.objectContaining({ name: 'prod/podinfo-prod', revision: null })],
         promotion: {
           revision: '6.5.0',
           state: 'opened',
+          waitingFor: null,
+          approval: null,
           from: 'staging',
           pullRequest: PR_STATUS,
           failure: null,
@@ -159,6 +177,8 @@ describe('pipelineStatus', () => {
     expect(status?.environments[2]?.promotion).toEqual({
       revision: '6.6.0',
       state: 'queued',
+      waitingFor: null,
+      approval: null,
       from: 'staging',
       pullRequest: PR_STATUS,
       failure: null,

@@ -20,12 +20,15 @@ const at = (minutes: number): Date => new Date(T0 + minutes * 60_000);
 const MINUTE = 60_000;
 
 const NAMESPACE = { dev: 'podinfo-dev', staging: 'podinfo-qa', prod: 'podinfo-prod' } as const;
+const PODINFO = { namespace: 'flux-system', name: 'podinfo' };
 
 const scripted = () => {
   const harness = webhookHarness();
   let now = at(0);
   let pullNumber = 6;
   const pullRequests: PullRequests = {
+    enableAutoMerge: async () => 'unavailable',
+    mergeWhenReady: async () => ({ status: 'pending', reason: 'not under test' }),
     upsert: async () => {
       pullNumber += 1;
       return {
@@ -68,10 +71,11 @@ const scripted = () => {
     environment: keyof typeof NAMESPACE,
     minutes: number,
     fixture = 'helmrelease-upgrade-succeeded.json',
+    namespace: string = NAMESPACE[environment],
   ) => {
     setNow(minutes);
     const body = freshEvent(fixture, at(minutes))
-      .replace('"namespace":"podinfo-dev"', `"namespace":"${NAMESPACE[environment]}"`)
+      .replace('"namespace":"podinfo-dev"', `"namespace":"${namespace}"`)
       .replace('"revision":"6.5.1"', '"revision":"6.5.0"');
     return handleWebhookRequest(
       {
@@ -125,7 +129,10 @@ describe('the promotion lifecycle and DORA figures of a scripted history', () =>
     const dev = await flux('dev', 0);
     const intoStaging = await promoteQueued(1);
     const stagingMerged = await merge('staging', 7, 10);
-    const staging = await flux('staging', 15);
+    // staging has two targets: deployed, and promoted on, once both run 6.5.0.
+    const stagingQa = await flux('staging', 14);
+    const stagingAfterQa = await harness.state.getPromotion(PODINFO, 'staging');
+    const staging = await flux('staging', 15, undefined, 'podinfo-perf');
     const intoProd = await promoteQueued(16);
     const prodMerged = await merge('prod', 8, 20);
     const prodFailed = await flux('prod', 22, 'helmrelease-upgrade-failed.json');
@@ -135,6 +142,12 @@ describe('the promotion lifecycle and DORA figures of a scripted history', () =>
     expect([dev.status, staging.status, prodFailed.status, prod.status]).toEqual([
       202, 202, 200, 200,
     ]);
+    expect(stagingQa.body).toEqual({
+      promoted: false,
+      waiting: { targets: { ready: 1, needed: 2 } },
+    });
+    expect(stagingAfterQa?.state).toBe('merged');
+    expect(staging.body).toMatchObject({ promoted: true });
     expect([intoStaging.status, intoProd.status]).toEqual(['opened', 'opened']);
     expect([stagingMerged.status, prodMerged.status]).toEqual(['merged', 'merged']);
 
@@ -169,8 +182,8 @@ describe('the promotion lifecycle and DORA figures of a scripted history', () =>
     expect(figure('ReleaseLeadTime', 'prod')).toMatchObject({ sum: 52 * MINUTE, count: 1 });
     expect(figure('ReleaseLeadTime', 'staging')).toBeUndefined();
 
-    // Assess: DORA: three deployments, one failure (change failure rate 1 / 4), restored in 30.
-    expect(harness.metrics.sum('Deployments')).toBe(3);
+    // Assess: DORA: a deployment per target and revision, one failure, restored in 30.
+    expect(harness.metrics.sum('Deployments')).toBe(4);
     expect(harness.metrics.sum('DeploymentFailures')).toBe(1);
     expect(figure('TimeToRestore', 'prod')).toMatchObject({ sum: 30 * MINUTE, count: 1 });
   });
@@ -181,6 +194,7 @@ describe('the promotion lifecycle and DORA figures of a scripted history', () =>
     await flux('dev', 0);
     await promoteQueued(1);
     await flux('staging', 12);
+    await flux('staging', 12, undefined, 'podinfo-perf');
     const pipeline = { namespace: 'flux-system', name: 'podinfo' };
     const deployed = await harness.state.getPromotion(pipeline, 'staging');
 

@@ -3,13 +3,15 @@ import { join, relative } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { eventRevision, fluxEventSchema } from '../../functions/core/flux-event.ts';
 import {
   editMarkers,
   isPromotableFile,
   markerFor,
   needle,
+  revisionPart,
 } from '../../functions/core/promotion-markers.ts';
-import { FIXTURES } from '../support/fixtures.ts';
+import { FIXTURES, readFixture } from '../support/fixtures.ts';
 
 const prod = { namespace: 'flux-system', name: 'podinfo', environment: 'prod' };
 const marker = '# {"$promotion": "flux-system:podinfo:prod"}';
@@ -294,6 +296,160 @@ describe('editMarkers', () => {
 
     // Assess
     expect(result.content).toBe(`\ufeff# café ☕\nversion: 6.5.0 ${marker}\n`);
+  });
+});
+
+describe('editMarkers, Flux source revisions (DESIGN.md 7.12)', () => {
+  const apps = { namespace: 'flux-system', name: 'apps', environment: 'prod' };
+  const suffixed = (suffix: string) =>
+    `# {"$promotion": "flux-system:apps:prod${suffix === '' ? '' : `:${suffix}`}"}`;
+  /** The revision of the real Kustomization event, as the webhook takes it. */
+  const kustomizationRevision = (): string => {
+    const event = fluxEventSchema.parse(
+      JSON.parse(readFixture('flux-events/kustomization-reconciliation-succeeded.json')),
+    );
+    const revision = eventRevision(event);
+    if (revision === undefined) throw new Error('the fixture has no revision');
+    return revision;
+  };
+  const COMMIT = '6b3d5c0e9f2a4b1c8d7e6f5a4b3c2d1e0f9a8b7c';
+  const OCI_DIGEST = `sha256:${'9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'}`;
+  const manifest = [
+    'apiVersion: source.toolkit.fluxcd.io/v1',
+    'kind: GitRepository',
+    'spec:',
+    '  ref:',
+    `    branch: develop ${suffixed('ref')}`,
+    `    commit: 0000000 ${suffixed('hash')}`,
+    `  digest: "sha1:0000000" ${suffixed('digest')}`,
+    `  revision: 'develop@sha1:0000000' ${suffixed('')}`,
+    '',
+  ].join('\n');
+
+  it('writes each part of a Kustomization event revision where its suffix asks', () => {
+    // Prepare
+    const revision = kustomizationRevision();
+    expect(revision).toBe(`main@sha1:${COMMIT}`);
+
+    // Act
+    const result = editMarkers(manifest, apps, revision);
+
+    // Assess
+    expect(result.markers).toBe(4);
+    expect(result.content).toBe(
+      [
+        'apiVersion: source.toolkit.fluxcd.io/v1',
+        'kind: GitRepository',
+        'spec:',
+        '  ref:',
+        `    branch: main ${suffixed('ref')}`,
+        `    commit: ${COMMIT} ${suffixed('hash')}`,
+        `  digest: "sha1:${COMMIT}" ${suffixed('digest')}`,
+        `  revision: 'main@sha1:${COMMIT}' ${suffixed('')}`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('writes the tag and the digest of an OCI artifact revision', () => {
+    // Prepare: an OCIRepository-backed Kustomization reports <tag>@sha256:<digest>.
+    const event = readFixture('flux-events/kustomization-reconciliation-succeeded.json').replace(
+      `main@sha1:${COMMIT}`,
+      `v1.2.3@${OCI_DIGEST}`,
+    );
+    const revision = eventRevision(fluxEventSchema.parse(JSON.parse(event)));
+    const text = [
+      `tag: v1.2.2 ${suffixed('ref')}`,
+      `digest: sha256:0 ${suffixed('digest')}`,
+      `hash: "0" ${suffixed('hash')}`,
+      '',
+    ].join('\n');
+
+    // Act
+    const result = editMarkers(text, apps, revision ?? '');
+
+    // Assess
+    expect(result.content).toBe(
+      [
+        `tag: v1.2.3 ${suffixed('ref')}`,
+        `digest: ${OCI_DIGEST} ${suffixed('digest')}`,
+        `hash: "${OCI_DIGEST.slice('sha256:'.length)}" ${suffixed('hash')}`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('gives a revision without @ whole to every suffix', () => {
+    // Prepare
+    const text = ['a: 6.4.0', 'b: 6.4.0', 'c: 6.4.0', 'd: 6.4.0', '']
+      .map((line, index) =>
+        line === '' ? '' : `${line} ${suffixed(['', 'ref', 'digest', 'hash'][index] ?? '')}`,
+      )
+      .join('\n');
+
+    // Act
+    const result = editMarkers(text, apps, '6.5.0');
+
+    // Assess
+    expect(result.markers).toBe(4);
+    expect(result.content).toBe(text.replaceAll('6.4.0', '6.5.0'));
+  });
+
+  it("leaves a marker with another suffix alone: it is not this pipeline environment's", () => {
+    // Prepare
+    const text = [
+      `a: x ${suffixed('tag')}`,
+      `b: x ${suffixed('')}`.replace('prod', 'prod:'),
+      `c: x ${suffixed('ref:hash')}`,
+      `d: x ${suffixed('Ref')}`,
+      'e: x # {"$promotion": "flux-system:apps:production:ref"}',
+      '',
+    ].join('\n');
+
+    // Act
+    const result = editMarkers(text, apps, `main@sha1:${COMMIT}`);
+
+    // Assess
+    expect(result).toEqual({ markers: 0, content: text });
+  });
+
+  it('finds suffixed markers through the pre-filter and the JSON escapes', () => {
+    // Prepare: what the git side checks before handing a file over, then an escaped marker.
+    const escaped = 'ref: x # {"$promotion": "flux-system:apps:prod\\u003aref"}\n';
+
+    // Act
+    const result = editMarkers(escaped, apps, `main@sha1:${COMMIT}`);
+
+    // Assess
+    expect(manifest.includes(needle)).toBe(true);
+    expect(result.content).toBe('ref: main # {"$promotion": "flux-system:apps:prod\\u003aref"}\n');
+  });
+
+  it('counts a suffixed marker already at its part as up to date', () => {
+    // Prepare
+    const text = `branch: main ${suffixed('ref')}\n`;
+
+    // Act
+    const result = editMarkers(text, apps, `main@sha1:${COMMIT}`);
+
+    // Assess
+    expect(result).toEqual({ markers: 1, content: text });
+  });
+});
+
+describe('revisionPart', () => {
+  it.each([
+    ['main@sha1:abc', 'ref', 'main'],
+    ['main@sha1:abc', 'digest', 'sha1:abc'],
+    ['main@sha1:abc', 'hash', 'abc'],
+    ['main@sha1:abc', 'whole', 'main@sha1:abc'],
+    ['feature@x@sha1:abc', 'ref', 'feature@x'],
+    ['refs/pull/7/head@sha1:abc', 'ref', 'refs/pull/7/head'],
+    ['sha256:abc', 'ref', 'sha256:abc'],
+    ['sha256:abc', 'hash', 'sha256:abc'],
+    ['6.5.0', 'digest', '6.5.0'],
+  ] as const)('%s by %s is %s', (revision, part, expected) => {
+    expect(revisionPart(revision, part)).toBe(expected);
   });
 });
 

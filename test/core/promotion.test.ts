@@ -75,6 +75,8 @@ const setUp = (
   };
   const pullRequests: PullRequests = {
     get: async () => 'not-modified',
+    enableAutoMerge: async () => 'unavailable',
+    mergeWhenReady: async () => ({ status: 'pending', reason: 'not under test' }),
     close: async ({ number }, comment) => {
       closed.push({ number, comment });
     },

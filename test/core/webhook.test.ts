@@ -278,7 +278,7 @@ describe('handleWebhookRequest: the answer table of DESIGN.md section 5', () => 
       (event: EventJson) => {
         event.involvedObject.namespace = 'podinfo-prod';
       },
-      /not a target namespace of environment dev/,
+      /is not a target of environment dev \(targets: cluster dev namespace podinfo-dev\)/,
     ],
     [
       'no revision',

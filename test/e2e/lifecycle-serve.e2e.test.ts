@@ -13,6 +13,11 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import {
+  deployStagingFromBothTargets,
+  STAGING_TARGETS,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
 
 /**
  * The promotion lifecycle end to end in `promoter serve` (in process, on port 0): signed Flux
@@ -21,7 +26,8 @@ import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.t
  * The reconcile timer is off (`reconcileIntervalSeconds: 0`): the test runs the sweeps.
  *
  * The steps tell one pipeline's story in order (each starts where the one before ended):
- * dev → staging PR → merged by a person → staging deployed → prod PR → its merge webhook lost
+ * dev → staging PR → merged by a person → staging deployed (both its targets, the default gate
+ * `all`) → prod PR → its merge webhook lost
  * and found by the sweep → prod deployed; then, in staging, a PR closed unmerged, a stale PR, a
  * forged delivery and a duplicated one.
  */
@@ -50,6 +56,7 @@ const release = (namespace: string, environment: string, version: string): strin
 interface PromotionView {
   readonly revision: string;
   readonly state: string;
+  readonly waitingFor: Record<string, unknown> | null;
   readonly from: string;
   readonly pullRequest: {
     readonly number: number;
@@ -65,6 +72,14 @@ interface PromotionView {
 interface EnvironmentView {
   readonly name: string;
   readonly deployed: { readonly revision: string; readonly eventTimestamp: string } | null;
+  readonly targets: readonly {
+    readonly name: string;
+    readonly cluster: string | null;
+    readonly namespace: string;
+    readonly revision: string | null;
+    readonly at: string | null;
+    readonly ok: boolean | null;
+  }[];
   readonly promotion: PromotionView | null;
 }
 
@@ -201,7 +216,7 @@ describe('promoter serve: the promotion lifecycle, GitHub webhooks and the recon
     expect(JSON.parse(ping?.response ?? '{}')).toEqual({ pong: true });
   });
 
-  it('dev → staging PR → merged by a person (webhook) → staging deployed with its lead time, and the prod PR opened', async () => {
+  it('dev → staging PR → merged by a person (webhook) → staging deployed once both targets reported, with its lead time, and the prod PR opened', async () => {
     // Prepare
     devAt = eventTime(5 * 60_000);
     const promoted = await fromDev('6.5.0', devAt);
@@ -213,8 +228,15 @@ describe('promoter serve: the promotion lifecycle, GitHub webhooks and the recon
     const merge = await github.standIn.mergePullRequest(OWNER, 'fleet', pull.number);
     await github.standIn.deliveries.settled();
     const merged = await environment('staging');
+    // Staging's targets report 6.5.0, podinfo-qa first: the gate `all` waits for podinfo-perf.
+    const [firstTarget, lastTarget] = STAGING_TARGETS;
+    const firstTargetAt = eventTime();
+    const firstTargetEvent = await fluxEvent('staging', firstTarget, '6.5.0', firstTargetAt);
+    const halfDeployed = await environment('staging');
+    const prodWhileWaiting = await environment('prod');
+    const prodPullsWhileWaiting = openPulls('fleet-prod');
     stagingAt = eventTime();
-    const deployedEvent = await fluxEvent('staging', 'podinfo-qa', '6.5.0', stagingAt);
+    const deployedEvent = await fluxEvent('staging', lastTarget, '6.5.0', stagingAt);
     const staging = await environment('staging');
     const prod = await environment('prod');
     const figures = await metrics();
@@ -247,12 +269,41 @@ describe('promoter serve: the promotion lifecycle, GitHub webhooks and the recon
       release('podinfo-qa', 'staging', '6.5.0'),
     );
 
+    expect(firstTargetEvent).toEqual({ status: 202, answer: WAITING_FOR_THE_OTHER_STAGING_TARGET });
+    expect(halfDeployed.promotion).toMatchObject({ revision: '6.5.0', state: 'merged' });
+    expect(prodWhileWaiting.promotion).toMatchObject({
+      revision: '6.5.0',
+      state: 'waiting',
+      from: 'staging',
+      waitingFor: { targets: { ready: 1, needed: 2 } },
+      pullRequest: null,
+    });
+    expect(prodPullsWhileWaiting).toEqual([]);
+
     expect(deployedEvent).toMatchObject({
       status: 202,
       answer: { promoted: true, promotion: { from: 'staging', to: 'prod', revision: '6.5.0' } },
     });
     const leadTimeMs = stagingAt.getTime() - devAt.getTime();
     expect(staging.deployed).toMatchObject({ revision: '6.5.0', eventTimestamp: iso(stagingAt) });
+    expect(staging.targets).toEqual([
+      {
+        name: `staging/${firstTarget}`,
+        cluster: 'staging',
+        namespace: firstTarget,
+        revision: '6.5.0',
+        at: iso(firstTargetAt),
+        ok: true,
+      },
+      {
+        name: `staging/${lastTarget}`,
+        cluster: 'staging',
+        namespace: lastTarget,
+        revision: '6.5.0',
+        at: iso(stagingAt),
+        ok: true,
+      },
+    ]);
     expect(staging.promotion).toMatchObject({
       revision: '6.5.0',
       state: 'deployed',
@@ -320,7 +371,7 @@ describe('promoter serve: the promotion lifecycle, GitHub webhooks and the recon
     const figures = await metrics();
 
     // Assess
-    const sweep = { read: 1, notModified: 0, merged: 0, closed: 0, failed: 0 };
+    const sweep = { read: 1, notModified: 0, merged: 0, closed: 0, failed: 0, autoMerged: 0 };
     expect(first).toEqual(sweep);
     expect(unchanged).toEqual({ ...sweep, notModified: 1 });
     expect(unchangedCost).toEqual({ requests: 1, notModified: 1, counted: 0 });
@@ -527,7 +578,9 @@ describe('promoter serve: the promotion lifecycle, GitHub webhooks and the recon
     // Act: merged with the webhook lost; staging deploys 7.1.0 before any sweep.
     await github.standIn.mergePullRequest(OWNER, 'fleet', pull.number);
     await github.standIn.deliveries.settled();
-    await fluxEvent('staging', 'podinfo-qa', '7.1.0', eventTime());
+    await deployStagingFromBothTargets((namespace) =>
+      fluxEvent('staging', namespace, '7.1.0', eventTime()),
+    );
     const deployedFirst = await environment('staging');
     const sweep = await app.reconcile();
     const staging = await environment('staging');

@@ -12,6 +12,11 @@ import {
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
+import {
+  deployStagingFromBothTargets,
+  upgradeSucceededFrom,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
 
 /**
  * `promoter serve` started as a user would (the CLI, files on disk), sent the fixture events
@@ -121,19 +126,24 @@ describe('promoter serve, end to end', () => {
     expect(await response.json()).toEqual({ status: 'ok' });
   });
 
-  it('a Flux-signed UpgradeSucceeded from staging ends in a PR whose branch holds exactly after/', async () => {
-    // Prepare: the fixture event as it comes from the staging cluster, bytes as Flux writes them.
-    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
-      '"namespace":"podinfo-dev"',
-      '"namespace":"podinfo-qa"',
-    );
+  it('Flux-signed UpgradeSucceeded events from both staging targets end in a PR whose branch holds exactly after/', async () => {
+    // Prepare: the fixture event as each staging target (podinfo-qa, podinfo-perf) sends it,
+    // bytes as Flux writes them; the default gate `all` promotes once both reported.
+    const send = async (namespace: string) => {
+      const response = await post(
+        '/promotion/flux-system/podinfo/staging',
+        upgradeSucceededFrom(namespace),
+      );
+      return { status: response.status, answer: (await response.json()) as unknown };
+    };
 
     // Act
-    const response = await post('/promotion/flux-system/podinfo/staging', body);
+    const [waiting, promoting] = await deployStagingFromBothTargets(send);
 
     // Assess
-    expect(response.status).toBe(202);
-    expect(await response.json()).toMatchObject({
+    expect(waiting).toEqual({ status: 202, answer: WAITING_FOR_THE_OTHER_STAGING_TARGET });
+    expect(promoting.status).toBe(202);
+    expect(promoting.answer).toMatchObject({
       promoted: true,
       promotion: { from: 'staging', to: 'prod', revision: '6.5.0' },
     });

@@ -60,11 +60,12 @@ afterAll(async () => {
 
 describe('promoter serve under faults, outages and kill -9 (issue 8)', () => {
   it(
-    'a burst of 100 signed events with faults ends in one exact PR per env, never rolled back',
+    'a burst of 130 signed events with faults ends in one exact PR per env, never rolled back',
     async () => {
-      // Prepare: per pipeline 4 revisions into staging and 3 into prod, each env's newest sent
-      // before the one just older, 2 Flux retries and 1 late older event; every kind of fault
-      // spread over the burst, and a commit on a repository's main during a push.
+      // Prepare: per pipeline 4 revisions into staging and 3 into prod (each reported by both
+      // staging targets, as the gate `all` needs), each target's newest sent before the one just
+      // older, 2 Flux retries and 1 late older event; every kind of fault spread over the burst,
+      // and a commit on a repository's main during a push.
       const deliveries = planRound(world, PIPELINES, {
         round: 0,
         staging: 4,
@@ -89,8 +90,11 @@ describe('promoter serve under faults, outages and kill -9 (issue 8)', () => {
       await waitForDrain(world, answers, serves);
 
       // Assess
-      expect(deliveries).toHaveLength(100);
+      expect(deliveries).toHaveLength(130);
       expect(round.map((answer) => answer.status)).toEqual(deliveries.map(() => 202));
+      // Some 202s promote nothing yet: the gate waits for the other staging target (verifyBurst
+      // checks that no 202 waits for anything else).
+      expect(round.some((answer) => answer.jobId === undefined)).toBe(true);
       expect(world.proxy.pending()).toBe(0);
       expect(Object.values(faultsAnswered(world.proxy)).reduce((a, b) => a + b, 0)).toBe(
         BURST_FAULTS.length,
@@ -141,7 +145,10 @@ describe('promoter serve under faults, outages and kill -9 (issue 8)', () => {
       const retried = world.logs
         .slice(logsBefore)
         .filter((line) => line.message === 'promotion will be retried');
-      expect(retried.some((line) => String(line.reason).includes('503'))).toBe(true);
+      // The outage met the round's work (met > 0). Git reads and GitHub calls retry a 503 in
+      // process first, so whether a job also went back to the queue depends on the timing under
+      // load: when one did, it was for the outage.
+      expect(retried.every((line) => String(line.reason).includes('503'))).toBe(true);
       const report = await verifyBurst(world, serve.url, answers, PIPELINES);
       expect(report.problems).toEqual([]);
       expect(report).toMatchObject({ exact: 20, rolledBack: 0, deadLetters: 0 });
@@ -202,7 +209,10 @@ describe('promoter serve under faults, outages and kill -9 (issue 8)', () => {
       const superseded = world.logs.filter(
         (line) => line.message === 'promotion finished' && line.status === 'superseded',
       );
-      const lateIds = older.map((answer) => answer.jobId);
+      // A late older event's job is superseded; one the targets gate holds (its other target
+      // never reported that revision) is answered waiting and queues nothing.
+      const lateIds = older.flatMap((answer) => (answer.jobId === undefined ? [] : [answer.jobId]));
+      expect(lateIds.length).toBeGreaterThan(0);
       expect(superseded.map((line) => line.jobId)).toEqual(expect.arrayContaining(lateIds));
     },
     TEST_TIMEOUT_MS,

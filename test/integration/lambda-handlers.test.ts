@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
+import { Metric } from '../../functions/core/metric-names.ts';
+import { DEFAULT_METRICS_DETAIL, dimensionSetsOf } from '../../functions/core/metrics-detail.ts';
 import type { PullRequestStrategy } from '../../functions/core/pipeline.ts';
 import { signBody } from '../../functions/core/signature.ts';
 import {
@@ -29,6 +31,11 @@ import {
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 import { fleetTree, podinfoPipeline } from '../support/promotion-harness.ts';
+import {
+  STAGING_TARGETS,
+  upgradeSucceededFrom,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
 
 /**
  * The Lambda handlers called directly with real event shapes (API Gateway HTTP API payload 2.0,
@@ -234,22 +241,27 @@ const runWorker = async (messages: Message[]) => {
 };
 
 describe('webhook and worker Lambda handlers on moto', () => {
-  it('a Flux event through the webhook handler lands on SQS FIFO and the worker turns it into a PR', async () => {
-    // Prepare
-    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
-      '"namespace":"podinfo-dev"',
-      '"namespace":"podinfo-qa"',
-    );
+  it('Flux events through the webhook handler land on SQS FIFO once both staging targets reported, and the worker turns them into a PR', async () => {
+    // Prepare: podinfo-qa reports first; the default gate `all` waits for podinfo-perf.
+    const [firstTarget, lastTarget] = STAGING_TARGETS;
+    const signed = (body: string) =>
+      apiEvent('/promotion/flux-system/podinfo/staging', body, {
+        'X-Signature': signBody(body, FIXTURE_HMAC_KEY),
+      });
+    const waiting = await webhook.handler(signed(upgradeSucceededFrom(firstTarget)));
+    const queuedWhileWaiting = await receive();
+    const body = upgradeSucceededFrom(lastTarget);
     const stdout = vi.spyOn(process.stdout, 'write');
 
     // Act: webhook (base64 body, mixed-case signature header as API Gateway passes it through)
-    const answer = await webhook.handler(
-      apiEvent('/promotion/flux-system/podinfo/staging', body, {
-        'X-Signature': signBody(body, FIXTURE_HMAC_KEY),
-      }),
-    );
+    const answer = await webhook.handler(signed(body));
 
     // Assess
+    expect([waiting.statusCode, JSON.parse(waiting.body as string)]).toEqual([
+      202,
+      WAITING_FOR_THE_OTHER_STAGING_TARGET,
+    ]);
+    expect(queuedWhileWaiting).toEqual([]);
     expect(answer.statusCode).toBe(202);
     expect(JSON.parse(answer.body as string)).toMatchObject({
       promoted: true,
@@ -260,15 +272,25 @@ describe('webhook and worker Lambda handlers on moto', () => {
       .filter((line) => line.includes('"CloudWatchMetrics"'))
       .map((line) => JSON.parse(line) as EmfDocument);
     stdout.mockRestore();
-    // EMF as CloudWatch reads it: exactly the dimensions of DESIGN.md section 9.
+    // EMF as CloudWatch reads it: exactly the dimension sets of DESIGN.md section 9 at the
+    // default detail (core/metrics-detail.ts); the other facts are properties of the point.
+    const facts = {
+      Pipeline: 'flux-system/podinfo',
+      Application: 'podinfo',
+      Environment: 'staging',
+    };
+    const [deploymentDimensions = []] = dimensionSetsOf(Metric.Deployments, DEFAULT_METRICS_DETAIL);
     expect(emf.map(metricAndDimensions)).toEqual([
       {
         metric: 'Deployments',
-        dimensions: ['Pipeline', 'Application', 'Environment'],
-        values: { Pipeline: 'flux-system/podinfo', Application: 'podinfo', Environment: 'staging' },
+        dimensions: [...deploymentDimensions],
+        values: Object.fromEntries(
+          deploymentDimensions.map((name) => [name, (facts as Record<string, string>)[name]]),
+        ),
       },
       { metric: 'WebhookRequests', dimensions: ['Outcome'], values: { Outcome: 'accepted' } },
     ]);
+    expect(emf[0]).toMatchObject({ ...facts, revision: '6.5.0' });
     const messages = await receive();
     expect(messages).toHaveLength(1);
     expect(messages[0]?.Attributes?.MessageGroupId).toBe('flux-system/podinfo/prod');

@@ -31,6 +31,10 @@ import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
 import { signatureOf } from '../support/github-stand-in.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 import { podinfoPipeline } from '../support/promotion-harness.ts';
+import {
+  STAGING_TARGETS,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
 
 /**
  * The promotion lifecycle through the Lambda handlers on moto (SQS FIFO, DynamoDB, Secrets
@@ -315,7 +319,7 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
     expect(JSON.parse(ping?.response ?? '{}')).toEqual({ pong: true });
   });
 
-  it('dev event → SQS → worker → staging PR; merged → webhook → merged in DynamoDB; the staging event → deployed with its lead time; the prod PR opened', async () => {
+  it('dev event → SQS → worker → staging PR; merged → webhook → merged in DynamoDB; the events of both staging targets → deployed with its lead time; the prod PR opened', async () => {
     // Prepare
     devAt = eventTime(5 * 60_000);
     const promoted = await fluxEvent('dev', 'podinfo-dev', '6.5.0', devAt);
@@ -329,8 +333,14 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
     const merge = await github.standIn.mergePullRequest(OWNER, 'fleet', pull.number);
     await github.standIn.deliveries.settled();
     const merged = await state.getPromotion(REF, 'staging');
+    // Staging's targets report 6.5.0, podinfo-qa first: the gate `all` waits for podinfo-perf.
+    const [firstTarget, lastTarget] = STAGING_TARGETS;
+    const firstTargetEvent = await fluxEvent('staging', firstTarget, '6.5.0', eventTime());
+    const halfDeployed = await state.getPromotion(REF, 'staging');
+    const prodWhileWaiting = await state.getPromotion(REF, 'prod');
+    const queuedWhileWaiting = await receive();
     stagingAt = eventTime();
-    const deployedEvent = await fluxEvent('staging', 'podinfo-qa', '6.5.0', stagingAt);
+    const deployedEvent = await fluxEvent('staging', lastTarget, '6.5.0', stagingAt);
     const lines = emf.stop();
     const staging = await state.getPromotion(REF, 'staging');
     const toProd = await runQueuedJobs();
@@ -366,6 +376,19 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
       timeline: { mergedAt },
     });
     expect(merge.sha).toBe(await github.branchHead(OWNER, 'fleet', 'main'));
+
+    expect(firstTargetEvent).toEqual({ status: 202, answer: WAITING_FOR_THE_OTHER_STAGING_TARGET });
+    expect(halfDeployed).toMatchObject({ revision: '6.5.0', state: 'merged' });
+    expect(prodWhileWaiting).toMatchObject({
+      revision: '6.5.0',
+      state: 'waiting',
+      from: 'staging',
+      waitingFor: { targets: { ready: 1, needed: 2 } },
+    });
+    expect(queuedWhileWaiting).toEqual([]);
+    expect(metricNamed(lines, 'PromotionsWaiting')).toEqual([
+      expect.objectContaining({ PromotionsWaiting: 1, Environment: 'prod', Gate: 'targets' }),
+    ]);
 
     expect(deployedEvent).toMatchObject({
       status: 202,
@@ -425,7 +448,17 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
     const prod = await state.getPromotion(REF, 'prod');
 
     // Assess
-    const sweep = { read: 1, notModified: 0, merged: 0, closed: 0, failed: 0 };
+    // Nothing is held at a gate here: the sweep's look at the gates finds nothing to release.
+    const gates = { reviewed: 0, released: 0, failed: 0 };
+    const sweep = {
+      read: 1,
+      notModified: 0,
+      merged: 0,
+      closed: 0,
+      failed: 0,
+      autoMerged: 0,
+      gates,
+    };
     expect(first).toEqual(sweep);
     expect(unchanged).toEqual({ ...sweep, notModified: 1 });
     expect(unchangedCost).toEqual({ requests: 1, notModified: 1, counted: 0 });

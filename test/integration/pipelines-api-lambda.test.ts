@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type {
   APIGatewayProxyEventV2WithIAMAuthorizer,
   APIGatewayProxyStructuredResultV2,
@@ -9,7 +10,7 @@ import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-p
 import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
 import { ENV } from '../../functions/config.ts';
 import { MAX_SYNC_BODY_BYTES } from '../../functions/core/pipelines-api.ts';
-import { createTestTable } from '../support/aws-test-resources.ts';
+import { createFifoQueue, createTestTable } from '../support/aws-test-resources.ts';
 import { readFixture } from '../support/fixtures.ts';
 import {
   BILLION_LAUGHS,
@@ -124,9 +125,10 @@ const json = (result: APIGatewayProxyStructuredResultV2): Record<string, unknown
   JSON.parse(result.body ?? '') as Record<string, unknown>;
 
 /** Imports the handler module afresh with the function's environment (it wires at import). */
-const loadHandler = async (tableName: string): Promise<Handler> => {
+const loadHandler = async (tableName: string, queueUrl: string): Promise<Handler> => {
   vi.resetModules();
   vi.stubEnv(ENV.tableName, tableName);
+  vi.stubEnv(ENV.queueUrl, queueUrl);
   vi.stubEnv(ENV.awsEndpoint, inject('motoEndpoint'));
   vi.stubEnv('AWS_REGION', 'us-east-1');
   vi.stubEnv('AWS_ACCESS_KEY_ID', 'testing');
@@ -138,17 +140,155 @@ const loadHandler = async (tableName: string): Promise<Handler> => {
 
 describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
   let client: DynamoDBClient;
+  let sqs: SQSClient;
   let tableName: string;
+  let queueUrl: string;
   let handler: Handler;
 
   beforeAll(async () => {
     client = new DynamoDBClient(awsClientConfig(inject('motoEndpoint')));
+    sqs = new SQSClient(awsClientConfig(inject('motoEndpoint')));
     tableName = await createTestTable(client, 'pipelines-api');
-    handler = await loadHandler(tableName);
+    queueUrl = await createFifoQueue(sqs, { namePrefix: 'approvals' });
+    handler = await loadHandler(tableName, queueUrl);
   });
   afterAll(() => {
     vi.unstubAllEnvs();
     client.destroy();
+    sqs.destroy();
+  });
+
+  it('POST .../environments/prod/approval approves the waiting revision as the IAM caller and enqueues its job; a stale revision is a 422', async () => {
+    // Prepare: a manual prod, waiting for approval at 6.5.0.
+    const manual = readFixture('pipelines/podinfo.yaml')
+      .replace('metadata:\n  name: podinfo', 'metadata:\n  name: gated')
+      .replace(
+        '      promotion:\n        strategy:',
+        '      promotion:\n        manual: true\n        strategy:',
+      );
+    await handler(apiEvent('PUT', '/pipelines', { body: manual }));
+    const state = new DynamoDbPromotionStateStore(createDocumentClient(client), tableName);
+    const ref = { namespace: 'flux-system', name: 'gated' };
+    const job = {
+      version: 1 as const,
+      id: 'job-gated-6.5.0',
+      pipeline: ref,
+      from: 'staging',
+      to: 'prod',
+      revision: '6.5.0',
+      event: {
+        timestamp: '2026-11-20T16:01:01Z',
+        reason: 'UpgradeSucceeded',
+        message: 'Helm upgrade succeeded',
+        involvedObject: {
+          kind: 'HelmRelease',
+          namespace: 'podinfo-qa',
+          name: 'podinfo',
+          apiVersion: 'helm.toolkit.fluxcd.io/v2',
+        },
+      },
+      receivedAt: '2026-11-20T16:01:02.000Z',
+    };
+    for (const namespace of ['podinfo-qa', 'podinfo-perf']) {
+      await state.recordDeployment({
+        pipeline: ref,
+        environment: 'staging',
+        target: `staging/${namespace}`,
+        revision: '6.5.0',
+        eventTimestamp: '2026-11-20T16:01:01Z',
+        recordedAt: '2026-11-20T16:01:02.000Z',
+      });
+    }
+    await state.putPromotion({
+      pipeline: ref,
+      environment: 'prod',
+      revision: '6.5.0',
+      state: 'awaiting-approval',
+      jobId: job.id,
+      from: 'staging',
+      eventTimestamp: '2026-11-20T16:01:01.000Z',
+      updatedAt: '2026-11-20T16:01:02.000Z',
+      timeline: { approvalRequestedAt: '2026-11-20T16:01:02.000Z' },
+      job,
+    });
+    const path = '/pipelines/flux-system/gated/environments/prod/approval';
+    const post = (body: string) =>
+      apiEvent('POST', path, { body, contentType: 'application/json' });
+
+    // Act
+    const stale = await handler(post('{"revision":"6.4.9"}'));
+    const approved = await handler(post('{"revision":"6.5.0"}'));
+    const messages = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }),
+    );
+    const record = await state.getPromotion(ref, 'prod');
+
+    // Assess
+    expect(stale.statusCode).toBe(422);
+    expect(json(stale).error).toBe(
+      'the promotion of flux-system/gated into prod waits for approval at 6.5.0, not 6.4.9: a newer revision replaced it',
+    );
+    expect(approved.statusCode).toBe(202);
+    expect(json(approved)).toMatchObject({
+      approved: {
+        revision: '6.5.0',
+        approvedBy: 'arn:aws:sts::123456789012:assumed-role/pipeline-promoter-sync/promoter-sync',
+      },
+      promoted: true,
+    });
+    expect(messages.Messages?.map((message) => JSON.parse(message.Body ?? '').id)).toEqual([
+      job.id,
+    ]);
+    expect(record).toMatchObject({
+      state: 'queued',
+      approvedBy: 'arn:aws:sts::123456789012:assumed-role/pipeline-promoter-sync/promoter-sync',
+    });
+  });
+
+  it('POST /freeze stores a freeze by the IAM caller, GET /freezes lists it, POST /unfreeze ends it', async () => {
+    // Prepare
+    const freeze = apiEvent('POST', '/freeze', {
+      body: '{"environment":"prod","reason":"incident INC-9"}',
+      contentType: 'application/json',
+    });
+    const noReason = apiEvent('POST', '/freeze', {
+      body: '{"environment":"prod"}',
+      contentType: 'application/json',
+    });
+
+    // Act
+    const refused = await handler(noReason);
+    const frozen = await handler(freeze);
+    const listed = await handler(apiEvent('GET', '/freezes'));
+    const unfrozen = await handler(
+      apiEvent('POST', '/unfreeze', {
+        body: '{"environment":"prod"}',
+        contentType: 'application/json',
+      }),
+    );
+    const again = await handler(
+      apiEvent('POST', '/unfreeze', {
+        body: '{"environment":"prod"}',
+        contentType: 'application/json',
+      }),
+    );
+
+    // Assess
+    expect(refused.statusCode).toBe(400);
+    expect(json(refused).error).toMatch(/^invalid body: reason: expected a reason/);
+    expect(frozen.statusCode).toBe(201);
+    expect(json(listed)).toEqual({
+      freezes: [
+        {
+          environment: 'prod',
+          reason: 'incident INC-9',
+          by: 'arn:aws:sts::123456789012:assumed-role/pipeline-promoter-sync/promoter-sync',
+          at: expect.any(String),
+        },
+      ],
+    });
+    expect(unfrozen.statusCode).toBe(200);
+    expect(again.statusCode).toBe(404);
   });
 
   it('PUT /pipelines stores the valid pipelines and lists the invalid one; again: unchanged', async () => {
@@ -264,8 +404,9 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
     // Assess
     expect(result.statusCode).toBe(200);
     expect(json(result)).toMatchObject({
-      counts: { deleted: 2, invalid: 0 },
-      deleted: ['flux-system/apps', 'shopping/search'],
+      // flux-system/gated: the approval test's pipeline.
+      counts: { deleted: 3, invalid: 0 },
+      deleted: ['flux-system/apps', 'flux-system/gated', 'shopping/search'],
       prune: { requested: true, performed: true },
     });
     expect(search.statusCode).toBe(404);
@@ -313,7 +454,7 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
       413,
       /body over/,
     ],
-    ['GET /pipelines', apiEvent('GET', '/pipelines'), 405, /use PUT/],
+    ['DELETE /pipelines', apiEvent('DELETE', '/pipelines'), 405, /use GET or PUT/],
     [
       'DELETE /pipelines/{ns}/{name}',
       apiEvent('DELETE', '/pipelines/flux-system/podinfo'),
@@ -334,18 +475,18 @@ describe('pipelines API Lambda handler (HTTP API payload 2.0, moto)', () => {
 
   it('405 answers name the allowed method', async () => {
     // Prepare
-    const event = apiEvent('GET', '/pipelines');
+    const event = apiEvent('DELETE', '/pipelines');
 
     // Act
     const result = await handler(event);
 
     // Assess
-    expect(result.headers).toMatchObject({ allow: 'PUT' });
+    expect(result.headers).toMatchObject({ allow: 'GET, PUT' });
   });
 
   it('the table unavailable: 503, retry later', async () => {
     // Prepare
-    const broken = await loadHandler(`missing-${randomUUID()}`);
+    const broken = await loadHandler(`missing-${randomUUID()}`, queueUrl);
 
     // Act
     const result = await broken(apiEvent('PUT', '/pipelines', { body: ALL }));

@@ -11,7 +11,7 @@ import {
 } from '../support/promotion-harness.ts';
 
 /**
- * The pull-request promotion end to end on its real adapters: isomorphic-git over smart HTTP to
+ * The pull-request promotion end to end on its real adapters: the git adapter over smart HTTP to
  * `git http-backend`, Octokit to the GitHub stand-in, with the faults of issue 3.
  */
 const OWNER = 'example-org';

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IsomorphicGitConfigRepository } from '../../functions/adapters/isomorphic-git-config-repository.ts';
+import type { SmartHttpConfigRepository } from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
 import type { PromotionBranchRequest } from '../../functions/core/ports.ts';
 import { editMarkers, isPromotableFile, needle } from '../../functions/core/promotion-markers.ts';
@@ -93,7 +93,7 @@ const promotion = (name: string): PromotionBranchRequest => ({
 describe('serve parses packs off its event loop', () => {
   it('answers /healthz while a large pack is parsed in the worker thread', async () => {
     // Prepare: a first promotion starts the parsing thread.
-    const repository = app.promotion.repository as IsomorphicGitConfigRepository;
+    const repository = app.promotion.repository as SmartHttpConfigRepository;
     const parser = repository.packParser;
     await repository.preparePromotionBranch(promotion('fleet/warm-up'));
     let settled = false;

@@ -11,13 +11,19 @@ import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
-import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import { FIXTURE_HMAC_KEY, readFixture } from '../support/fixtures.ts';
 import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
+import {
+  deployStagingFromBothTargets,
+  STAGING_TARGETS,
+  upgradeSucceededFrom,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
 
 /**
- * The status of a pipeline after an end-to-end promotion in `serve`: a signed Flux event from
- * staging, the in-process worker promoting into prod on git http-backend and the GitHub stand-in,
+ * The status of a pipeline after an end-to-end promotion in `serve`: signed Flux events from
+ * both staging targets, the in-process worker promoting into prod on git http-backend and the GitHub stand-in,
  * then `GET /pipelines/{ns}/{name}` and `promoter status` showing the deployment and the PR.
  */
 const OWNER = 'example-org';
@@ -75,50 +81,101 @@ const promoterStatus = (args: string[]): Promise<PromoterRun> =>
 describe('serve: pipeline status after an end-to-end promotion', () => {
   it('GET /pipelines/flux-system/podinfo shows the staging deployment and the prod PR; promoter status prints it', async () => {
     // Prepare
-    const body = freshEvent('helmrelease-upgrade-succeeded.json').replace(
-      '"namespace":"podinfo-dev"',
-      '"namespace":"podinfo-qa"',
-    );
     const before = await fetch(`${url}/pipelines/flux-system/podinfo`);
     const beforeStatus = (await before.json()) as { environments: unknown[] };
 
-    // Act
-    const delivery = await fetch(`${url}/promotion/flux-system/podinfo/staging`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-signature': signBody(body, FIXTURE_HMAC_KEY),
-      },
-      body,
+    // Act: both staging targets report 6.5.0 (the default gate `all` waits for both).
+    const reportedAt = new Map<string, string>();
+    const deliveries = await deployStagingFromBothTargets(async (namespace) => {
+      const at = new Date(Math.floor(Date.now() / 1000) * 1000);
+      reportedAt.set(namespace, at.toISOString());
+      const body = upgradeSucceededFrom(namespace, { at });
+      const delivery = await fetch(`${url}/promotion/flux-system/podinfo/staging`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-signature': signBody(body, FIXTURE_HMAC_KEY),
+        },
+        body,
+      });
+      return { status: delivery.status, answer: (await delivery.json()) as unknown };
     });
-    const accepted = (await delivery.json()) as { promoted: boolean };
     await app.queue.drain();
     const response = await fetch(`${url}/pipelines/flux-system/podinfo`);
     const status = (await response.json()) as Record<string, unknown>;
     const printed = await promoterStatus(['flux-system/podinfo', '--api', url]);
 
     // Assess
+    const unreported = (cluster: string, namespace: string) => ({
+      name: `${cluster}/${namespace}`,
+      cluster,
+      namespace,
+      revision: null,
+      at: null,
+      ok: null,
+    });
     expect(beforeStatus.environments).toEqual([
-      { name: 'dev', deployed: null, promotion: null },
-      { name: 'staging', deployed: null, promotion: null },
-      { name: 'prod', deployed: null, promotion: null },
+      {
+        name: 'dev',
+        deployed: null,
+        targets: [unreported('dev', 'podinfo-dev')],
+        promotion: null,
+      },
+      {
+        name: 'staging',
+        deployed: null,
+        targets: STAGING_TARGETS.map((namespace) => unreported('staging', namespace)),
+        promotion: null,
+      },
+      {
+        name: 'prod',
+        deployed: null,
+        targets: [unreported('prod', 'podinfo-prod')],
+        promotion: null,
+      },
     ]);
-    expect(delivery.status).toBe(202);
-    expect(accepted.promoted).toBe(true);
+    expect(deliveries).toEqual([
+      { status: 202, answer: WAITING_FOR_THE_OTHER_STAGING_TARGET },
+      {
+        status: 202,
+        answer: expect.objectContaining({
+          promoted: true,
+          promotion: expect.objectContaining({ from: 'staging', to: 'prod', revision: '6.5.0' }),
+        }),
+      },
+    ]);
     const [pull] = github.standIn.pullRequests(OWNER, 'fleet-prod');
     const prUrl = `${github.url}/${OWNER}/fleet-prod/pull/${pull?.number}`;
     expect(response.status).toBe(200);
     expect(status).toMatchObject({
       pipeline: 'flux-system/podinfo',
       environments: [
-        { name: 'dev', deployed: null, promotion: null },
-        { name: 'staging', deployed: { revision: '6.5.0' }, promotion: null },
+        {
+          name: 'dev',
+          deployed: null,
+          targets: [unreported('dev', 'podinfo-dev')],
+          promotion: null,
+        },
+        {
+          name: 'staging',
+          deployed: { revision: '6.5.0' },
+          targets: STAGING_TARGETS.map((namespace) => ({
+            ...unreported('staging', namespace),
+            revision: '6.5.0',
+            at: reportedAt.get(namespace),
+            ok: true,
+          })),
+          promotion: null,
+        },
         {
           name: 'prod',
           deployed: null,
+          targets: [unreported('prod', 'podinfo-prod')],
           promotion: {
             revision: '6.5.0',
             state: 'opened',
+            waitingFor: null,
+            approval: null,
             from: 'staging',
             pullRequest: { number: pull?.number, url: prUrl },
             failure: null,

@@ -6,12 +6,8 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/config.ts';
 import { GITHUB_WEBHOOK_PATH } from '../../functions/core/github-webhook.ts';
-import { METRICS_NAMESPACE, Metric } from '../../functions/core/metric-names.ts';
+import { METRICS_NAMESPACE } from '../../functions/core/metric-names.ts';
 import { ROUTES } from '../../lib/constructs/promoter-api.ts';
-import {
-  changeFailureRateExpression,
-  searchExpression,
-} from '../../lib/constructs/promoter-dashboard.ts';
 import { SERVICE_NAMES } from '../../lib/constructs/promoter-functions.ts';
 import {
   PipelinePromoterStack,
@@ -268,11 +264,18 @@ describe('least privilege', () => {
 
     // Assess: exactly the commands each function's stores send (GetItem, PutItem, Query, Scan,
     // DeleteItem), and no UpdateItem, which nothing sends. The webhook deletes an environment's
-    // incident when it deploys again; the sweep lists pipelines and their promotions.
+    // incident when it deploys again and reads the targets' reports and the freezes (Query);
+    // the sweep lists pipelines and their promotions. An approval, an unfreeze and a gate whose
+    // time came enqueue the promotion's job.
     expect(webhookSqs).toEqual(['sqs:SendMessage']);
-    expect(pipelinesSqs).toEqual([]);
-    expect(reconcileSqs).toEqual([]);
-    expect(webhookDynamo).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(pipelinesSqs).toEqual(['sqs:SendMessage']);
+    expect(reconcileSqs).toEqual(['sqs:SendMessage']);
+    expect(webhookDynamo).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+    ]);
     expect(workerDynamo).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
     expect(reconcileDynamo).toEqual([
       'dynamodb:GetItem',
@@ -346,11 +349,12 @@ describe('the functions', () => {
     // Assess
     expect(services.sort()).toEqual(Object.values(SERVICE_NAMES).sort());
     for (const fn of Object.values(functions)) {
+      // X-Ray is off by default (`tracing`): Lambda's fixed sampling would trace nearly all.
+      expect(fn.Properties.TracingConfig).toBeUndefined();
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
-        TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/LogGroup/) } },
         Environment: {
           Variables: expect.objectContaining({
@@ -409,10 +413,17 @@ describe('the HTTP API', () => {
     // Assess
     expect(authorisation).toEqual({
       'POST /promotion/{ns}/{name}/{env}': 'NONE',
+      // Weave's approval, signed with the pipeline's HMAC key (checked by the function).
+      'POST /approval/{ns}/{name}/{env}/{revision}': 'NONE',
       'POST /webhooks/github': 'NONE',
       $default: 'NONE',
+      'GET /pipelines': 'AWS_IAM',
       'PUT /pipelines': 'AWS_IAM',
       'GET /pipelines/{ns}/{name}': 'AWS_IAM',
+      'POST /pipelines/{ns}/{name}/environments/{env}/approval': 'AWS_IAM',
+      'POST /freeze': 'AWS_IAM',
+      'POST /unfreeze': 'AWS_IAM',
+      'GET /freezes': 'AWS_IAM',
     });
     template.allResourcesProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
@@ -447,51 +458,6 @@ describe('the HTTP API', () => {
 });
 
 describe('monitoring', () => {
-  it('has a dashboard that searches every metric the functions emit', () => {
-    // Prepare
-    const [, dashboard] = only(
-      template.findResources('AWS::CloudWatch::Dashboard') as Record<string, Resource>,
-    );
-    const body = dashboard.Properties.DashboardBody as string | { 'Fn::Join': [string, unknown[]] };
-    const text =
-      typeof body === 'string'
-        ? body
-        : body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'TOKEN')).join('');
-
-    // Act
-    const widgets = (JSON.parse(text) as { widgets: { properties: { metrics?: unknown[][] } }[] })
-      .widgets;
-    const rows = widgets.flatMap((widget) => widget.properties.metrics ?? []);
-    const expressions = rows
-      .flat()
-      .filter((cell): cell is { expression: string } => typeof cell === 'object' && cell !== null)
-      .map((cell) => cell.expression)
-      .filter((expression) => expression !== undefined);
-    const awsMetricNames = rows.flat().filter((cell) => typeof cell === 'string');
-
-    // Assess
-    for (const name of Object.values(Metric)) {
-      expect(expressions.some((e) => e.includes(`MetricName="${name}"`))).toBe(true);
-    }
-    for (const expression of expressions) {
-      expect(expression).toContain(`SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="`);
-    }
-    for (const statistic of ['p50', 'p90', 'p99']) {
-      expect(expressions).toContain(
-        `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${Metric.PromotionLatency}"', '${statistic}', 300)`,
-      );
-    }
-    for (const awsMetric of [
-      'ApproximateAgeOfOldestMessage',
-      'ApproximateNumberOfMessagesVisible',
-      'Errors',
-      'Duration',
-      'Count',
-    ]) {
-      expect(awsMetricNames).toContain(awsMetric);
-    }
-  });
-
   it('alarms on DLQ depth, worker errors, the oldest job and dead letters, to the e-mail topic', () => {
     // Prepare
     const alarms = template.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
@@ -528,31 +494,6 @@ describe('monitoring', () => {
         ]),
       },
     });
-  });
-});
-
-describe('the dead-letter alarm', () => {
-  it('sums PromotionsDeadLettered over every dimension set with a Metrics Insights query', () => {
-    // Prepare
-    const query = `SELECT SUM(${Metric.PromotionsDeadLettered}) FROM ${METRICS_NAMESPACE}`;
-
-    // Act
-    const [, alarm] = only(
-      template.findResources('AWS::CloudWatch::Alarm', {
-        Properties: { Metrics: Match.arrayWith([Match.objectLike({ Expression: query })]) },
-      }) as Record<string, Resource>,
-    );
-
-    // Assess
-    expect(alarm.Properties).toMatchObject({
-      ComparisonOperator: 'GreaterThanThreshold',
-      Threshold: 0,
-      EvaluationPeriods: 1,
-      TreatMissingData: 'notBreaching',
-      Metrics: [{ Expression: query, Period: 300, ReturnData: true }],
-    });
-    expect(alarm.Properties.AlarmDescription).toContain('promoter dead-letters retry --all');
-    expect(stack.alarms.alarms).toContain(stack.alarms.promotionsDeadLettered);
   });
 });
 
@@ -747,85 +688,6 @@ describe('the GitHub webhook', () => {
   });
 });
 
-describe('the lifecycle and DORA rows of the dashboard', () => {
-  type Widget = {
-    properties: { title?: string; metrics?: unknown[][]; period?: number; start?: string };
-  };
-  const widgets = (): Widget[] => {
-    const [, dashboard] = only(
-      template.findResources('AWS::CloudWatch::Dashboard') as Record<string, Resource>,
-    );
-    const body = dashboard.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
-    const text = body['Fn::Join'][1]
-      .map((part) => (typeof part === 'string' ? part : 'TOKEN'))
-      .join('');
-    return (JSON.parse(text) as { widgets: Widget[] }).widgets;
-  };
-  const expressionsOf = (widget: Widget | undefined): string[] =>
-    (widget?.properties.metrics ?? [])
-      .flat()
-      .filter((cell): cell is { expression: string } => typeof cell === 'object' && cell !== null)
-      .map((cell) => cell.expression);
-  const titled = (all: Widget[], prefix: string): Widget | undefined =>
-    all.find((widget) => widget.properties.title?.startsWith(prefix));
-
-  it('shows p50 and p90 of each lifecycle time per application, and the GitHub deliveries', () => {
-    // Prepare
-    const all = widgets();
-
-    // Act
-    const leadTime = expressionsOf(titled(all, 'Promotion lead time'));
-    const mergeTime = expressionsOf(titled(all, 'Pull request merge time'));
-    const mergeToDeploy = expressionsOf(titled(all, 'Merge to deploy'));
-    const github = expressionsOf(titled(all, 'GitHub webhook requests'));
-
-    // Assess
-    for (const [expressions, metric] of [
-      [leadTime, Metric.PromotionLeadTime],
-      [mergeTime, Metric.PullRequestMergeTime],
-      [mergeToDeploy, Metric.MergeToDeployTime],
-    ] as const) {
-      expect(expressions).toEqual([
-        searchExpression(metric, 'p50'),
-        searchExpression(metric, 'p90'),
-      ]);
-    }
-    expect(github).toEqual([
-      searchExpression(Metric.GitHubWebhookRequests, 'Sum'),
-      `SUM(${searchExpression(Metric.StalePullRequestsClosed, 'Sum')})`,
-    ]);
-  });
-
-  it('shows deployment frequency, lead time, change failure rate and time to restore by day', () => {
-    // Prepare
-    const all = widgets();
-    const day = 86_400;
-
-    // Act
-    const dora = all.filter((widget) => widget.properties.title?.startsWith('DORA:'));
-    const frequency = expressionsOf(titled(dora, 'DORA: deployment frequency'));
-    const leadTime = expressionsOf(titled(dora, 'DORA: lead time'));
-    const failureRate = expressionsOf(titled(dora, 'DORA: change failure rate'));
-    const restore = expressionsOf(titled(dora, 'DORA: time to restore'));
-
-    // Assess
-    expect(dora).toHaveLength(4);
-    for (const widget of dora) {
-      expect(widget.properties).toMatchObject({ period: day, start: '-P30D' });
-    }
-    expect(frequency).toEqual([
-      `SUM(${searchExpression(Metric.Deployments, 'Sum', day)})`,
-      searchExpression(Metric.Deployments, 'Sum', day),
-    ]);
-    expect(leadTime).toEqual([searchExpression(Metric.ReleaseLeadTime, 'p50', day)]);
-    expect(restore).toEqual([searchExpression(Metric.TimeToRestore, 'p50', day)]);
-    const failures = `FILL(SUM(${searchExpression(Metric.DeploymentFailures, 'Sum', day)}), 0)`;
-    const deployments = `FILL(SUM(${searchExpression(Metric.Deployments, 'Sum', day)}), 0)`;
-    expect(failureRate[0]).toBe(changeFailureRateExpression());
-    expect(failureRate[0]).toBe(`100 * ${failures} / (${deployments} + ${failures})`);
-  });
-});
-
 describe('cdk-nag', () => {
   it('finds nothing unacknowledged in the AWS Solutions and Serverless packs', () => {
     // Prepare: the reports of beforeAll (cdk-nag v3 packs are validation plugins).
@@ -896,7 +758,7 @@ describe('settings', () => {
       new PipelinePromoterStack(app, 'Other', {
         removalPolicy: RemovalPolicy.DESTROY,
         workerTimeoutSeconds: 300,
-        tracing: false,
+        tracing: true,
         secretPrefix: 'promoter/',
       }),
     );
@@ -919,7 +781,7 @@ describe('settings', () => {
       },
     });
     for (const fn of Object.values(other.findResources('AWS::Lambda::Function'))) {
-      expect((fn as Resource).Properties.TracingConfig).toBeUndefined();
+      expect((fn as Resource).Properties.TracingConfig).toEqual({ Mode: 'Active' });
     }
   });
 });

@@ -10,6 +10,9 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, inject } from 'vitest';
 import {
   createDocumentClient,
+  PARTITION_KEY,
+  SORT_KEY,
+  type TableKey,
   TTL_ATTRIBUTE,
   tableDefinition,
 } from '../../functions/adapters/dynamodb-table.ts';
@@ -67,6 +70,12 @@ export const createTestTable = async (
   );
   return tableName;
 };
+
+/** A table key as the low-level client's GetItem takes it, to read an item as it is stored. */
+export const attributeKey = (key: TableKey) => ({
+  [PARTITION_KEY]: { S: key[PARTITION_KEY] },
+  [SORT_KEY]: { S: key[SORT_KEY] },
+});
 
 export interface FifoQueueOptions {
   /** @default 'promotions' */

@@ -18,6 +18,7 @@ import {
 import { readFixture } from './fixtures.ts';
 import { runPromoter } from './promoter-cli.ts';
 import { fleetTree } from './promotion-harness.ts';
+import { STAGING_TARGETS } from './staging-targets.ts';
 
 /**
  * The burst of issue 8 against real components, shared by test/integration/durability.test.ts
@@ -26,9 +27,12 @@ import { fleetTree } from './promotion-harness.ts';
  * through (the pipelines' repository URLs name the proxy); copies of the podinfo fixture
  * pipeline, each with its own two repositories (the fleet fixture, markers renamed) and its own
  * tokens; signed Flux events with increasing revisions, some delivered out of order, some twice
- * (Flux's retries), some late and older.
+ * (Flux's retries), some late and older. Staging has two targets (the fixture's podinfo-qa and
+ * podinfo-perf): each revision promoted into prod is reported by both, since the default gate
+ * `all` promotes only once every target of staging reported it.
  *
- * `verifyBurst` checks what the contract promises: every job answered 202 ends; one open PR per
+ * `verifyBurst` checks what the contract promises: every 202 either promotes the event's revision
+ * or waits for the source env's other targets; every job answered 202 ends; one open PR per
  * (pipeline, env) whose title and branch hold the newest accepted revision, the branch one commit
  * on the base head; the branch's reflog (enabled in every repository) never goes back to an
  * older revision; the status API shows each env terminal at that revision.
@@ -42,14 +46,14 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 interface Hop {
   readonly from: 'dev' | 'staging';
   readonly to: 'staging' | 'prod';
-  /** The involvedObject namespace of the source env's target. */
-  readonly sourceNamespace: string;
+  /** The involvedObject namespaces of the source env's targets: each reports every revision. */
+  readonly sourceNamespaces: readonly string[];
   readonly repoSuffix: string;
 }
 
 const HOPS: readonly Hop[] = [
-  { from: 'dev', to: 'staging', sourceNamespace: 'podinfo-dev', repoSuffix: '-fleet' },
-  { from: 'staging', to: 'prod', sourceNamespace: 'podinfo-qa', repoSuffix: '-fleet-prod' },
+  { from: 'dev', to: 'staging', sourceNamespaces: ['podinfo-dev'], repoSuffix: '-fleet' },
+  { from: 'staging', to: 'prod', sourceNamespaces: STAGING_TARGETS, repoSuffix: '-fleet-prod' },
 ];
 
 /** One (pipeline, target env): where its promotions land. */
@@ -303,6 +307,8 @@ export const waitFor = async <T>(
 
 export interface Delivery {
   readonly target: Target;
+  /** The source env's target that reports it (its involvedObject namespace). */
+  readonly sourceNamespace: string;
   readonly revision: string;
   /** The event's timestamp (RFC 3339, whole seconds, as Flux writes it). */
   readonly timestamp: string;
@@ -315,7 +321,10 @@ export interface Delivery {
 export interface RoundPlan {
   /** Revisions of round r are `7.r.k`, its event times after those of every earlier round. */
   readonly round: number;
-  /** Per pipeline: events promoting into staging (from dev) and into prod (from staging). */
+  /**
+   * Per pipeline: revisions promoted into staging (one event each, from dev) and into prod (one
+   * event from each staging target).
+   */
   readonly staging: number;
   readonly prod: number;
   /** Per pipeline: events delivered a second time, later. */
@@ -325,8 +334,17 @@ export interface RoundPlan {
   readonly seed: number;
 }
 
-/** Seconds between two rounds' event times; revision k of a round is 4k seconds in. */
+/** Seconds between two rounds' event times; revision k of a round is 6k seconds in. */
 const ROUND_SECONDS = 100;
+const REVISION_SECONDS = 6;
+
+/**
+ * Where in its revision's 6 seconds an event is, so that no two events of a pipeline share a
+ * timestamp (which names the job): dev's at 0 and its late one at 2; staging's targets at 3 and
+ * 4, and their late one at 5.
+ */
+const secondsIn = (hop: Hop, sourceNamespace: string, kind: 'event' | 'late'): number =>
+  3 * HOPS.indexOf(hop) + (kind === 'late' ? 2 : hop.sourceNamespaces.indexOf(sourceNamespace));
 
 /** mulberry32: a small seeded generator, so that a failing plan can be replayed. */
 export const seededRandom = (seed: number): (() => number) => {
@@ -345,26 +363,35 @@ const FIXTURE_EVENT = readFixture('flux-events/helmrelease-upgrade-succeeded.jso
 const rfc3339 = (seconds: number): string =>
   new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-const eventBody = (hop: Hop, revision: string, timestamp: string): string =>
-  FIXTURE_EVENT.replace('"namespace":"podinfo-dev"', `"namespace":"${hop.sourceNamespace}"`)
+const eventBody = (sourceNamespace: string, revision: string, timestamp: string): string =>
+  FIXTURE_EVENT.replace('"namespace":"podinfo-dev"', `"namespace":"${sourceNamespace}"`)
     .replace(/"timestamp":"[^"]+"/, `"timestamp":"${timestamp}"`)
     .replace('"revision":"6.5.0"', `"revision":"${revision}"`)
     .replace('podinfo@6.5.0', `podinfo@${revision}`);
 
 const delivery = (
   target: Target,
+  sourceNamespace: string,
   revision: string,
   seconds: number,
   kind: Delivery['kind'],
 ): Delivery => {
   const timestamp = rfc3339(seconds);
-  return { target, revision, timestamp, body: eventBody(target.hop, revision, timestamp), kind };
+  return {
+    target,
+    sourceNamespace,
+    revision,
+    timestamp,
+    body: eventBody(sourceNamespace, revision, timestamp),
+    kind,
+  };
 };
 
 /**
  * One round of events for `pipelines`, interleaved across pipelines. Within a pipeline, each
- * env's newest event is sent before the one just older (out of order), the retries come after
- * the event they repeat, and the late older events come last.
+ * source target's newest event is sent before the one just older (out of order), the targets'
+ * events interleaved, the retries come after the event they repeat, and the late older events
+ * (of one target each) come last.
  */
 export const planRound = (
   world: Pick<BurstWorld, 'timeOrigin'>,
@@ -375,17 +402,25 @@ export const planRound = (
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const base = world.timeOrigin + plan.round * ROUND_SECONDS;
   const sequences = pipelines.map((pipeline) => {
-    const perHop = targetsOf(pipeline).map((target, hopIndex) => {
-      const count = target.hop.to === 'staging' ? plan.staging : plan.prod;
-      const events = Array.from({ length: count }, (_, k) =>
-        delivery(target, `7.${plan.round}.${k + 1}`, base + 4 * (k + 1) + 2 * hopIndex, 'event'),
-      );
-      if (events.length >= 2) events.push(events.splice(events.length - 2, 1)[0] as Delivery);
-      return events;
-    });
+    const perSource = targetsOf(pipeline).flatMap((target) =>
+      target.hop.sourceNamespaces.map((namespace) => {
+        const count = target.hop.to === 'staging' ? plan.staging : plan.prod;
+        const events = Array.from({ length: count }, (_, k) =>
+          delivery(
+            target,
+            namespace,
+            `7.${plan.round}.${k + 1}`,
+            base + REVISION_SECONDS * (k + 1) + secondsIn(target.hop, namespace, 'event'),
+            'event',
+          ),
+        );
+        if (events.length >= 2) events.push(events.splice(events.length - 2, 1)[0] as Delivery);
+        return events;
+      }),
+    );
     const sequence: Delivery[] = [];
-    while (perHop.some((events) => events.length > 0)) {
-      sequence.push(pick(perHop.filter((events) => events.length > 0)).shift() as Delivery);
+    while (perSource.some((events) => events.length > 0)) {
+      sequence.push(pick(perSource.filter((events) => events.length > 0)).shift() as Delivery);
     }
     for (let retry = 0; retry < plan.retries; retry++) {
       const at = Math.floor(random() * sequence.length);
@@ -398,9 +433,15 @@ export const planRound = (
       const count = target.hop.to === 'staging' ? plan.staging : plan.prod;
       if (count < 2) continue;
       const k = 1 + Math.floor(random() * (count - 1));
-      const hopIndex = HOPS.indexOf(target.hop);
+      const namespace = pick(target.hop.sourceNamespaces);
       sequence.push(
-        delivery(target, `7.${plan.round}.${k}`, base + 4 * k + 2 * hopIndex + 1, 'late'),
+        delivery(
+          target,
+          namespace,
+          `7.${plan.round}.${k}`,
+          base + REVISION_SECONDS * k + secondsIn(target.hop, namespace, 'late'),
+          'late',
+        ),
       );
     }
     return sequence;
@@ -416,7 +457,7 @@ export interface Answer {
   readonly delivery: Delivery;
   /** The HTTP status; undefined when no answer came (Flux would deliver the event again). */
   readonly status: number | undefined;
-  /** The job id of a 202. */
+  /** The job id of a 202 that promoted (none when it waits for the source env's other targets). */
   readonly jobId?: string;
   /** The answer's body, or the request's error. */
   readonly body: unknown;
@@ -429,6 +470,29 @@ export interface DeliverOptions {
   /** Once delivery `index` is answered or failed. */
   readonly after?: (answer: Answer, index: number) => void;
 }
+
+interface WebhookAnswer {
+  readonly promoted?: boolean;
+  readonly promotion?: { readonly id?: string; readonly revision?: string };
+  readonly waiting?: { readonly targets?: { readonly ready: number; readonly needed: number } };
+}
+
+/**
+ * Why a 202 is not one the contract allows for `item`, if it is not: it names the promotion at
+ * the item's revision, or (from an env of several targets) it waits for the others to report.
+ */
+const unexpected202 = (item: Delivery, body: WebhookAnswer): string | undefined => {
+  if (body.promoted === true) {
+    return body.promotion?.revision === item.revision
+      ? undefined
+      : `names ${JSON.stringify(body.promotion)}`;
+  }
+  const targets = body.waiting?.targets;
+  const needed = item.target.hop.sourceNamespaces.length;
+  return needed > 1 && targets?.needed === needed && targets.ready < needed
+    ? undefined
+    : `is ${JSON.stringify(body)}`;
+};
 
 /** Posts each delivery to serve's webhook, signed like Flux's generic-hmac Provider. */
 export const deliver = (
@@ -452,14 +516,10 @@ export const deliver = (
           body: item.body,
         },
       );
-      const body = (await response.json()) as { promotion?: { id?: string; revision?: string } };
+      const body = (await response.json()) as WebhookAnswer;
       const jobId = response.status === 202 ? body.promotion?.id : undefined;
-      if (response.status === 202 && body.promotion?.revision !== item.revision) {
-        throw new Error(`202 for ${item.revision} names ${JSON.stringify(body.promotion)}`);
-      }
       answer = { delivery: item, status: response.status, body, ...(jobId ? { jobId } : {}) };
     } catch (error) {
-      if (error instanceof Error && error.message.startsWith('202 for')) throw error;
       answer = { delivery: item, status: undefined, body: String(error) };
     }
     options.after?.(answer, index);
@@ -674,11 +734,23 @@ export const waitForDrain = (
     ms,
   );
 
-/** The newest accepted event (by event time, as the contract orders them) per target key. */
+/**
+ * The newest accepted event (by event time, as the contract orders them) per target key, of
+ * the revisions that every target of the source env was accepted at: under the gate `all`, a
+ * revision that only some of them reported is not promoted.
+ */
 export const newestAccepted = (answers: readonly Answer[]): Map<string, Delivery> => {
+  const reportedBy = new Map<string, Set<string>>();
+  for (const { delivery: item, status } of answers) {
+    if (status !== 202) continue;
+    const key = `${item.target.key}@${item.revision}`;
+    reportedBy.set(key, (reportedBy.get(key) ?? new Set()).add(item.sourceNamespace));
+  }
   const newest = new Map<string, Delivery>();
   for (const { delivery: item, status } of answers) {
     if (status !== 202) continue;
+    const reported = reportedBy.get(`${item.target.key}@${item.revision}`);
+    if (!item.target.hop.sourceNamespaces.every((namespace) => reported?.has(namespace))) continue;
     const current = newest.get(item.target.key);
     if (current === undefined || Date.parse(item.timestamp) > Date.parse(current.timestamp)) {
       newest.set(item.target.key, item);
@@ -776,7 +848,8 @@ export interface BurstReport {
 
 /**
  * Checks each (pipeline, env) of `pipelines` against the newest revision `answers` accepted for
- * it, through the stand-in, the bare repositories, serve's logs and its status API at `url`.
+ * it, through the stand-in, the bare repositories, serve's logs and its status API at `url`, and
+ * each 202 of theirs against what the webhook may answer.
  */
 export const verifyBurst = async (
   world: Pick<BurstWorld, 'github' | 'logs'>,
@@ -884,6 +957,15 @@ export const verifyBurst = async (
   });
 
   const names = new Set(pipelines.map((pipeline) => `${NAMESPACE}/${pipeline}`));
+  for (const { delivery: item, status, body } of answers) {
+    if (status !== 202 || !names.has(`${NAMESPACE}/${item.target.pipeline}`)) continue;
+    const refused = unexpected202(item, body as WebhookAnswer);
+    if (refused !== undefined) {
+      problems.push(
+        `${item.target.key}: 202 for ${item.revision} at ${item.timestamp} from ${item.sourceNamespace} ${refused}`,
+      );
+    }
+  }
   const unfinished = unfinishedJobs(answers, world.logs);
   for (const id of unfinished) problems.push(`job ${id} was answered 202 and never ended`);
   return {

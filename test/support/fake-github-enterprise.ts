@@ -143,6 +143,10 @@ export const startFakeGitHubEnterprise = async (
         .catch(fail);
       return;
     }
+    if (url.pathname === '/api/graphql') {
+      standIn.handleGraphQL(request, response).catch(fail);
+      return;
+    }
     gitRequests.push(`${request.method ?? 'GET'} ${url.pathname}`);
     const isPush =
       url.pathname.endsWith('/git-receive-pack') ||

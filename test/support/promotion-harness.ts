@@ -7,7 +7,7 @@ import {
 } from '../../functions/adapters/embedded/embedded-database.ts';
 import { EmbeddedJobQueue } from '../../functions/adapters/embedded/embedded-job-queue.ts';
 import { EmbeddedPromotionStateStore } from '../../functions/adapters/embedded/embedded-promotion-state-store.ts';
-import { IsomorphicGitConfigRepository } from '../../functions/adapters/isomorphic-git-config-repository.ts';
+import { SmartHttpConfigRepository } from '../../functions/adapters/git/smart-http-config-repository.ts';
 import { MemoryMetricsSink } from '../../functions/adapters/memory-metrics-sink.ts';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
 import { silentLogger } from '../../functions/core/logger.ts';
@@ -23,7 +23,7 @@ import type { FakeGitHubEnterprise } from './fake-github-enterprise.ts';
 import { FIXTURES, readFixture } from './fixtures.ts';
 import { memorySecrets } from './webhook-harness.ts';
 
-/** The worker's core on its real adapters (isomorphic-git, Octokit) against the fake GHE. */
+/** The worker's core on its real adapters (git over smart HTTP, Octokit) against the fake GHE. */
 
 /** Every file of the fleet fixture's `before/` or `after/` tree, by path. */
 export const fleetTree = async (which: 'before' | 'after'): Promise<Record<string, string>> => {
@@ -104,7 +104,7 @@ export const promotionHarness = async (
       'flux-system/prod-promotion-credentials': credentials,
     }),
     state,
-    repository: new IsomorphicGitConfigRepository({
+    repository: new SmartHttpConfigRepository({
       cacheDir: await mkdtemp(join(tmpdir(), 'promoter-git-')),
     }),
     pullRequests: createOctokitPullRequests({ spaceWrites: false, retryAfterBaseValue: 5 }),

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PromoterError } from '../../core/errors.ts';
 
-/**
+/*
  * The one database file of `promoter serve` (DESIGN.md section 12): its job queue, dead
  * letters, deployments and promotion records. SQLite through better-sqlite3 12: what users
  * expect of an embedded store, transactional, and it runs on the Node 20 and 22 that `serve`
@@ -17,6 +17,7 @@ import { PromoterError } from '../../core/errors.ts';
  * on answering requests while the disk works; writes committed during one fsync share the next.
  * A connection that never group-commits (`promoter dead-letters`) keeps `synchronous = FULL`.
  */
+
 export type EmbeddedDatabase = Database.Database;
 
 /** In memory, for unit tests: the same schema and rules, nothing on disk. */
@@ -62,6 +63,9 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE TABLE deliveries (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX deliveries_by_expiry ON deliveries (expires_at);`,
+  // Gates: deployments are kept per target (the environment column holds `env#target`,
+  // core/state-records.ts), freezes by scope.
+  'CREATE TABLE freezes (scope TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;',
 ];
 
 /** The database file inside serve's data directory. */

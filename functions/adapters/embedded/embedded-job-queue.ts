@@ -9,7 +9,7 @@ import {
 import { MAX_RECEIVES, retryDelaySeconds } from '../../core/retry-policy.ts';
 import { commitSoon, type EmbeddedDatabase, syncSoon } from './embedded-database.ts';
 
-/**
+/*
  * The job queue of `promoter serve`, in its database: what SQS FIFO does for the Lambda
  * worker, durable. `enqueue` resolves once the job is committed to disk; the jobs of
  * concurrent requests are committed together (one transaction, one fsync off the event loop).
@@ -22,6 +22,7 @@ import { commitSoon, type EmbeddedDatabase, syncSoon } from './embedded-database
  * (core/retry-policy.ts), and after `maxReceives` receives, or on a permanent failure, the job
  * is dead-lettered and `onDeadLetter` told. After a restart the queued jobs resume.
  */
+
 export type JobProcessor = (job: PromotionJob) => Promise<void>;
 
 export interface EmbeddedJobQueueOptions {

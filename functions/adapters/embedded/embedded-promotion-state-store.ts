@@ -3,12 +3,19 @@ import { type PipelineRef, pipelineId } from '../../core/pipeline.ts';
 import {
   type DeliveryLog,
   type DeploymentRecord,
+  type Freeze,
   type PromotionExpectation,
   type PromotionRecord,
   type PromotionStateStore,
   SETTLED_STATES,
 } from '../../core/ports.ts';
-import { decodeDeploymentRecord, decodePromotionRecord } from '../../core/state-records.ts';
+import {
+  decodeDeploymentRecord,
+  decodeFreeze,
+  decodePromotionRecord,
+  deploymentSlot,
+  freezeScope,
+} from '../../core/state-records.ts';
 import { commitSoon, type EmbeddedDatabase } from './embedded-database.ts';
 
 /**
@@ -67,12 +74,19 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore, Deliver
       seeDelivery: db.prepare<[string, number]>(
         'INSERT OR IGNORE INTO deliveries (id, expires_at) VALUES (?, ?)',
       ),
+      putFreeze: db.prepare<[string, string]>(
+        'INSERT OR REPLACE INTO freezes (scope, record) VALUES (?, ?)',
+      ),
+      removeFreeze: db.prepare<[string]>('DELETE FROM freezes WHERE scope = ?'),
+      listFreezes: db.prepare<[], { scope: string; record: string }>(
+        'SELECT scope, record FROM freezes ORDER BY scope',
+      ),
     };
   }
 
   async recordDeployment(record: DeploymentRecord): Promise<boolean> {
     const what = `deployment of ${pipelineId(record.pipeline)} in ${record.environment}`;
-    return this.write(this.statements.deployment, record, what);
+    return this.write(this.statements.deployment, record, deploymentSlot(record), what);
   }
 
   async listDeployments(ref: PipelineRef): Promise<DeploymentRecord[]> {
@@ -93,7 +107,7 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore, Deliver
 
   async putPromotion(record: PromotionRecord): Promise<boolean> {
     const what = `promotion of ${pipelineId(record.pipeline)} into ${record.environment}`;
-    return this.write(this.statements.promotion, record, what);
+    return this.write(this.statements.promotion, record, record.environment, what);
   }
 
   async transitionPromotion(
@@ -144,17 +158,38 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore, Deliver
     });
   }
 
+  async putFreeze(freeze: Freeze): Promise<void> {
+    await commitSoon(this.db, () =>
+      this.statements.putFreeze.run(freezeScope(freeze), JSON.stringify(freeze)),
+    );
+  }
+
+  async removeFreeze(scope: Pick<Freeze, 'pipeline' | 'environment'>): Promise<boolean> {
+    return commitSoon(
+      this.db,
+      () => this.statements.removeFreeze.run(freezeScope(scope)).changes === 1,
+    );
+  }
+
+  async listFreezes(): Promise<Freeze[]> {
+    return this.statements.listFreezes
+      .all()
+      .map((row) => decodeFreeze(JSON.parse(row.record), `freeze ${row.scope}`));
+  }
+
+  /** `slot`: the row's key within the pipeline (the environment, and a deployment's target). */
   private write(
     statement: (typeof this.statements)['deployment'],
     record: DeploymentRecord | PromotionRecord,
+    slot: string,
     what: string,
   ): Promise<boolean> {
     const time = eventTime(record.eventTimestamp, what);
     return commitSoon(
       this.db,
       () =>
-        statement.run(pipelineId(record.pipeline), record.environment, time, JSON.stringify(record))
-          .changes === 1,
+        statement.run(pipelineId(record.pipeline), slot, time, JSON.stringify(record)).changes ===
+        1,
     );
   }
 

@@ -14,6 +14,8 @@ export interface Route {
   readonly owner?: string;
   readonly repo?: string;
   readonly number?: number;
+  /** A commit SHA or a branch (`/commits/{ref}/...`, `/statuses/{sha}`). */
+  readonly ref?: string;
 }
 
 export const DOCS = 'https://docs.github.com/enterprise-server@3.14/rest';
@@ -60,6 +62,23 @@ export const parseRoute = (path: string): Route | undefined => {
     if (sub === 'merge')
       return { template: `${template}/merge`, owner, repo, number: Number(number) };
     return undefined;
+  }
+  if (resource === 'commits' && number !== undefined && number !== '') {
+    if (sub === 'status') {
+      return { template: '/repos/{owner}/{repo}/commits/{ref}/status', owner, repo, ref: number };
+    }
+    if (sub === 'check-runs') {
+      return {
+        template: '/repos/{owner}/{repo}/commits/{ref}/check-runs',
+        owner,
+        repo,
+        ref: number,
+      };
+    }
+    return undefined;
+  }
+  if (resource === 'statuses' && number !== undefined && number !== '' && sub === undefined) {
+    return { template: '/repos/{owner}/{repo}/statuses/{sha}', owner, repo, ref: number };
   }
   if (resource === 'issues' && number !== undefined && sub === 'comments') {
     if (!ISSUE_NUMBER.test(number)) return undefined;

@@ -1,6 +1,11 @@
 import type { RestEndpointMethodTypes } from '@octokit/plugin-rest-endpoint-methods';
 import { nodeId } from './http.ts';
-import type { StandInComment, StandInPullRequest, StandInRepository } from './types.ts';
+import type {
+  MergeableState,
+  StandInComment,
+  StandInPullRequest,
+  StandInRepository,
+} from './types.ts';
 
 /**
  * The JSON the stand-in answers, built to GitHub's OpenAPI types (the ones Octokit's REST
@@ -161,7 +166,7 @@ export const repositoryJson = (
     allow_rebase_merge: false,
     allow_squash_merge: repository.allowSquashMerge,
     allow_merge_commit: repository.allowMergeCommit,
-    allow_auto_merge: false,
+    allow_auto_merge: repository.allowAutoMerge,
     delete_branch_on_merge: repository.deleteBranchOnMerge,
     allow_update_branch: false,
     allow_forking: false,
@@ -169,6 +174,15 @@ export const repositoryJson = (
     open_issues: 0,
     watchers: 0,
   };
+};
+
+export type MinimalRepositoryJson =
+  RestEndpointMethodTypes['repos']['getCombinedStatusForRef']['response']['data']['repository'];
+
+/** The `minimal-repository` shape (e.g. in a combined status). */
+export const minimalRepositoryJson = (repository: RepositoryJson): MinimalRepositoryJson => {
+  const { license: _license, ...rest } = repository;
+  return { ...rest, license: null };
 };
 
 export const fullRepositoryJson = (
@@ -205,6 +219,10 @@ export interface PullRequestFacts {
   readonly comments: number;
   /** GitHub computes it in the background: null until known. */
   readonly mergeable: boolean | null;
+  /** `unknown` while `mergeable` is null. */
+  readonly mergeableState: MergeableState;
+  /** Who enabled auto-merge (null when it is off). */
+  readonly autoMergeEnabledBy: SimpleUserJson | null;
 }
 
 export const pullRequestJson = (
@@ -271,13 +289,23 @@ export const pullRequestJson = (
       statuses: { href: `${api}/statuses/${facts.headSha}` },
     },
     author_association: 'MEMBER',
-    auto_merge: null,
+    auto_merge:
+      pull.autoMerge === null || facts.autoMergeEnabledBy === null
+        ? null
+        : {
+            enabled_by: facts.autoMergeEnabledBy,
+            merge_method: pull.autoMerge.mergeMethod,
+            commit_title:
+              pull.autoMerge.mergeMethod === 'squash'
+                ? `${pull.title} (#${pull.number})`
+                : `Merge pull request #${pull.number} from ${repository.full_name.split('/')[0]}/${pull.head}`,
+            commit_message: pull.autoMerge.mergeMethod === 'squash' ? '' : pull.title,
+          },
     draft: pull.draft,
     merged: pull.merged,
     mergeable: facts.mergeable,
     rebaseable: null,
-    mergeable_state:
-      facts.mergeable === null ? 'unknown' : facts.mergeable === true ? 'clean' : 'dirty',
+    mergeable_state: facts.mergeable === null ? 'unknown' : facts.mergeableState,
     merged_by: facts.mergedBy,
     comments: facts.comments,
     review_comments: 0,

@@ -1,5 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AppInstallations } from './app-installations.ts';
+import {
+  type CheckRunsJson,
+  type CombinedStatusJson,
+  CommitChecks,
+  type CommitStatusJson,
+  checkRunsJson,
+  combinedStatusJson,
+  commitStatusJson,
+  isCommitStatusState,
+} from './checks.ts';
 import { FaultQueue, faultAnswer, faultStatus } from './faults.ts';
+import { type EnableAutoMergeRequest, mutationError, parseGraphQLRequest } from './graphql.ts';
 import {
   type Answer,
   API_VERSION,
@@ -12,6 +24,7 @@ import {
   fieldsOf,
   invalidRequest,
   matchesEtag,
+  nodeId,
   notFound,
   paginate,
   parseRoute,
@@ -40,15 +53,19 @@ import {
 } from './shapes.ts';
 import type {
   ApiUsage,
+  CommitCheck,
   FaultRule,
   GitHubFault,
   GitHubStandInOptions,
+  MergeableState,
   MergeMethod,
   MergeOptions,
   MergeResult,
   RecordedRequest,
   RequestFilter,
+  StandInCheckRun,
   StandInComment,
+  StandInCommitStatus,
   StandInGit,
   StandInPullRequest,
   StandInRepository,
@@ -80,7 +97,15 @@ import {
  * Routes: `GET /repos/{owner}/{repo}`, `GET|POST /repos/{owner}/{repo}/pulls`,
  * `GET|PATCH /repos/{owner}/{repo}/pulls/{pull_number}`,
  * `GET|PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge`,
- * `GET|POST /repos/{owner}/{repo}/issues/{issue_number}/comments`, `GET /rate_limit`.
+ * `GET|POST /repos/{owner}/{repo}/issues/{issue_number}/comments`,
+ * `GET /repos/{owner}/{repo}/commits/{ref}/status`, `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`,
+ * `POST /repos/{owner}/{repo}/statuses/{sha}`, `GET /rate_limit`; and GraphQL's
+ * `enablePullRequestAutoMerge` (`handleGraphQL`, GHES's `/api/graphql`).
+ *
+ * Merging follows branch protection as the repository's settings describe it (required checks,
+ * required approving reviews): `mergeable_state` is `blocked` until they pass, and `PUT .../merge`
+ * answers 405 with GitHub's reason. With auto-merge enabled on a PR, the stand-in merges it
+ * itself (as the user who enabled it) as soon as it can, and sends the `closed` webhook.
  */
 
 interface Caller {
@@ -99,6 +124,8 @@ const PERSON = 'fleet-admin';
 
 const ZERO_SHA = '0'.repeat(40);
 const MERGE_METHODS: readonly MergeMethod[] = ['merge', 'squash', 'rebase'];
+/** The states in which GitHub merges now (and refuses to enable auto-merge). */
+const MERGES_NOW: readonly MergeableState[] = ['clean', 'unstable', 'has_hooks'];
 const CACHE_HEADERS = {
   'cache-control': 'private, max-age=60, s-maxage=60',
   vary: 'Accept, Authorization, Cookie, X-GitHub-OTP',
@@ -114,6 +141,8 @@ const messageOf = (answer: Answer): string => {
 export class GitHubStandIn {
   /** Webhook hooks' deliveries: controls (lose, duplicate, forge), inspection, `settled()`. */
   readonly deliveries: WebhookDeliveries;
+  /** GitHub Apps: register, install, and the installation tokens issued (app-installations.ts). */
+  readonly apps = new AppInstallations((token) => this.allowToken(token, 'write'));
   readonly #tokens = new Map<string, TokenAccess>();
   readonly #login: string;
   readonly #rateLimits: RateLimits;
@@ -129,6 +158,11 @@ export class GitHubStandIn {
   readonly #requests: RecordedRequest[] = [];
   readonly #users = new UserIds();
   readonly #locks = new Map<string, Promise<void>>();
+  readonly #checks = new CommitChecks(() => this.#nextId++);
+  /** Approving reviewers by PR id. */
+  readonly #approvals = new Map<number, Set<string>>();
+  /** Reads of a PR still to answer `mergeable: null`, by PR id (GitHub computes it later). */
+  readonly #deferredMergeability = new Map<number, number>();
   #nextId = 1_000;
 
   constructor(options: GitHubStandInOptions = {}) {
@@ -170,9 +204,97 @@ export class GitHubStandIn {
       deleteBranchOnMerge: options.deleteBranchOnMerge ?? false,
       allowMergeCommit: options.allowMergeCommit ?? true,
       allowSquashMerge: options.allowSquashMerge ?? true,
+      allowAutoMerge: options.allowAutoMerge ?? false,
+      requiredChecks: [...(options.requiredChecks ?? [])],
+      requiredApprovingReviews: options.requiredApprovingReviews ?? 0,
     };
     this.#repositories.set(repositoryKey(owner, name), repository);
     return repository;
+  }
+
+  /**
+   * Changes a repository's settings (auto-merge, branch protection); PRs waiting for auto-merge
+   * that can now merge are merged.
+   */
+  async updateRepository(
+    owner: string,
+    repo: string,
+    options: Omit<StandInRepositoryOptions, 'defaultBranch'>,
+  ): Promise<StandInRepository> {
+    const current = this.#mustRepository(owner, repo);
+    const updated: StandInRepository = {
+      ...current,
+      ...(options.private === undefined ? {} : { private: options.private }),
+      ...(options.deleteBranchOnMerge === undefined
+        ? {}
+        : { deleteBranchOnMerge: options.deleteBranchOnMerge }),
+      ...(options.allowMergeCommit === undefined
+        ? {}
+        : { allowMergeCommit: options.allowMergeCommit }),
+      ...(options.allowSquashMerge === undefined
+        ? {}
+        : { allowSquashMerge: options.allowSquashMerge }),
+      ...(options.allowAutoMerge === undefined ? {} : { allowAutoMerge: options.allowAutoMerge }),
+      ...(options.requiredChecks === undefined
+        ? {}
+        : { requiredChecks: [...options.requiredChecks] }),
+      ...(options.requiredApprovingReviews === undefined
+        ? {}
+        : { requiredApprovingReviews: options.requiredApprovingReviews }),
+    };
+    this.#repositories.set(repositoryKey(owner, repo), updated);
+    await this.#exclusive(updated, async () =>
+      this.#runAutoMerges(updated, await this.#refresh(updated)),
+    );
+    return updated;
+  }
+
+  /**
+   * Reports a commit status or a check run on `ref` (a SHA, or a branch: its head), as CI does;
+   * a PR waiting for auto-merge that can now merge is merged. Answers the commit's SHA.
+   */
+  async setCommitCheck(
+    owner: string,
+    repo: string,
+    ref: string,
+    check: CommitCheck,
+    options: { readonly by?: string } = {},
+  ): Promise<string> {
+    const repository = this.#mustRepository(owner, repo);
+    return this.#exclusive(repository, async () => {
+      const branches = await this.#refresh(repository);
+      const sha = await this.#resolveRef(ref, branches);
+      if (sha === undefined) throw new Error(`No commit ${ref} in ${owner}/${repo}`);
+      this.#checks.set(repositoryKey(owner, repo), sha, check, options.by ?? 'ci-bot');
+      await this.#runAutoMerges(repository, branches);
+      return sha;
+    });
+  }
+
+  /** An approving review on the PR (what `requiredApprovingReviews` counts). */
+  async approvePullRequest(
+    owner: string,
+    repo: string,
+    number: number,
+    options: { readonly by?: string } = {},
+  ): Promise<void> {
+    const repository = this.#mustRepository(owner, repo);
+    const pull = this.#pulls[this.#mustPullIndex(owner, repo, number)] as StandInPullRequest;
+    const reviewers = this.#approvals.get(pull.id) ?? new Set<string>();
+    reviewers.add(options.by ?? PERSON);
+    this.#approvals.set(pull.id, reviewers);
+    await this.#exclusive(repository, async () =>
+      this.#runAutoMerges(repository, await this.#refresh(repository)),
+    );
+  }
+
+  /**
+   * The next `reads` reads of the PR answer `mergeable: null` and `mergeable_state: unknown`, as
+   * GitHub does while it computes mergeability in the background (after a push, for example).
+   */
+  deferMergeability(owner: string, repo: string, number: number, reads = 1): void {
+    const pull = this.#pulls[this.#mustPullIndex(owner, repo, number)] as StandInPullRequest;
+    this.#deferredMergeability.set(pull.id, reads);
   }
 
   /** Adds a pull request directly (for example a stale one left open by hand); no webhook. */
@@ -280,7 +402,9 @@ export class GitHubStandIn {
   async branchesUpdated(owner: string, repo: string): Promise<void> {
     const repository = this.#repository(owner, repo);
     if (repository === undefined) return;
-    await this.#exclusive(repository, () => this.#refresh(repository));
+    await this.#exclusive(repository, async () =>
+      this.#runAutoMerges(repository, await this.#refresh(repository)),
+    );
   }
 
   // ---- webhooks -----------------------------------------------------------------------------
@@ -376,6 +500,26 @@ export class GitHubStandIn {
     );
   }
 
+  /** The latest commit status of each context on `sha`, most recent first. */
+  commitStatuses(owner: string, repo: string, sha: string): StandInCommitStatus[] {
+    return this.#checks.latestStatuses(repositoryKey(owner, repo), sha);
+  }
+
+  checkRuns(owner: string, repo: string, sha: string): StandInCheckRun[] {
+    return this.#checks.checkRuns(repositoryKey(owner, repo), sha);
+  }
+
+  /** The PR's `mergeable_state` as a fresh read would compute it (without deferral). */
+  async mergeableState(owner: string, repo: string, number: number): Promise<MergeableState> {
+    const repository = this.#mustRepository(owner, repo);
+    const pull = this.#pulls[this.#mustPullIndex(owner, repo, number)] as StandInPullRequest;
+    return this.#exclusive(repository, async () => {
+      const branches = await this.#refresh(repository);
+      const [head, base] = await Promise.all([branches(pull.head), branches(pull.base)]);
+      return (await this.#mergeability(pull, repository, head, base)).state;
+    });
+  }
+
   get requests(): readonly RecordedRequest[] {
     return [...this.#requests];
   }
@@ -421,6 +565,9 @@ export class GitHubStandIn {
     this.clearFaults();
     this.#rateLimits.clear();
     this.deliveries.clear();
+    this.#checks.clear();
+    this.#approvals.clear();
+    this.#deferredMergeability.clear();
   }
 
   // ---- HTTP ---------------------------------------------------------------------------------
@@ -432,8 +579,27 @@ export class GitHubStandIn {
     path: string,
     query: URLSearchParams,
   ): Promise<void> {
+    await this.#serve(request, response, path, query, 'rest');
+  }
+
+  /**
+   * Serves one GraphQL request (GitHub Enterprise Server's `POST /api/graphql`): recorded and
+   * matched by faults as `/graphql`; it does not use the REST rate limit.
+   */
+  async handleGraphQL(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    await this.#serve(request, response, '/graphql', new URLSearchParams(), 'graphql');
+  }
+
+  async #serve(
+    request: IncomingMessage,
+    response: ServerResponse,
+    path: string,
+    query: URLSearchParams,
+    api: 'rest' | 'graphql',
+  ): Promise<void> {
     const method = (request.method ?? 'GET').toUpperCase();
-    const route = parseRoute(path);
+    const route: Route | undefined =
+      api === 'graphql' ? { template: '/graphql' } : parseRoute(path);
     const ifNoneMatch = request.headers['if-none-match'];
     const raw = await readBody(request);
     const record = (
@@ -474,7 +640,9 @@ export class GitHubStandIn {
       }
     }
 
-    const authentication = this.#authenticate(request);
+    // The App routes authenticate with a JWT, and answer here (app-installations.ts).
+    const app = this.apps.answer(method, path, request.headers.authorization);
+    const authentication = app ?? this.#authenticate(request);
     if ('status' in authentication) {
       record(authentication.status, undefined, { body });
       this.#send(request, response, authentication);
@@ -489,13 +657,16 @@ export class GitHubStandIn {
       return;
     }
 
-    const limited =
-      route?.template === '/rate_limit' ? undefined : this.#rateLimits.consume(caller.token);
-    let counted = limited === undefined && route?.template !== '/rate_limit';
+    // GraphQL has its own (points) budget, which the stand-in does not model.
+    const unlimited = route?.template === '/rate_limit' || api === 'graphql';
+    const limited = unlimited ? undefined : this.#rateLimits.consume(caller.token);
+    let counted = limited === undefined && !unlimited;
     let answer: Answer;
     if (limited !== undefined) answer = limited;
     else if (route === undefined) answer = notFound();
-    else answer = await this.#route(request, method, route, query, body, caller);
+    else if (api === 'graphql') {
+      answer = method === 'POST' ? await this.#graphql(body, caller) : notFound();
+    } else answer = await this.#route(request, method, route, query, body, caller);
 
     if (method === 'GET' && answer.status === 200 && route?.template !== '/rate_limit') {
       const etag = etagOf(answer.body);
@@ -712,6 +883,7 @@ export class GitHubStandIn {
       mergedAt: null,
       mergeCommitSha: null,
       mergedBy: null,
+      autoMerge: null,
     };
     this.#pulls.push(pull);
     return pull;
@@ -760,6 +932,7 @@ export class GitHubStandIn {
           repository: this.#repositoryJson(repository, urls),
           sender: this.#user(sender, urls),
           deleteBranchOnMerge: repository.deleteBranchOnMerge,
+          allowAutoMerge: repository.allowAutoMerge,
         },
         extra,
       );
@@ -824,6 +997,10 @@ export class GitHubStandIn {
             : notFound('/pulls/pulls#check-if-a-pull-request-has-been-merged');
         case 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments':
           return this.#listComments(repository, number, query, urls);
+        case 'GET /repos/{owner}/{repo}/commits/{ref}/status':
+          return this.#combinedStatus(repository, route.ref ?? '', query, urls, branches);
+        case 'GET /repos/{owner}/{repo}/commits/{ref}/check-runs':
+          return this.#listCheckRuns(repository, route.ref ?? '', query, urls, branches);
         default:
           return notFound();
       }
@@ -839,6 +1016,11 @@ export class GitHubStandIn {
           return this.#merge(repository, number, body, caller.login, branches);
         case 'POST /repos/{owner}/{repo}/issues/{issue_number}/comments':
           return this.#createComment(repository, number, body, caller.login, urls);
+        case 'POST /repos/{owner}/{repo}/statuses/{sha}': {
+          const answer = this.#createStatus(repository, route.ref ?? '', body, caller.login, urls);
+          if (answer.status === 201) await this.#runAutoMerges(repository, branches);
+          return answer;
+        }
         default:
           return notFound();
       }
@@ -1160,6 +1342,8 @@ export class GitHubStandIn {
         documentation,
       );
     }
+    const blocker = this.#mergeBlocker(repository, pull, headSha);
+    if (blocker !== undefined) return notAllowed(blocker);
     const title =
       commitTitle ??
       (method === 'merge'
@@ -1212,6 +1396,307 @@ export class GitHubStandIn {
       message: 'Pull Request successfully merged',
     };
     return { status: 200, body: answer };
+  }
+
+  // ---- branch protection, checks and auto-merge ---------------------------------------------
+
+  /** A SHA as it is, a branch as its head. */
+  async #resolveRef(ref: string, branches: BranchLookup): Promise<string | undefined> {
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
+    return this.#git === undefined ? undefined : branches(ref);
+  }
+
+  /**
+   * Why GitHub refuses to merge the PR at `headSha` now (its 405 message), or undefined: a
+   * required check not passed, or too few approving reviews.
+   */
+  #mergeBlocker(
+    repository: StandInRepository,
+    pull: StandInPullRequest,
+    headSha: string,
+  ): string | undefined {
+    const required = this.#checks.required(
+      repositoryKey(repository.owner, repository.name),
+      headSha,
+      repository.requiredChecks,
+    );
+    const describe = (checks: typeof required, verb: string) =>
+      checks.length === 1
+        ? `Required status check "${checks[0]?.name}" is ${verb}.`
+        : `${checks.length} of ${required.length} required status checks are ${verb}.`;
+    const failed = required.filter((check) => check.outcome === 'failed');
+    if (failed.length > 0) return describe(failed, 'failing');
+    const pending = required.filter((check) => check.outcome === 'pending');
+    if (pending.length > 0) return describe(pending, 'expected');
+    const needed = repository.requiredApprovingReviews;
+    if ((this.#approvals.get(pull.id)?.size ?? 0) < needed) {
+      return needed === 1
+        ? 'At least 1 approving review is required by reviewers with write access.'
+        : `At least ${needed} approving reviews are required by reviewers with write access.`;
+    }
+    return undefined;
+  }
+
+  /** GitHub's `mergeable` and `mergeable_state` of an open PR (unknown without git). */
+  async #mergeability(
+    pull: StandInPullRequest,
+    repository: StandInRepository,
+    headSha: string | undefined,
+    baseSha: string | undefined,
+  ): Promise<{ mergeable: boolean | null; state: MergeableState }> {
+    if (
+      pull.state !== 'open' ||
+      headSha === undefined ||
+      baseSha === undefined ||
+      this.#git?.mergeable === undefined
+    ) {
+      return { mergeable: null, state: 'unknown' };
+    }
+    const mergeable = await this.#git.mergeable(
+      repository.owner,
+      repository.name,
+      baseSha,
+      headSha,
+    );
+    if (!mergeable) return { mergeable, state: 'dirty' };
+    if (pull.draft) return { mergeable, state: 'draft' };
+    if (this.#mergeBlocker(repository, pull, headSha) !== undefined) {
+      return { mergeable, state: 'blocked' };
+    }
+    const outcomes = this.#checks.outcomes(
+      repositoryKey(repository.owner, repository.name),
+      headSha,
+    );
+    const settled = [...outcomes.values()].every((outcome) => outcome === 'passed');
+    return { mergeable, state: settled ? 'clean' : 'unstable' };
+  }
+
+  /** Merges each open PR of the repository whose auto-merge is on and that can merge now. */
+  async #runAutoMerges(repository: StandInRepository, branches: BranchLookup): Promise<void> {
+    let lookup = branches;
+    for (const { number } of this.pullRequests(repository.owner, repository.name)) {
+      const pull = this.pullRequest(repository.owner, repository.name, number);
+      if (pull === undefined || pull.state !== 'open' || pull.autoMerge === null) continue;
+      const [headSha, baseSha] = await Promise.all([lookup(pull.head), lookup(pull.base)]);
+      const { state } = await this.#mergeability(pull, repository, headSha, baseSha);
+      if (!MERGES_NOW.includes(state)) continue;
+      const answer = await this.#merge(
+        repository,
+        number,
+        {
+          merge_method: pull.autoMerge.mergeMethod,
+          ...(headSha === undefined ? {} : { sha: headSha }),
+        },
+        pull.autoMerge.enabledBy,
+        lookup,
+      );
+      // The base moved: the next PR is looked at on the new one.
+      if (answer.status === 200) lookup = await this.#refresh(repository);
+    }
+  }
+
+  /** GraphQL: `enablePullRequestAutoMerge`, the only operation served. */
+  async #graphql(body: unknown, caller: Caller): Promise<Answer> {
+    const parsed = parseGraphQLRequest(body);
+    if (parsed.kind === 'invalid') return { status: 200, body: { errors: parsed.errors } };
+    const mutation = parsed.request;
+    const fail = (type: Parameters<typeof mutationError>[1], message: string): Answer => ({
+      status: 200,
+      body: mutationError(mutation, type, message),
+    });
+    if (caller.access !== 'write') {
+      return fail('FORBIDDEN', 'Resource not accessible by personal access token');
+    }
+    const found = this.#pulls.find((pull) => nodeId('PR', pull.id) === mutation.pullRequestId);
+    const repository = found && this.#repository(found.owner, found.repo);
+    if (found === undefined || repository === undefined) {
+      return fail(
+        'NOT_FOUND',
+        `Could not resolve to a node with the global id of '${mutation.pullRequestId}'`,
+      );
+    }
+    return this.#exclusive(repository, async () => {
+      const branches = await this.#refresh(repository);
+      const index = this.#pullIndex(repository.owner, repository.name, found.number);
+      const pull = this.#pulls[index] as StandInPullRequest;
+      if (!repository.allowAutoMerge) {
+        return fail('UNPROCESSABLE', 'Pull request Auto merge is not allowed for this repository');
+      }
+      if (pull.state !== 'open')
+        return fail('UNPROCESSABLE', 'Pull request Pull request is closed');
+      if (pull.draft) return fail('UNPROCESSABLE', "Can't enable auto-merge for this pull request");
+      const method = mutation.mergeMethod;
+      const allowed =
+        (method === 'merge' && repository.allowMergeCommit) ||
+        (method === 'squash' && repository.allowSquashMerge);
+      if (!allowed) {
+        return fail(
+          'UNPROCESSABLE',
+          `Pull request ${method === 'merge' ? 'Merge commits are' : `${method[0]?.toUpperCase()}${method.slice(1)} merges are`} not allowed on this repository`,
+        );
+      }
+      if (pull.autoMerge === null) {
+        const [headSha, baseSha] = await Promise.all([branches(pull.head), branches(pull.base)]);
+        const { state } = await this.#mergeability(pull, repository, headSha, baseSha);
+        // Nothing to wait for: GitHub says merge it now instead.
+        if (MERGES_NOW.includes(state)) {
+          return fail('UNPROCESSABLE', `Pull request Pull request is in ${state} status`);
+        }
+        const now = timestamp();
+        const enabled: StandInPullRequest = {
+          ...pull,
+          autoMerge: { enabledBy: caller.login, mergeMethod: method, enabledAt: now },
+          updatedAt: now,
+        };
+        this.#pulls[index] = enabled;
+        this.#emit(repository, enabled, 'auto_merge_enabled', caller.login);
+      }
+      return { status: 200, body: { data: this.#autoMergeData(mutation, index) } };
+    });
+  }
+
+  /** The mutation's payload: the pull request and its auto-merge request. */
+  #autoMergeData(mutation: EnableAutoMergeRequest, index: number) {
+    const pull = this.#pulls[index] as StandInPullRequest;
+    const urls = this.#payloadUrls();
+    const autoMerge = pull.autoMerge;
+    return {
+      [mutation.key]: {
+        clientMutationId: null,
+        pullRequest: {
+          id: nodeId('PR', pull.id),
+          number: pull.number,
+          url: `${urls.web}/${pull.owner}/${pull.repo}/pull/${pull.number}`,
+          autoMergeRequest:
+            autoMerge === null
+              ? null
+              : {
+                  enabledAt: autoMerge.enabledAt,
+                  mergeMethod: autoMerge.mergeMethod.toUpperCase(),
+                  enabledBy: { login: autoMerge.enabledBy },
+                },
+        },
+      },
+    };
+  }
+
+  #createStatus(
+    repository: StandInRepository,
+    sha: string,
+    body: unknown,
+    login: string,
+    urls: Urls,
+  ): Answer {
+    const documentation = 'commits/statuses#create-a-commit-status';
+    const fields = fieldsOf(body);
+    if (!/^[0-9a-f]{40}$/i.test(sha)) {
+      return failure(422, `No commit found for SHA: ${sha}`, documentation);
+    }
+    if (!isCommitStatusState(fields.state)) {
+      return validationFailed(documentation, {
+        resource: 'Status',
+        field: 'state',
+        code: 'custom',
+        message: 'state is not included in the list',
+      });
+    }
+    const text = (name: string) => (typeof fields[name] === 'string' ? fields[name] : null);
+    const status = this.#checks.addStatus(
+      repositoryKey(repository.owner, repository.name),
+      sha.toLowerCase(),
+      {
+        context: text('context') ?? 'default',
+        state: fields.state,
+        description: text('description'),
+        targetUrl: text('target_url'),
+      },
+      login,
+    );
+    const json: CommitStatusJson = commitStatusJson(
+      status,
+      this.#repositoryJson(repository, urls),
+      this.#user(login, urls),
+      urls,
+    );
+    return { status: 201, headers: { location: json.url }, body: json };
+  }
+
+  async #combinedStatus(
+    repository: StandInRepository,
+    ref: string,
+    query: URLSearchParams,
+    urls: Urls,
+    branches: BranchLookup,
+  ): Promise<Answer> {
+    const documentation = 'commits/statuses#get-the-combined-status-for-a-specific-reference';
+    const sha = await this.#resolveRef(ref, branches);
+    if (sha === undefined) return failure(422, `No commit found for SHA: ${ref}`, documentation);
+    const statuses = this.#checks.latestStatuses(
+      repositoryKey(repository.owner, repository.name),
+      sha,
+    );
+    const { slice, headers } = paginate(
+      statuses,
+      query,
+      `${urls.api}/repos/${repository.owner}/${repository.name}/commits/${ref}/status`,
+    );
+    const json: CombinedStatusJson = combinedStatusJson(
+      sha,
+      { all: statuses, page: slice },
+      {
+        repository: this.#repositoryJson(repository, urls),
+        creatorAvatar: (login) => this.#user(login, urls).avatar_url,
+        required: repository.requiredChecks,
+      },
+      urls,
+    );
+    return { status: 200, body: json, headers };
+  }
+
+  async #listCheckRuns(
+    repository: StandInRepository,
+    ref: string,
+    query: URLSearchParams,
+    urls: Urls,
+    branches: BranchLookup,
+  ): Promise<Answer> {
+    const documentation = 'checks/runs#list-check-runs-for-a-git-reference';
+    const sha = await this.#resolveRef(ref, branches);
+    if (sha === undefined) return failure(422, `No commit found for SHA: ${ref}`, documentation);
+    const name = query.get('check_name');
+    const status = query.get('status');
+    const runs = this.#checks
+      .checkRuns(repositoryKey(repository.owner, repository.name), sha)
+      .filter(
+        (run) => (name === null || run.name === name) && (status === null || run.status === status),
+      )
+      .sort((a, b) => b.id - a.id);
+    const { slice, headers } = paginate(
+      runs,
+      query,
+      `${urls.api}/repos/${repository.owner}/${repository.name}/commits/${ref}/check-runs`,
+    );
+    const pullRequests = await Promise.all(
+      this.pullRequests(repository.owner, repository.name)
+        .filter((pull) => pull.state === 'open' && pull.headSha === sha)
+        .map(async (pull) => ({
+          id: pull.id,
+          number: pull.number,
+          head: pull.head,
+          base: pull.base,
+          baseSha: (await branches(pull.base)) ?? ZERO_SHA,
+        })),
+    );
+    const json: CheckRunsJson = checkRunsJson(
+      slice,
+      {
+        repository: this.#repositoryJson(repository, urls),
+        owner: this.#owner(repository, urls),
+        pullRequests,
+      },
+      urls,
+    );
+    return { status: 200, body: { ...json, total_count: runs.length }, headers };
   }
 
   #createComment(
@@ -1312,15 +1797,16 @@ export class GitHubStandIn {
       branches(pull.base),
     ]);
     const headSha = liveHead ?? pull.headSha;
-    let mergeable: boolean | null = null;
-    if (
-      options.mergeable === true &&
-      pull.state === 'open' &&
-      liveHead !== undefined &&
-      baseSha !== undefined &&
-      this.#git?.mergeable !== undefined
-    ) {
-      mergeable = await this.#git.mergeable(repository.owner, repository.name, baseSha, liveHead);
+    let mergeability: { mergeable: boolean | null; state: MergeableState } = {
+      mergeable: null,
+      state: 'unknown',
+    };
+    const deferred = this.#deferredMergeability.get(pull.id) ?? 0;
+    if (options.mergeable === true && deferred > 0) {
+      if (deferred > 1) this.#deferredMergeability.set(pull.id, deferred - 1);
+      else this.#deferredMergeability.delete(pull.id);
+    } else if (options.mergeable === true) {
+      mergeability = await this.#mergeability(pull, repository, liveHead, baseSha);
     }
     return pullRequestJson(
       pull,
@@ -1332,7 +1818,10 @@ export class GitHubStandIn {
         headSha,
         baseSha: baseSha ?? ZERO_SHA,
         comments: this.pullRequestComments(repository.owner, repository.name, pull.number).length,
-        mergeable,
+        mergeable: mergeability.mergeable,
+        mergeableState: mergeability.state,
+        autoMergeEnabledBy:
+          pull.autoMerge === null ? null : this.#user(pull.autoMerge.enabledBy, urls),
       },
       urls,
     );

@@ -101,7 +101,7 @@ export interface FaultRule {
   /**
    * The route to match: a template (`/repos/{owner}/{repo}/pulls`), a concrete path
    * (`/repos/acme/fleet/pulls`, without `/api/v3`), or a RegExp tested on the concrete path.
-   * Any route when absent.
+   * GraphQL requests are `/graphql`. Any route when absent.
    */
   readonly route?: string | RegExp;
   /** How many matching requests the fault answers (default 1). */
@@ -111,7 +111,7 @@ export interface FaultRule {
 
 export interface RecordedRequest {
   readonly method: string;
-  /** The path after `/api/v3`, without the query. */
+  /** The path after `/api/v3`, without the query; `/graphql` for GraphQL (`/api/graphql`). */
   readonly path: string;
   /** The route template, or undefined for an unknown route. */
   readonly route: string | undefined;
@@ -157,6 +157,15 @@ export interface StandInRepositoryOptions {
   readonly allowMergeCommit?: boolean;
   /** @default true */
   readonly allowSquashMerge?: boolean;
+  /** The repository setting "Allow auto-merge" (GitHub's default: off). @default false */
+  readonly allowAutoMerge?: boolean;
+  /**
+   * Branch protection's required status checks: commit status contexts or check run names that
+   * must succeed on a PR's head before it merges (mergeable_state `blocked` until then).
+   */
+  readonly requiredChecks?: readonly string[];
+  /** Branch protection's required approving reviews (`approvePullRequest`). @default 0 */
+  readonly requiredApprovingReviews?: number;
 }
 
 export interface StandInRepository {
@@ -168,7 +177,84 @@ export interface StandInRepository {
   readonly deleteBranchOnMerge: boolean;
   readonly allowMergeCommit: boolean;
   readonly allowSquashMerge: boolean;
+  readonly allowAutoMerge: boolean;
+  readonly requiredChecks: readonly string[];
+  readonly requiredApprovingReviews: number;
 }
+
+/** GitHub's auto-merge request on a PR (`auto_merge` in its JSON). */
+export interface StandInAutoMerge {
+  /** The login that enabled it: GitHub merges as that user. */
+  readonly enabledBy: string;
+  readonly mergeMethod: MergeMethod;
+  readonly enabledAt: string;
+}
+
+/** GitHub's `mergeable_state`. */
+export type MergeableState =
+  | 'clean'
+  | 'unstable'
+  | 'has_hooks'
+  | 'blocked'
+  | 'behind'
+  | 'dirty'
+  | 'draft'
+  | 'unknown';
+
+export type CommitStatusState = 'pending' | 'success' | 'failure' | 'error';
+
+/** A commit status (`POST /repos/{owner}/{repo}/statuses/{sha}`): the latest per context counts. */
+export interface StandInCommitStatus {
+  readonly id: number;
+  readonly sha: string;
+  readonly context: string;
+  readonly state: CommitStatusState;
+  readonly description: string | null;
+  readonly targetUrl: string | null;
+  readonly creator: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export type CheckRunStatus = 'queued' | 'in_progress' | 'completed';
+
+export type CheckRunConclusion =
+  | 'success'
+  | 'failure'
+  | 'neutral'
+  | 'cancelled'
+  | 'skipped'
+  | 'timed_out'
+  | 'action_required';
+
+/** A check run (a GitHub App's, e.g. Actions): one per name and head SHA, updated in place. */
+export interface StandInCheckRun {
+  readonly id: number;
+  readonly sha: string;
+  readonly name: string;
+  readonly status: CheckRunStatus;
+  /** Set once `completed`. */
+  readonly conclusion: CheckRunConclusion | null;
+  readonly startedAt: string;
+  readonly completedAt: string | null;
+}
+
+/** What a test sets on a commit: a status context, or a check run (with `kind: 'check-run'`). */
+export type CommitCheck =
+  | {
+      readonly kind?: 'status';
+      readonly context: string;
+      readonly state: CommitStatusState;
+      readonly description?: string;
+      readonly targetUrl?: string;
+    }
+  | {
+      readonly kind: 'check-run';
+      readonly name: string;
+      readonly status: CheckRunStatus;
+      /** Required when `completed` (default `success`). */
+      readonly conclusion?: CheckRunConclusion;
+    };
 
 export interface StandInPullRequest {
   readonly id: number;
@@ -196,6 +282,8 @@ export interface StandInPullRequest {
   readonly mergeCommitSha: string | null;
   /** The login that merged it. */
   readonly mergedBy: string | null;
+  /** GitHub's auto-merge, when enabled (`enablePullRequestAutoMerge`). */
+  readonly autoMerge: StandInAutoMerge | null;
 }
 
 export interface StandInComment {

@@ -14,19 +14,27 @@ import type { PullRequestJson, RepositoryJson, SimpleUserJson } from './shapes.t
 
 type Schemas = components['schemas'];
 
-export type PullRequestWebhookAction = 'opened' | 'edited' | 'closed' | 'reopened' | 'synchronize';
+export type PullRequestWebhookAction =
+  | 'opened'
+  | 'edited'
+  | 'closed'
+  | 'reopened'
+  | 'synchronize'
+  | 'auto_merge_enabled';
 
 export type PullRequestOpenedPayload = Schemas['webhook-pull-request-opened'];
 export type PullRequestEditedPayload = Schemas['webhook-pull-request-edited'];
 export type PullRequestClosedPayload = Schemas['webhook-pull-request-closed'];
 export type PullRequestReopenedPayload = Schemas['webhook-pull-request-reopened'];
 export type PullRequestSynchronizePayload = Schemas['webhook-pull-request-synchronize'];
+export type PullRequestAutoMergeEnabledPayload = Schemas['webhook-pull-request-auto-merge-enabled'];
 export type PullRequestPayload =
   | PullRequestOpenedPayload
   | PullRequestEditedPayload
   | PullRequestClosedPayload
   | PullRequestReopenedPayload
-  | PullRequestSynchronizePayload;
+  | PullRequestSynchronizePayload
+  | PullRequestAutoMergeEnabledPayload;
 export type PingPayload = Schemas['webhook-ping'];
 
 /** GitHub's timeout for a webhook answer. */
@@ -401,6 +409,7 @@ export interface PullRequestEventFacts {
   readonly repository: RepositoryJson;
   readonly sender: SimpleUserJson;
   readonly deleteBranchOnMerge: boolean;
+  readonly allowAutoMerge: boolean;
 }
 
 export type PullRequestChanges = PullRequestEditedPayload['changes'];
@@ -411,7 +420,7 @@ const webhookPull = (facts: PullRequestEventFacts) => ({
   requested_reviewers: facts.pull.requested_reviewers ?? [],
   requested_teams: [],
   active_lock_reason: null,
-  allow_auto_merge: false,
+  allow_auto_merge: facts.allowAutoMerge,
   allow_update_branch: false,
   delete_branch_on_merge: facts.deleteBranchOnMerge,
   merge_commit_message: 'PR_TITLE' as const,
@@ -454,6 +463,9 @@ export const pullRequestPayload = (
         after: extra.after ?? facts.pull.head.sha,
         ...common,
       } as PullRequestSynchronizePayload;
+    case 'auto_merge_enabled':
+      // Also an older inline copy of the pull request (see synchronize).
+      return { action, ...common } as PullRequestAutoMergeEnabledPayload;
   }
 };
 
