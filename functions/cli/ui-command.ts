@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { PIPELINES_API_ROUTES } from '../core/pipelines-api.ts';
 import { readBody } from '../serve/http-body.ts';
 import {
   MAX_CONTROL_BODY_BYTES,
@@ -15,6 +16,7 @@ import {
   sendApiRequest,
   signingRegion,
 } from './aws-signed-client.ts';
+import { portNumber } from './command-line.ts';
 
 export const UI_USAGE = `promoter ui --api URL [--port 8001] [--region REGION]
   Serves the status page of the AWS API at http://127.0.0.1:PORT/ (loopback only), as kubectl
@@ -28,14 +30,8 @@ export const UI_USAGE = `promoter ui --api URL [--port 8001] [--region REGION]
 export const DEFAULT_UI_PORT = 8001;
 
 /** The routes the page calls, and so the only ones forwarded (with their methods). */
-const FORWARDED: readonly { readonly method: 'GET' | 'POST'; readonly path: RegExp }[] = [
-  { method: 'GET', path: /^\/pipelines\/?$/ },
-  { method: 'GET', path: /^\/pipelines\/[^/]+\/[^/]+\/?$/ },
-  { method: 'GET', path: /^\/freezes\/?$/ },
-  { method: 'POST', path: /^\/pipelines\/[^/]+\/[^/]+\/environments\/[^/]+\/approval\/?$/ },
-  { method: 'POST', path: /^\/freeze\/?$/ },
-  { method: 'POST', path: /^\/unfreeze\/?$/ },
-];
+/** The status page's routes: the pipelines API's, but the sync. */
+const FORWARDED = PIPELINES_API_ROUTES.filter((route) => route.method !== 'PUT');
 
 export interface UiServerSettings {
   /** The API's base URL (the stack's `ApiUrl` output). */
@@ -76,7 +72,7 @@ const forward = async (
   request: IncomingMessage,
   response: ServerResponse,
   url: URL,
-  method: 'GET' | 'POST',
+  method: ApiRequest['method'],
   settings: UiServerSettings,
 ): Promise<void> => {
   const { body, truncated } =
@@ -162,16 +158,6 @@ export const createUiServer = (settings: UiServerSettings): Server => {
   });
 };
 
-const wholeNumber = (value: string, flag: string): number => {
-  const number = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isInteger(number) || number > 65_535) {
-    throw new Error(
-      `${flag}: expected a port number from 0 to 65535, got ${JSON.stringify(value)}`,
-    );
-  }
-  return number;
-};
-
 /** `promoter ui`: serves until Ctrl-C. */
 export const uiCommand = async (argv: string[]): Promise<void> => {
   const { values, positionals } = parseArgs({
@@ -195,7 +181,7 @@ export const uiCommand = async (argv: string[]): Promise<void> => {
     isLoopbackUrl(probe) && values.region === undefined
       ? undefined
       : signingRegion(probe, values.region);
-  const port = wholeNumber(values.port, '--port');
+  const port = portNumber(values.port);
   const server = createUiServer({ api: values.api, region });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

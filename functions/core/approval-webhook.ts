@@ -4,7 +4,7 @@ import { WebhookOutcome } from './metric-names.ts';
 import { type Pipeline, pipelineId, webhookSecretFor } from './pipeline.ts';
 import { approvalKeys } from './pipeline-secret.ts';
 import { approvePromotion } from './promotion-gates.ts';
-import { SIGNATURE_HEADER, verifySignature } from './signature.ts';
+import { SIGNATURE_EXPECTED, SIGNATURE_HEADER, verifySignature } from './signature.ts';
 import type { WebhookDependencies, WebhookRequest, WebhookResult } from './webhook.ts';
 
 /**
@@ -37,8 +37,6 @@ const refuse = (status: number, error: string): WebhookResult => reply(status, {
 
 /** Weave's approvals carry an empty body or a small JSON one. */
 const MAX_APPROVAL_BODY_BYTES = 64 * 1024;
-
-const SIGNATURE_EXPECTED = 'expected X-Signature: sha256=<hex HMAC of the body>';
 
 /**
  * @example
@@ -95,8 +93,9 @@ export const handleApprovalRequest = async (
   }
   let keys: readonly string[] = [];
   try {
-    keys = (await deps.secrets.get({ namespace, name: webhookSecretFor(pipeline, source.name) }))
-      .hmacKeys;
+    keys = approvalKeys(
+      await deps.secrets.get({ namespace, name: webhookSecretFor(pipeline, source.name) }),
+    );
   } catch (error) {
     if (isPromoterError(error) && error.retryable) {
       return refuse(503, 'temporarily unavailable, retry later');

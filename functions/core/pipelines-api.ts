@@ -63,12 +63,34 @@ export interface PipelinesApiDependencies {
 
 const SYNC_PATH = /^\/pipelines\/?$/;
 const APPROVAL_PATH = /^\/pipelines\/([^/]+)\/([^/]+)\/environments\/([^/]+)\/approval\/?$/;
-const FREEZE_PATHS: Readonly<Record<string, string>> = {
+const FREEZE_PATHS: Readonly<Record<string, 'GET' | 'POST'>> = {
   '/freeze': 'POST',
   '/unfreeze': 'POST',
   '/freezes': 'GET',
 };
 const STATUS_PATH = /^\/pipelines\/([^/]+)\/([^/]+)\/?$/;
+
+/**
+ * The routes of this API, for the shells that route to it (serve) or forward to it
+ * (`promoter ui`, which forwards all but the sync).
+ */
+export const PIPELINES_API_ROUTES: readonly {
+  readonly method: 'GET' | 'PUT' | 'POST';
+  readonly path: RegExp;
+}[] = [
+  { method: 'GET', path: SYNC_PATH },
+  { method: 'PUT', path: SYNC_PATH },
+  { method: 'GET', path: STATUS_PATH },
+  { method: 'POST', path: APPROVAL_PATH },
+  ...Object.entries(FREEZE_PATHS).map(([path, method]) => ({
+    method,
+    path: new RegExp(`^${path}/?$`),
+  })),
+];
+
+/** Whether `path` is one of this API's (whatever the method: the API answers 405 itself). */
+export const isPipelinesApiPath = (path: string): boolean =>
+  path.startsWith('/pipelines/') || PIPELINES_API_ROUTES.some((route) => route.path.test(path));
 
 const EXPECTED_BODY =
   'expected what `kubectl get pipelines.pipelines.weave.works -A -o yaml` (or `-o json`) prints: a List, a Pipeline, or multi-document YAML';

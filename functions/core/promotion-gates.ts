@@ -230,28 +230,23 @@ const evaluateLate = async (
   target: string,
   record: PromotionRecord | undefined,
   deps: GateDependencies,
+  read?: GateFacts,
 ): Promise<Admission> => {
   const sameRevision = record?.revision === job.revision ? record : undefined;
   if (sameRevision !== undefined && !PAST_GATES.includes(sameRevision.state)) {
     return waitingAnswer(sameRevision);
   }
-  const [deployments, freezes] = await Promise.all([
-    deps.state.listDeployments(job.pipeline),
-    deps.state.listFreezes(),
-  ]);
-  const since = deployments.find(
-    (report) => report.environment === job.from && report.target === target,
-  );
-  const asReported = deployments.map((report) =>
-    report === since ? { ...report, revision: job.revision, ok: true } : report,
-  );
+  const facts = read ?? (await readGateFacts(job, deps));
+  const since = reportOf(facts.deployments, job.from, target);
+  // As if the event were its target's last report, unless that target failed since.
   const verdict =
     since?.ok === false
-      ? evaluateGates(pipeline, job, undefined, { deployments, freezes, now: deps.clock.now() })
+      ? evaluateGates(pipeline, job, undefined, facts)
       : evaluateGates(pipeline, job, sameRevision, {
-          deployments: asReported,
-          freezes,
-          now: deps.clock.now(),
+          ...facts,
+          deployments: facts.deployments.map((report) =>
+            report === since ? { ...report, revision: job.revision, ok: true } : report,
+          ),
         });
   if (verdict.kind === 'open') {
     await deps.queue.enqueue(job);
@@ -261,10 +256,27 @@ const evaluateLate = async (
     status: 'waiting',
     waiting:
       verdict.kind === 'approval'
-        ? { approval: { requestedAt: deps.clock.now().toISOString() } }
+        ? { approval: { requestedAt: facts.now.toISOString() } }
         : verdict.waitingFor,
   };
 };
+
+/** What the gates are evaluated on: the targets' reports, the freezes, the time. */
+const readGateFacts = async (job: PromotionJob, deps: GateDependencies): Promise<GateFacts> => {
+  const [deployments, freezes] = await Promise.all([
+    deps.state.listDeployments(job.pipeline),
+    deps.state.listFreezes(),
+  ]);
+  return { deployments, freezes, now: deps.clock.now() };
+};
+
+/** The last report of one target of `environment`. */
+const reportOf = (
+  deployments: readonly DeploymentRecord[],
+  environment: string,
+  target: string,
+): DeploymentRecord | undefined =>
+  deployments.find((report) => report.environment === environment && report.target === target);
 
 /**
  * Looks at the gates of a held record again (a time came, a freeze ended, an approval): enqueues
@@ -290,19 +302,14 @@ const decide = async (
   recheck = true,
   target?: string,
 ): Promise<Admission> => {
-  const now = deps.clock.now();
-  const [deployments, freezes] = await Promise.all([
-    deps.state.listDeployments(job.pipeline),
-    deps.state.listFreezes(),
-  ]);
-  const verdict = evaluateGates(pipeline, job, sameRevision, { deployments, freezes, now });
+  const facts = await readGateFacts(job, deps);
+  const { now } = facts;
+  const verdict = evaluateGates(pipeline, job, sameRevision, facts);
   if (verdict.kind === 'waiting' && 'targets' in verdict.waitingFor && target !== undefined) {
     // The event's own target reported a later one while this request ran: it is late now.
-    const report = deployments.find(
-      (candidate) => candidate.environment === job.from && candidate.target === target,
-    );
+    const report = reportOf(facts.deployments, job.from, target);
     if (report !== undefined && isLaterEvent(report.eventTimestamp, job.event.timestamp)) {
-      return evaluateLate(pipeline, job, target, stored, deps);
+      return evaluateLate(pipeline, job, target, stored, deps, facts);
     }
   }
   const at = now.toISOString();

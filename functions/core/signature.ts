@@ -10,6 +10,9 @@ type Algorithm = keyof typeof DIGEST_BYTES;
 /** Where Flux's generic-hmac provider puts the signature (header names in lower case). */
 export const SIGNATURE_HEADER = 'x-signature';
 
+/** What a refused signature's answer tells the sender to send. */
+export const SIGNATURE_EXPECTED = 'expected X-Signature: sha256=<hex HMAC of the body>';
+
 export type SignatureFailure = 'missing' | 'malformed' | 'unsupported-algorithm' | 'mismatch';
 
 export type SignatureCheck =

@@ -26,7 +26,7 @@ import {
   recordDeploymentFailure,
   recordTargetDeployment,
 } from './promotion-lifecycle.ts';
-import { SIGNATURE_HEADER, verifySignature } from './signature.ts';
+import { SIGNATURE_EXPECTED, SIGNATURE_HEADER, verifySignature } from './signature.ts';
 
 import { formatIssues } from './validation.ts';
 
@@ -83,8 +83,6 @@ const answer = (
   body: Record<string, unknown>,
   context: Partial<Pick<WebhookResult, 'pipeline' | 'environment' | 'revision' | 'headers'>> = {},
 ): WebhookResult => ({ status, outcome, body, ...context });
-
-const SIGNATURE_EXPECTED = 'expected X-Signature: sha256=<hex HMAC of the body>';
 
 const unavailable = (context: Partial<WebhookResult>): WebhookResult =>
   answer(

@@ -14,7 +14,11 @@ import {
   MAX_GITHUB_BODY_BYTES,
 } from '../core/github-webhook.ts';
 import type { LogPort } from '../core/logger.ts';
-import { handlePipelinesApiRequest, type PipelinesApiDependencies } from '../core/pipelines-api.ts';
+import {
+  handlePipelinesApiRequest,
+  isPipelinesApiPath,
+  type PipelinesApiDependencies,
+} from '../core/pipelines-api.ts';
 import {
   handleWebhookRequest,
   MAX_BODY_BYTES,
@@ -110,13 +114,6 @@ const bounded = (options: ServeServerOptions, handler: RequestListener): Server 
 
 const LOCAL_CALLER = `${userInfo().username}@${hostname()} (promoter serve)`;
 
-const isPipelinesPath = (path: string): boolean =>
-  path === '/pipelines' ||
-  path.startsWith('/pipelines/') ||
-  path === '/freeze' ||
-  path === '/unfreeze' ||
-  path === '/freezes';
-
 const send = (
   response: ServerResponse,
   status: number,
@@ -183,7 +180,7 @@ export const createServeServer = (options: ServeServerOptions): Server => {
         send(response, 200, options.metricsSnapshot());
         return;
       }
-      if (options.pipelinesApi !== undefined && isPipelinesPath(url.pathname)) {
+      if (options.pipelinesApi !== undefined && isPipelinesApiPath(url.pathname)) {
         const posted = request.method === 'POST';
         // serve's controls have no authentication of their own: they answer only on loopback
         // (in AWS the same routes are IAM's), even when serve listens on another address.

@@ -2,10 +2,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GitHubAppInstallationTokens } from '../../functions/adapters/github-app-tokens.ts';
-import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { GitHubApp } from '../../functions/core/pipeline-secret.ts';
 import type { Clock, GitHubAppTokenRequest } from '../../functions/core/ports.ts';
 import { repositoryCredentials } from '../../functions/core/repository-credentials.ts';
+import { caught } from '../support/caught.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -25,16 +25,6 @@ const appKeys = () =>
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
   });
-
-const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPromoterError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PromoterError');
-};
 
 /** A clock the test moves. */
 const movableClock = (): Clock & { at: Date } => {

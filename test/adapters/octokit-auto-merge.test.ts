@@ -2,8 +2,8 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
-import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { PullRequestLookup } from '../../functions/core/ports.ts';
+import { caught } from '../support/caught.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -27,16 +27,6 @@ const REQUIRED = 'ci/build';
 const READ_ONLY_TOKEN = 'ghp_readOnlyAutoMergeToken00000000000000';
 const WEBHOOK_SECRET = 'auto-merge-webhook-secret';
 const MERGE = '/repos/{owner}/{repo}/pulls/{pull_number}/merge';
-
-const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPromoterError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PromoterError');
-};
 
 /** A webhook receiver on loopback that keeps what it was sent. */
 const startReceiver = async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
-import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { PullRequestLookup } from '../../functions/core/ports.ts';
+import { caught } from '../support/caught.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -17,16 +17,6 @@ const REPO = 'fleet';
 const READ_ONLY_TOKEN = 'ghp_readOnlyLifecycleToken00000000000000';
 const PULL = '/repos/{owner}/{repo}/pulls/{pull_number}';
 const COMMENTS = '/repos/{owner}/{repo}/issues/{issue_number}/comments';
-
-const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPromoterError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PromoterError');
-};
 
 describe('OctokitPullRequests.get and .close against the GitHub Enterprise stand-in', () => {
   let github: FakeGitHubEnterprise;

@@ -1,9 +1,9 @@
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
-import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { PullRequestRequest } from '../../functions/core/ports.ts';
 import { retryDelaySeconds } from '../../functions/core/retry-policy.ts';
+import { caught } from '../support/caught.ts';
 import {
   type FakeGitHubEnterprise,
   startFakeGitHubEnterprise,
@@ -17,16 +17,6 @@ const PULLS = '/repos/{owner}/{repo}/pulls';
 const PULL = '/repos/{owner}/{repo}/pulls/{pull_number}';
 const SECONDARY_MESSAGE =
   'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.';
-
-const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPromoterError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PromoterError');
-};
 
 describe('OctokitPullRequests against a GitHub Enterprise stand-in', () => {
   let github: FakeGitHubEnterprise;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
 import type { GitHubAppTokenRequest, GitHubAppTokens } from '../../functions/core/ports.ts';
 import { repositoryCredentials } from '../../functions/core/repository-credentials.ts';
+import { caught } from '../support/caught.ts';
 import { memorySecrets } from '../support/webhook-harness.ts';
 
 const REF = { namespace: 'flux-system', name: 'promotion-credentials' };
@@ -23,16 +23,6 @@ const appTokens = (): GitHubAppTokens & { asked: GitHubAppTokenRequest[] } => {
       return `ghs_${request.app.installationId ?? 'looked-up'}`;
     },
   };
-};
-
-const caught = async (promise: Promise<unknown>): Promise<PromoterError> => {
-  try {
-    await promise;
-  } catch (error) {
-    if (isPromoterError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PromoterError');
 };
 
 describe('repositoryCredentials', () => {
