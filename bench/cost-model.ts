@@ -51,6 +51,7 @@ export const priceTableSchema = z.object({
   }),
   secretsManager: z.object({ secretMonth: price, apiCallsPer10k: price }),
   eventBridgeScheduler: z.object({ invocationsPerMillion: price }),
+  eventBridge: z.object({ customEventsPerMillion: price }),
   xray: z.object({ tracesRecordedPerMillion: price }),
 });
 export type PriceTable = z.infer<typeof priceTableSchema>;
@@ -155,6 +156,11 @@ export const ASSUMPTIONS = {
    * X-Ray sampling rule of the account (the rate "cannot be configured for Lambda functions"),
    * and the HTTP API passes no sampled header: the stack's `tracing` setting is the only lever.
    */
+  /**
+   * Promotion notices put on the stack's event bus per promotion (DESIGN.md section 13): its PR
+   * opened or updated (or the hand-off), merged, deployed, and a gate's waiting now and then.
+   */
+  noticesPerPromotion: 4,
   xrayReservoirPerSecond: 1,
   xrayFixedRate: 0.05,
 } as const;
@@ -463,6 +469,8 @@ export interface StackFacts {
   readonly metricsInsightsAlarms: readonly string[];
   readonly logRetentionDays: number;
   readonly metricsDetail: MetricsDetail;
+  /** Event buses of promotion notices (custom events are billed per event put). */
+  readonly eventBuses: number;
 }
 
 const variablesOf = (resource: CfnResource): Record<string, unknown> =>
@@ -523,6 +531,7 @@ export const stackFactsOf = (template: CfnTemplate, metricsDetailVariable: strin
     metricsInsightsAlarms: insights,
     logRetentionDays: Math.max(1, ...retention),
     metricsDetail,
+    eventBuses: ofType('AWS::Events::EventBus').length,
   };
 };
 
@@ -547,6 +556,7 @@ export type Service =
   | 'CloudWatch dashboard'
   | 'CloudWatch alarms'
   | 'EventBridge Scheduler'
+  | 'EventBridge'
   | 'Secrets Manager';
 
 export interface CostLine {
@@ -700,6 +710,8 @@ export const monthlyBill = (
       Math.max(1, workload.secrets),
   );
 
+  const notices = facts.eventBuses > 0 ? promotions * a.noticesPerPromotion : 0;
+
   const lines: CostLine[] = [
     {
       service: 'Lambda',
@@ -758,6 +770,11 @@ export const monthlyBill = (
       service: 'EventBridge Scheduler',
       usage: `${count(sweeps)} invocations`,
       monthly: perMillion(sweeps, prices.eventBridgeScheduler.invocationsPerMillion),
+    },
+    {
+      service: 'EventBridge',
+      usage: `${count(notices)} custom events (promotion notices)`,
+      monthly: perMillion(notices, prices.eventBridge.customEventsPerMillion),
     },
     {
       service: 'Secrets Manager',

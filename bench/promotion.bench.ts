@@ -67,7 +67,13 @@ interface Job {
 }
 
 const promotionRequest = (job: Job, revision: string): PromotionBranchRequest => ({
-  repository: { cloneUrl: job.cloneUrl, apiBaseUrl: '', owner: 'fleet', repo: 'config' },
+  repository: {
+    provider: 'github',
+    cloneUrl: job.cloneUrl,
+    apiBaseUrl: '',
+    owner: 'fleet',
+    repo: 'config',
+  },
   credentials: { username: 'x-access-token', password: 'bench-token' },
   baseBranch: 'main',
   branch: BRANCH,

@@ -31,6 +31,7 @@ export const ENV = {
   promotionTimeoutSeconds: 'PROMOTER_PROMOTION_TIMEOUT_SECONDS',
   allowedGitHosts: 'PROMOTER_ALLOWED_GIT_HOSTS',
   metricsDetail: 'PROMOTER_METRICS_DETAIL',
+  eventBusName: 'PROMOTER_EVENT_BUS_NAME',
 } as const;
 
 const wholeSeconds = (minimum: number) =>
@@ -82,6 +83,10 @@ const commonSettings = z.object({
   [ENV.pipelineCacheSeconds]: z._default(wholeSeconds(0), 30),
   /** Only for tests and local stacks: an AWS endpoint (moto, LocalStack). */
   [ENV.awsEndpoint]: z.optional(z.url()),
+  /** The EventBridge bus promotion notices go to (DESIGN.md section 13); unset: no notices. */
+  [ENV.eventBusName]: z.optional(
+    z.string().check(z.minLength(1, 'expected the EventBridge event bus name or ARN')),
+  ),
 });
 
 const parse = <T extends z.ZodMiniType>(schema: T, env: NodeJS.ProcessEnv): z.output<T> => {

@@ -19,6 +19,7 @@ import {
   WORKER_DEFAULTS,
 } from './constructs/promoter-functions.ts';
 import { PromoterTable } from './constructs/promoter-table.ts';
+import { PromotionEvents } from './constructs/promotion-events.ts';
 import { PromotionQueue } from './constructs/promotion-queue.ts';
 
 /**
@@ -232,7 +233,7 @@ export const settingsFromContext = (node: Node): PipelinePromoterSettings =>
 /**
  * Pipeline Promoter: the HTTP API (Flux webhook, GitHub webhook, pipeline sync), the webhook,
  * worker, pipelines and reconcile functions (and the reconcile schedule), the FIFO job queue and
- * its DLQ, the table, the alarms and the dashboard.
+ * its DLQ, the table, the event bus of promotion notices, the alarms and the dashboard.
  */
 export class PipelinePromoterStack extends Stack {
   public readonly settings: ResolvedSettings;
@@ -242,6 +243,8 @@ export class PipelinePromoterStack extends Stack {
   public readonly api: PromoterApi;
   public readonly alarms: PromoterAlarms;
   public readonly dashboard: PromoterDashboard;
+  /** The event bus of promotion notices (DESIGN.md section 13) and its example rule. */
+  public readonly events: PromotionEvents;
 
   constructor(scope: Construct, id: string, props: PipelinePromoterStackProps = {}) {
     super(scope, id, {
@@ -299,9 +302,16 @@ export class PipelinePromoterStack extends Stack {
         : { allowedGitHosts: settings.allowedGitHosts }),
       reconcileInterval: Duration.minutes(settings.reconcileIntervalMinutes),
     });
+    this.events = new PromotionEvents(this, 'Events', {
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
     const { webhook, worker, pipelinesApi, reconcile } = this.functions;
     for (const fn of [webhook, worker, pipelinesApi, reconcile]) {
       fn.addEnvironment(ENV.metricsDetail, settings.metricsDetail);
+      // Each of them moves promotions along the lifecycle, and announces the changes.
+      fn.addEnvironment(ENV.eventBusName, this.events.bus.eventBusName);
+      this.events.grantPutEvents(fn);
     }
 
     this.api = new PromoterApi(this, 'Api', {
@@ -359,9 +369,20 @@ export class PipelinePromoterStack extends Stack {
         "The GitHub webhook's payload URL (pull_request events, secret: {secretPrefix}github-webhook)",
       value: `${this.api.url}${ROUTES.githubWebhook.slice(1)}`,
     });
+    new CfnOutput(this, 'GitLabWebhookUrl', {
+      description:
+        "The GitLab webhook's URL (merge request events, secret token: {secretPrefix}gitlab-webhook)",
+      value: `${this.api.url}${ROUTES.gitlabWebhook.slice(1)}`,
+    });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`,
     });
+    new CfnOutput(this, 'EventBusName', {
+      description:
+        'The bus of promotion notices (source pipeline-promoter): put your rules for chat or CI on it',
+      value: this.events.bus.eventBusName,
+    });
+    new CfnOutput(this, 'EventBusArn', { value: this.events.bus.eventBusArn });
     new CfnOutput(this, 'TableName', { value: this.table.table.tableName });
     new CfnOutput(this, 'JobQueueUrl', { value: this.jobQueue.queue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.jobQueue.deadLetterQueue.queueUrl });

@@ -1,10 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { PromoterError } from '../core/errors.ts';
-import {
-  decodeGitHubWebhookSecret,
-  GITHUB_WEBHOOK_SECRET,
-  type GitHubWebhookSecretStore,
-} from '../core/github-webhook.ts';
+import { GITHUB_WEBHOOK_SECRET, type GitHubWebhookSecretStore } from '../core/github-webhook.ts';
+import { GITLAB_WEBHOOK_SECRET, type GitLabWebhookSecretStore } from '../core/gitlab-webhook.ts';
 import {
   decodePipelineSecret,
   type PipelineSecret,
@@ -12,6 +9,7 @@ import {
   secretId,
 } from '../core/pipeline-secret.ts';
 import type { SecretStore } from '../core/ports.ts';
+import { decodeWebhookSecret } from '../core/pull-request-webhook.ts';
 
 /** Why a file could not be read, in words: missing, a directory, not permitted. */
 const unreadable = (error: unknown): string => {
@@ -41,14 +39,18 @@ const jsonErrorPlace = (error: unknown, text: string): string => {
 
 /**
  * `promoter serve`'s secrets: one JSON file mapping `"NS/S"` to the same object Secrets Manager
- * holds (DESIGN.md section 4), and `"github-webhook"` to the GitHub webhook secret. Read and validated once at start-up, so that a broken file fails
- * before the first request rather than on it.
+ * holds (DESIGN.md section 4), `"github-webhook"` to the GitHub webhook secret and
+ * `"gitlab-webhook"` to the GitLab webhook's secret token. Read and validated once at start-up,
+ * so that a broken file fails before the first request rather than on it.
  */
-export class FileSecretStore implements SecretStore, GitHubWebhookSecretStore {
+export class FileSecretStore
+  implements SecretStore, GitHubWebhookSecretStore, GitLabWebhookSecretStore
+{
   private constructor(
     private readonly path: string,
     private readonly secrets: ReadonlyMap<string, PipelineSecret>,
-    private readonly webhookSecrets: readonly string[] | undefined,
+    /** The webhook secrets by name (`github-webhook`, `gitlab-webhook`). */
+    private readonly webhookSecrets: ReadonlyMap<string, readonly string[]>,
   ) {}
 
   static async load(path: string): Promise<FileSecretStore> {
@@ -77,10 +79,10 @@ export class FileSecretStore implements SecretStore, GitHubWebhookSecretStore {
       );
     }
     const secrets = new Map<string, PipelineSecret>();
-    let webhookSecrets: readonly string[] | undefined;
+    const webhookSecrets = new Map<string, readonly string[]>();
     for (const [id, secret] of Object.entries(value)) {
-      if (id === GITHUB_WEBHOOK_SECRET) {
-        webhookSecrets = decodeGitHubWebhookSecret(secret, `${path}: "${GITHUB_WEBHOOK_SECRET}"`);
+      if (id === GITHUB_WEBHOOK_SECRET || id === GITLAB_WEBHOOK_SECRET) {
+        webhookSecrets.set(id, decodeWebhookSecret(secret, `${path}: "${id}"`));
         continue;
       }
       const [namespace, name, ...rest] = id.split('/');
@@ -108,13 +110,30 @@ export class FileSecretStore implements SecretStore, GitHubWebhookSecretStore {
   }
 
   async githubWebhookSecrets(): Promise<readonly string[]> {
-    if (this.webhookSecrets === undefined) {
+    return this.webhookSecret(
+      GITHUB_WEBHOOK_SECRET,
+      'GitHub webhook secret',
+      "the secret of the repository's webhook",
+    );
+  }
+
+  async gitlabWebhookSecrets(): Promise<readonly string[]> {
+    return this.webhookSecret(
+      GITLAB_WEBHOOK_SECRET,
+      'GitLab webhook secret',
+      "the secret token of the project's webhook",
+    );
+  }
+
+  private webhookSecret(id: string, what: string, hint: string): readonly string[] {
+    const secrets = this.webhookSecrets.get(id);
+    if (secrets === undefined) {
       throw new PromoterError(
         'SECRET_NOT_FOUND',
-        `no GitHub webhook secret in ${this.path}: add "${GITHUB_WEBHOOK_SECRET}": {"secret": "..."} (the secret of the repository's webhook)`,
-        { data: { secret: GITHUB_WEBHOOK_SECRET } },
+        `no ${what} in ${this.path}: add "${id}": {"secret": "..."} (${hint})`,
+        { data: { secret: id } },
       );
     }
-    return this.webhookSecrets;
+    return secrets;
   }
 }

@@ -303,8 +303,8 @@ export const toPromoterError = (error: unknown, context: Operation): PromoterErr
   );
 };
 
-const ENABLE_AUTO_MERGE = `mutation EnablePullRequestAutoMerge($pullRequestId: ID!) {
-  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: MERGE}) {
+const ENABLE_AUTO_MERGE = `mutation EnablePullRequestAutoMerge($pullRequestId: ID!, $expectedHeadOid: GitObjectID!) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, expectedHeadOid: $expectedHeadOid, mergeMethod: MERGE}) {
     pullRequest { id autoMergeRequest { enabledAt } }
   }
 }`;
@@ -314,7 +314,7 @@ const ENABLE_AUTO_MERGE = `mutation EnablePullRequestAutoMerge($pullRequestId: I
  * the base branch has no protection to wait for, or the PR can merge now (clean, unstable).
  */
 const AUTO_MERGE_UNAVAILABLE =
-  /auto.?merge is not (allowed|enabled)|protected branch rules not configured|is in (clean|unstable|has_hooks) status|can't enable auto-merge/i;
+  /auto.?merge is not (allowed|enabled)|protected branch rules not configured|is in (clean|unstable|has_hooks) status|can't enable auto-merge|head sha didn't match/i;
 
 /** A 405 of the merge that goes away by waiting (a required check not reported or running). */
 const MERGE_WAITS = /\bexpected\b|in progress|pending/i;
@@ -632,17 +632,22 @@ export class OctokitPullRequests implements PullRequests {
    * Turns on GitHub's auto-merge (merge commit) with GraphQL, on the PR's node id read by REST.
    * GitHub answers 200 with `errors` when it will not: a repository without "Allow auto-merge",
    * or a PR with nothing left to wait for ("Pull request is in clean status"), is `unavailable`,
-   * for the sweep to merge with `mergeWhenReady`.
+   * for the sweep to merge with `mergeWhenReady`. Pinned to `expectedHead` (`expectedHeadOid`):
+   * a head that moved is `unavailable`, and the sweep's merge then says it is blocked.
    */
-  async enableAutoMerge(lookup: PullRequestLookup): Promise<'enabled' | 'unavailable'> {
+  async enableAutoMerge(
+    lookup: PullRequestLookup & { readonly expectedHead: string },
+  ): Promise<'enabled' | 'unavailable'> {
     const { client, repository, apiBaseUrl, signal } = this.#prepare(lookup);
     const operation = `enable auto-merge on pull request #${lookup.number}`;
     const context = { repository, apiBaseUrl, operation, token: lookup.token };
     const pull = await this.#readFresh(client, lookup, signal);
+    if (pull.head.sha !== lookup.expectedHead) return 'unavailable';
     if (pull.auto_merge !== null && pull.auto_merge !== undefined) return 'enabled';
     try {
       await client.graphql(ENABLE_AUTO_MERGE, {
         pullRequestId: pull.node_id,
+        expectedHeadOid: lookup.expectedHead,
         headers: HEADERS,
         request: { signal },
       });

@@ -1,10 +1,7 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { isPromoterError, PromoterError } from '../core/errors.ts';
-import {
-  decodeGitHubWebhookSecret,
-  GITHUB_WEBHOOK_SECRET,
-  type GitHubWebhookSecretStore,
-} from '../core/github-webhook.ts';
+import { GITHUB_WEBHOOK_SECRET, type GitHubWebhookSecretStore } from '../core/github-webhook.ts';
+import { GITLAB_WEBHOOK_SECRET, type GitLabWebhookSecretStore } from '../core/gitlab-webhook.ts';
 import {
   DEFAULT_SECRET_PREFIX,
   type PipelineSecret,
@@ -12,6 +9,7 @@ import {
   type SecretRef,
 } from '../core/pipeline-secret.ts';
 import { type Clock, type SecretStore, systemClock } from '../core/ports.ts';
+import { decodeWebhookSecret } from '../core/pull-request-webhook.ts';
 import { ReadThroughCache } from './read-through-cache.ts';
 
 /*
@@ -49,7 +47,9 @@ export interface SecretsManagerSecretStoreOptions {
   readonly clock?: Clock;
 }
 
-export class SecretsManagerSecretStore implements SecretStore, GitHubWebhookSecretStore {
+export class SecretsManagerSecretStore
+  implements SecretStore, GitHubWebhookSecretStore, GitLabWebhookSecretStore
+{
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly failureTtlMs: number;
@@ -88,7 +88,16 @@ export class SecretsManagerSecretStore implements SecretStore, GitHubWebhookSecr
 
   /** The GitHub webhook secret, `{prefix}github-webhook` (DESIGN.md section 4), cached alike. */
   githubWebhookSecrets(): Promise<readonly string[]> {
-    const id = `${this.prefix}${GITHUB_WEBHOOK_SECRET}`;
+    return this.webhookSecrets(GITHUB_WEBHOOK_SECRET);
+  }
+
+  /** The GitLab webhook's secret token, `{prefix}gitlab-webhook`, cached alike. */
+  gitlabWebhookSecrets(): Promise<readonly string[]> {
+    return this.webhookSecrets(GITLAB_WEBHOOK_SECRET);
+  }
+
+  private webhookSecrets(name: string): Promise<readonly string[]> {
+    const id = `${this.prefix}${name}`;
     return this.webhookCache.get(
       id,
       async () => {
@@ -106,7 +115,7 @@ export class SecretsManagerSecretStore implements SecretStore, GitHubWebhookSecr
             data: { secret: id },
           });
         }
-        return decodeGitHubWebhookSecret(value, id);
+        return decodeWebhookSecret(value, id);
       },
       (outcome) =>
         !('error' in outcome)

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROMOTING_REASONS, NEVER_PROMOTING_REASONS } from '../core/decision.ts';
+import { refuseInsecureUrl } from '../core/http.ts';
 import type { Clock } from '../core/ports.ts';
 import { logger } from '../observability.ts';
 import { createServeServer, listen } from '../serve/server.ts';
@@ -11,7 +12,7 @@ export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--p
                [--data DIR] [--git-cache DIR] [--max-event-age SECONDS]
                [--promoting-reasons REASON,REASON,...]
                [--git-max-pack-mb 256] [--git-max-object-mb 64] [--git-max-delta-depth 50]
-               [--promotion-timeout 90] [--reconcile-interval 300]
+               [--promotion-timeout 90] [--reconcile-interval 300] [--notify-url URL]
   Runs the webhook and the promotion worker in one process.
   PATH: a Pipeline manifest file or a directory of YAML/JSON manifests (default examples/pipelines).
   FILE: JSON mapping "namespace/name" to {"hmac-key", "token", ...} (default examples/secrets.json,
@@ -28,6 +29,11 @@ export const SERVE_USAGE = `promoter serve [--port 8080] [--host 127.0.0.1] [--p
   (promoter status), unauthenticated.
   POST /webhooks/github takes the repository's pull_request webhook (secret: the "github-webhook"
   entry of FILE); every --reconcile-interval seconds (0: never) the open promotion PRs are read.
+  POST /webhooks/gitlab takes the project's merge request webhook (secret token: the
+  "gitlab-webhook" entry of FILE).
+  --notify-url: where notices are POSTed, signed like Flux's generic-hmac (X-Signature) with the
+  pipeline's hmac-key: the notification strategy's hand-offs and every promotion's changes of
+  state (https://, or http:// on loopback).
   Ctrl-C stops taking requests and lets running promotions finish (30 s at most); queued ones
   resume at the next start. A second Ctrl-C exits at once.`;
 
@@ -101,6 +107,7 @@ export const serveSettingsFrom = (
       'git-max-delta-depth': { type: 'string' },
       'promotion-timeout': { type: 'string' },
       'reconcile-interval': { type: 'string' },
+      'notify-url': { type: 'string' },
       // For tests of the retry schedule: milliseconds one of its seconds lasts. Not in the usage.
       'retry-unit-ms': { type: 'string' },
       // For tests of the time gates: serve's clock starts at this instant. Not in the usage.
@@ -136,8 +143,17 @@ export const serveSettingsFrom = (
       : SECRETS_TEMPLATE_FILE);
   const port = portNumber(values.port);
   const clock = values['clock-start'] === undefined ? undefined : clockFrom(values['clock-start']);
+  const notifyUrl = values['notify-url'];
+  if (notifyUrl !== undefined) {
+    const url = URL.canParse(notifyUrl) ? new URL(notifyUrl) : undefined;
+    const refused = url === undefined ? 'expected a URL' : refuseInsecureUrl(url);
+    if (refused !== undefined) {
+      throw new UsageError(`--notify-url ${JSON.stringify(notifyUrl)}: ${refused}`);
+    }
+  }
   const settings: ServeSettings = {
     git,
+    ...(notifyUrl === undefined ? {} : { notifyUrl }),
     ...(clock === undefined ? {} : { clock }),
     pipelinesPath: values.pipelines,
     secretsPath,
@@ -192,6 +208,7 @@ export const serveCommand = async (argv: string[]): Promise<void> => {
     metricsSnapshot: () => app.metrics.snapshot(),
     pipelinesApi: app.pipelinesApi,
     github: app.github,
+    gitlab: app.gitlab,
   });
   const url = await listen(server, port, host);
   logger.info('promoter serve listening', {

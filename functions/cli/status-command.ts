@@ -70,6 +70,7 @@ export const glanceLine = (environment: EnvironmentAnswer, pipeline = 'NAMESPACE
     pushing: `${promotion.revision} from ${promotion.from} is being pushed`,
     opened: `${promotion.revision} waits for its PR to be merged${pull}`,
     updated: `${promotion.revision} waits for its PR to be merged${pull}`,
+    notified: `${promotion.revision} was handed over by notification, waiting for ${environment.name} to deploy it`,
     'up-to-date': `${promotion.revision} is on the base branch, waiting for ${environment.name} to deploy it`,
     merged: `${promotion.revision} was merged${pull}, waiting for ${environment.name} to deploy it`,
     closed: `${promotion.revision}'s PR was closed unmerged${pull}`,

@@ -31,7 +31,14 @@ export type ErrorCode =
   | 'GITHUB_UNAVAILABLE'
   | 'GITHUB_APP_AUTH'
   | 'GITHUB_APP_NOT_INSTALLED'
-  | 'GITHUB_APP_UNAVAILABLE';
+  | 'GITHUB_APP_UNAVAILABLE'
+  | 'GITLAB_AUTH_FAILED'
+  | 'GITLAB_NOT_FOUND'
+  | 'GITLAB_REJECTED'
+  | 'GITLAB_UNAVAILABLE'
+  | 'NOTICE_REJECTED'
+  | 'NOTICE_UNAVAILABLE'
+  | 'NOTICES_UNCONFIGURED';
 
 export interface PromoterErrorOptions {
   readonly retryable?: boolean;

@@ -15,6 +15,10 @@ export const Metric = {
   PromotionsFailed: 'PromotionsFailed',
   PromotionsDropped: 'PromotionsDropped',
   PromotionsDeadLettered: 'PromotionsDeadLettered',
+  /** The notification strategy handed a promotion over (DESIGN.md section 13). */
+  PromotionsNotified: 'PromotionsNotified',
+  /** Lifecycle notices that could not be delivered (the bus or serve's receiver failed). */
+  NoticesFailed: 'NoticesFailed',
   WebhookRequests: 'WebhookRequests',
   Deployments: 'Deployments',
   /** Lifecycle (DESIGN.md section 10). */
@@ -23,6 +27,8 @@ export const Metric = {
   MergeToDeployTime: 'MergeToDeployTime',
   StalePullRequestsClosed: 'StalePullRequestsClosed',
   GitHubWebhookRequests: 'GitHubWebhookRequests',
+  /** `POST /webhooks/gitlab`'s deliveries, counted like GitHub's (outcome a property). */
+  GitLabWebhookRequests: 'GitLabWebhookRequests',
   /** DORA, by application through the EMF properties. */
   DeploymentFailures: 'DeploymentFailures',
   ReleaseLeadTime: 'ReleaseLeadTime',

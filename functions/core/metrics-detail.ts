@@ -28,11 +28,14 @@ export type DimensionSet = readonly DimensionName[];
 
 /**
  * The Flux webhook's requests, by outcome (a bounded list): what tells a broken leaf cluster
- * (rejected signatures) from a quiet one. GitHub's deliveries carry no environment and are only
- * counted; their outcomes are EMF properties.
+ * (rejected signatures) from a quiet one. GitHub's and GitLab's deliveries carry no environment
+ * and are only counted; their outcomes are EMF properties.
  */
 const BY_OUTCOME: ReadonlySet<string> = new Set([Metric.WebhookRequests]);
-const WITHOUT_DIMENSIONS: ReadonlySet<string> = new Set([Metric.GitHubWebhookRequests]);
+const WITHOUT_DIMENSIONS: ReadonlySet<string> = new Set([
+  Metric.GitHubWebhookRequests,
+  Metric.GitLabWebhookRequests,
+]);
 
 /** The times that `per-application` also keeps by application, for alarms per application. */
 export const PER_APPLICATION_METRICS = [Metric.PromotionLatency, Metric.PromotionLeadTime] as const;

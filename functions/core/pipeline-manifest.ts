@@ -2,12 +2,14 @@ import { type Document, parseAllDocuments } from 'yaml';
 import * as z from 'zod';
 import { refuseInsecureUrl } from './http.ts';
 import { branchNameProblem, dns1123LabelProblem, dns1123SubdomainProblem } from './names.ts';
-import type {
-  Environment,
-  GitHubRepository,
-  Pipeline,
-  Promotion,
-  PromotionStrategy,
+import {
+  type Environment,
+  type HostedRepository,
+  type Pipeline,
+  PROVIDERS,
+  type Promotion,
+  type PromotionStrategy,
+  type Provider,
 } from './pipeline.ts';
 import { closestName, parsePipelineSettings } from './pipeline-settings.ts';
 import { formatPath } from './validation.ts';
@@ -47,7 +49,7 @@ const looseSecretRef = z.union([objectName, secretRef], {
 });
 
 const pullRequestSpec = z.strictObject({
-  type: z.string({ error: 'expected the provider type: github' }),
+  type: z.string({ error: 'expected the provider type: github or gitlab' }),
   url: z.string({ error: 'expected the configuration repository URL' }),
   baseBranch: branchName,
   secretRef,
@@ -58,16 +60,17 @@ const promotionSpec = z.strictObject({
   strategy: z.strictObject(
     {
       'pull-request': pullRequestSpec.optional(),
-      notification: z.unknown().optional(),
+      // Weave's schema gives the notification strategy no fields.
+      notification: z.strictObject({}, { error: 'expected {}' }).nullable().optional(),
       secretRef: secretRef.optional(),
     },
-    { error: 'expected a strategy with pull-request' },
+    { error: 'expected a strategy with pull-request or notification' },
   ),
 });
 
 const rfcPromotionItem = z.strictObject({
   name: z.string().optional(),
-  type: z.string({ error: 'expected pull-request' }),
+  type: z.string({ error: 'expected pull-request or notification' }),
   url: z.string().optional(),
   branch: branchName.optional(),
   secretRef: looseSecretRef.optional(),
@@ -146,13 +149,29 @@ export interface ParsedPipelines {
 /** The URL as it may appear in a message: any user information (a token) masked. */
 const withoutCredentials = (raw: string): string => raw.replace(/\/\/[^/@]*@/, '//***@');
 
+/** Where each provider's API lives, from the repository URL's origin (DESIGN.md 7.8, 13). */
+const API_BASE: Readonly<Record<Provider, (url: URL) => string>> = {
+  github: (url) =>
+    url.host === 'github.com' ? 'https://api.github.com' : `${url.protocol}//${url.host}/api/v3`,
+  gitlab: (url) => `${url.protocol}//${url.host}/api/v4`,
+};
+
 /**
- * The GitHub repository behind a clone URL: `https://host/owner/repo(.git)`, or the SSH forms
- * (`git@host:owner/repo.git`, `ssh://git@host/owner/repo`) rewritten to HTTPS since git runs
- * over HTTPS with the token. `http://` is accepted only for loopback hosts, and credentials in
- * the URL never: they belong in the secret.
+ * The repository behind a clone URL on `provider`: `https://host/owner/repo(.git)`, or the SSH
+ * forms (`git@host:owner/repo.git`, `ssh://git@host/owner/repo`) rewritten to HTTPS since git
+ * runs over HTTPS with the token. GitLab's owner is a namespace that may hold subgroups
+ * (`https://gitlab.com/group/subgroup/repo`). `http://` is accepted only for loopback hosts,
+ * and credentials in the URL never: they belong in the secret.
+ *
+ * @example
+ * parseRepositoryUrl('git@gitlab.com:platform/gitops/fleet.git', 'gitlab');
+ * // { provider: 'gitlab', cloneUrl: 'https://gitlab.com/platform/gitops/fleet.git',
+ * //   apiBaseUrl: 'https://gitlab.com/api/v4', owner: 'platform/gitops', repo: 'fleet' }
  */
-export const parseGitHubRepositoryUrl = (raw: string): GitHubRepository | string => {
+export const parseRepositoryUrl = (
+  raw: string,
+  provider: Provider = 'github',
+): HostedRepository | string => {
   const shown = JSON.stringify(withoutCredentials(raw));
   const scp = /^[\w.-]+@([\w.-]+(?::\d+)?):(?!\/)(.+)$/.exec(raw);
   let url: URL;
@@ -172,14 +191,19 @@ export const parseGitHubRepositoryUrl = (raw: string): GitHubRepository | string
     .replace(/\.git$/, '')
     .split('/')
     .filter(Boolean);
-  const [owner, repo] = parts;
-  if (parts.length !== 2 || owner === undefined || repo === undefined) {
-    return `expected https://${url.host}/<owner>/<repository>, got ${shown}`;
+  const repo = parts.at(-1);
+  const owner = parts.slice(0, -1).join('/');
+  const shape =
+    provider === 'gitlab' ? parts.length >= 2 && !parts.includes('-') : parts.length === 2;
+  if (!shape || repo === undefined || owner === '') {
+    const expected =
+      provider === 'gitlab' ? '<group>[/<subgroup>...]/<project>' : '<owner>/<repository>';
+    return `expected https://${url.host}/${expected}, got ${shown}`;
   }
-  const origin = `${url.protocol}//${url.host}`;
   return {
-    cloneUrl: `${origin}/${owner}/${repo}.git`,
-    apiBaseUrl: url.host === 'github.com' ? 'https://api.github.com' : `${origin}/api/v3`,
+    provider,
+    cloneUrl: `${url.protocol}//${url.host}/${owner}/${repo}.git`,
+    apiBaseUrl: API_BASE[provider](url),
     owner,
     repo,
   };
@@ -317,41 +341,40 @@ const describeIssues = (
   });
 };
 
-/** Weave's other pull-request providers: parsed, and refused in a sentence that says what works. */
-const NOT_SUPPORTED_YET: readonly string[] = ['gitlab', 'bitbucket-server'];
-const SUPPORTED_PROVIDERS = 'github (github.com and GitHub Enterprise Server)';
+const isProvider = (type: string): type is Provider =>
+  (PROVIDERS as readonly string[]).includes(type);
+
+/** Weave's other pull-request provider: parsed, and refused in a sentence that says what works. */
+const NOT_SUPPORTED_YET: readonly string[] = ['bitbucket-server'];
+const SUPPORTED_PROVIDERS =
+  'github (github.com and GitHub Enterprise Server) or gitlab (gitlab.com and self-managed GitLab)';
 
 const pullRequestStrategy = (
   spec: { type: string; url: string; baseBranch: string; credentialsSecret: string },
   path: string,
   issues: Issues,
 ): PromotionStrategy | undefined => {
-  if (spec.type !== 'github') {
-    const known = NOT_SUPPORTED_YET.includes(spec.type);
+  if (!isProvider(spec.type)) {
     issues.add(
       `${path}.type`,
-      known
-        ? `pull-request type ${spec.type} is not supported yet: use ${SUPPORTED_PROVIDERS}`
+      NOT_SUPPORTED_YET.includes(spec.type)
+        ? `pull-request type ${spec.type} is not supported yet: use ${SUPPORTED_PROVIDERS}.`
         : `expected ${SUPPORTED_PROVIDERS}, got ${JSON.stringify(spec.type)}`,
     );
     return undefined;
   }
-  const repository = parseGitHubRepositoryUrl(spec.url);
+  const repository = parseRepositoryUrl(spec.url, spec.type);
   if (typeof repository === 'string') {
     issues.add(`${path}.url`, repository);
     return undefined;
   }
   return {
     type: 'pull-request',
-    provider: 'github',
     repository,
     baseBranch: spec.baseBranch,
     credentialsSecret: spec.credentialsSecret,
   };
 };
-
-const NOTIFICATION_NOT_SUPPORTED =
-  'the notification strategy is not supported yet: use pull-request';
 
 const shippedPromotion = (
   spec: PromotionSpec,
@@ -360,12 +383,17 @@ const shippedPromotion = (
 ): Promotion | undefined => {
   const { strategy } = spec;
   const pr = strategy['pull-request'];
-  if (strategy.notification !== undefined) {
-    issues.add(`${path}.strategy.notification`, NOTIFICATION_NOT_SUPPORTED);
+  const hmacSecret =
+    strategy.secretRef === undefined ? {} : { hmacSecret: strategy.secretRef.name };
+  if (strategy.notification !== undefined && pr !== undefined) {
+    issues.add(`${path}.strategy`, 'expected one strategy, pull-request or notification, not both');
     return undefined;
   }
+  if (strategy.notification !== undefined) {
+    return { manual: spec.manual ?? false, strategy: { type: 'notification' }, ...hmacSecret };
+  }
   if (pr === undefined) {
-    issues.add(`${path}.strategy`, 'expected pull-request');
+    issues.add(`${path}.strategy`, 'expected pull-request or notification');
     return undefined;
   }
   const normalised = pullRequestStrategy(
@@ -382,7 +410,7 @@ const shippedPromotion = (
   return {
     manual: spec.manual ?? false,
     strategy: normalised,
-    ...(strategy.secretRef === undefined ? {} : { hmacSecret: strategy.secretRef.name }),
+    ...hmacSecret,
   };
 };
 
@@ -401,12 +429,11 @@ const rfcPromotion = (
   const item = items[0];
   if (item === undefined) return undefined;
   const itemPath = `${path}[0]`;
+  if (item.type === 'notification') return { manual: false, strategy: { type: 'notification' } };
   if (item.type !== 'pull-request') {
     issues.add(
       `${itemPath}.type`,
-      item.type === 'notification'
-        ? NOTIFICATION_NOT_SUPPORTED
-        : `expected pull-request, got ${JSON.stringify(item.type)}`,
+      `expected pull-request or notification, got ${JSON.stringify(item.type)}`,
     );
     return undefined;
   }
@@ -414,7 +441,7 @@ const rfcPromotion = (
     issues.add(`${itemPath}.url`, 'expected the configuration repository URL');
   if (item.branch === undefined) issues.add(`${itemPath}.branch`, 'expected the base branch');
   if (item.secretRef === undefined) {
-    issues.add(`${itemPath}.secretRef`, 'expected the secret with the GitHub token');
+    issues.add(`${itemPath}.secretRef`, 'expected the secret with the API token');
   }
   if (item.url === undefined || item.branch === undefined || item.secretRef === undefined) {
     return undefined;
@@ -517,6 +544,22 @@ const NO_HMAC_SECRET =
   'expected the secret holding the webhook HMAC key (hmac-key): the webhook refuses unsigned events. ' +
   'Add spec.promotion.strategy.secretRef: {name: <secret>} (or spec.appRef.secretRef in the RFC shape)';
 
+const NOTICES_UNSIGNED =
+  "the notification strategy signs its notices with the pipeline's hmac-key, so it needs the HMAC secret too (spec.promotion.strategy.secretRef)";
+
+/** Where a notification strategy is chosen: the default promotion's, each environment's own. */
+const notificationPaths = (
+  promotion: Promotion | undefined,
+  environments: readonly Environment[] | undefined,
+): string[] => [
+  ...(promotion?.strategy.type === 'notification' ? ['spec.promotion.strategy.notification'] : []),
+  ...(environments ?? []).flatMap((environment, index) =>
+    environment.promotion?.strategy.type === 'notification'
+      ? [`spec.environments[${index}].promotion.strategy.notification`]
+      : [],
+  ),
+];
+
 /**
  * Every problem of one manifest at once (DESIGN.md section 3): the schema's, the promotion's,
  * the HMAC secret's and the settings' are looked for even when another part is invalid.
@@ -541,6 +584,10 @@ const normalise = (document: unknown): Pipeline | Issues => {
       : normaliseEnvironments(environmentSpecs, spec?.promotion !== undefined, issues);
   if (spec !== undefined && !namesHmacSecret(spec)) {
     issues.add('spec.promotion.strategy.secretRef', NO_HMAC_SECRET);
+    // Its notices are signed with that key too (DESIGN.md section 13): say so where it is used.
+    for (const path of notificationPaths(promotion, environments)) {
+      issues.add(path, NOTICES_UNSIGNED);
+    }
   }
   const annotations = manifest.success
     ? manifest.data.metadata.annotations

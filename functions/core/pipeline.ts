@@ -25,26 +25,48 @@ export interface Target {
   readonly clusterRef?: ClusterRef;
 }
 
-export interface GitHubRepository {
+/** The hosts a pull-request promotion can go to (`pull-request.type`). */
+export const PROVIDERS = ['github', 'gitlab'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+/** A configuration repository on a git host, and where that host's API is. */
+export interface HostedRepository {
+  /** Which API opens the pull (merge) requests: the PullRequests adapter of that provider. */
+  readonly provider: Provider;
   /** `https://host/owner/repo.git` (or `http://` on loopback): what git fetches and pushes. */
   readonly cloneUrl: string;
-  /** `https://api.github.com` or GitHub Enterprise Server's `{scheme}://{host}/api/v3`. */
+  /**
+   * GitHub: `https://api.github.com` or GitHub Enterprise Server's `{scheme}://{host}/api/v3`;
+   * GitLab: `{scheme}://{host}/api/v4`.
+   */
   readonly apiBaseUrl: string;
+  /** GitHub's owner; GitLab's namespace, which may hold subgroups (`group/subgroup`). */
   readonly owner: string;
   readonly repo: string;
 }
 
+/** `owner/repo`: GitHub's full name, GitLab's project path (its URL-encoded project id). */
+export const repositoryPath = (repository: Pick<HostedRepository, 'owner' | 'repo'>): string =>
+  `${repository.owner}/${repository.repo}`;
+
 export interface PullRequestStrategy {
   readonly type: 'pull-request';
-  readonly provider: 'github';
-  readonly repository: GitHubRepository;
+  readonly repository: HostedRepository;
   readonly baseBranch: string;
   /** Secret name (in the pipeline's namespace) with the `token` (and optional git credentials). */
   readonly credentialsSecret: string;
 }
 
-/** Weave's other strategy, `notification`, is refused as not supported yet. */
-export type PromotionStrategy = PullRequestStrategy;
+/**
+ * Weave's `strategy.notification: {}`: no pull request; the promotion is handed to a system
+ * outside (DESIGN.md section 13) as a `Promotion` notice, and completes when the target
+ * environment reports the revision.
+ */
+export interface NotificationStrategy {
+  readonly type: 'notification';
+}
+
+export type PromotionStrategy = PullRequestStrategy | NotificationStrategy;
 
 export interface Promotion {
   readonly manual: boolean;

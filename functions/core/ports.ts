@@ -1,4 +1,4 @@
-import type { GitHubRepository, Pipeline, PipelineRef } from './pipeline.ts';
+import type { HostedRepository, Pipeline, PipelineRef } from './pipeline.ts';
 import type { PipelineSecret, SecretRef } from './pipeline-secret.ts';
 import type { PromotionJob } from './promotion-job.ts';
 
@@ -89,7 +89,8 @@ export interface DeploymentRecord {
 /**
  * The states a stored promotion record can have (the lifecycle of DESIGN.md section 10).
  * `pushing` is the claim a job takes before it pushes the branch (DESIGN.md 7.10); `opened`,
- * `updated`, `up-to-date`, `superseded` and `failed` are written when a job ends,
+ * `updated`, `notified` (the notification strategy handed it over), `up-to-date`, `superseded`
+ * and `failed` are written when a job ends,
  * `dead-lettered` by the queue's shell when its receives are spent; `merged` and `closed` come
  * from GitHub (its webhook or the reconcile sweep), `deployed` from the target environment's
  * own deployment event. `waiting` and `awaiting-approval` hold a promotion at its gates
@@ -103,6 +104,7 @@ export const PROMOTION_STATES = [
   'pushing',
   'opened',
   'updated',
+  'notified',
   'up-to-date',
   'merged',
   'closed',
@@ -118,12 +120,14 @@ export type PromotionState = (typeof PROMOTION_STATES)[number];
 /**
  * States after which a revision's promotion is settled: a later job of the same revision does
  * not claim the environment again (a PR a person closed is not reopened for that revision, a
- * merged or deployed one has nothing left to do).
+ * merged, notified or deployed one has nothing left to do).
  */
 export const SETTLED_STATES = [
   'merged',
   'closed',
   'deployed',
+  // Handed over by the notification strategy: a repeated job must not trigger the system twice.
+  'notified',
 ] as const satisfies readonly PromotionState[];
 
 /** The times of a promotion (DESIGN.md section 10), ISO 8601. */
@@ -261,7 +265,7 @@ export interface FileEdit {
 }
 
 export interface PromotionBranchRequest {
-  readonly repository: GitHubRepository;
+  readonly repository: HostedRepository;
   readonly credentials: GitCredentials;
   readonly baseBranch: string;
   readonly branch: string;
@@ -304,7 +308,7 @@ export interface ConfigRepository {
 }
 
 export interface PullRequestRequest {
-  readonly repository: GitHubRepository;
+  readonly repository: HostedRepository;
   readonly token: string;
   readonly head: string;
   readonly base: string;
@@ -331,13 +335,21 @@ export interface PullRequestView {
 }
 
 export interface PullRequestLookup {
-  readonly repository: GitHubRepository;
+  readonly repository: HostedRepository;
   readonly token: string;
   readonly number: number;
 }
 
+/**
+ * Pull requests (GitLab: merge requests) on the host of a repository; one adapter per provider
+ * (`HostedRepository.provider`), the core sees only this. Numbers are the host's per-repository
+ * ones (GitHub's `number`, GitLab's `iid`).
+ */
 export interface PullRequests {
-  /** Updates the open PR whose head is `head`, else opens one. Throws PromoterError GITHUB_*. */
+  /**
+   * Updates the open PR whose head is `head`, else opens one. Throws PromoterError GITHUB_* or
+   * GITLAB_*: `*_UNAVAILABLE` retryable, `*_AUTH_FAILED`, `*_NOT_FOUND`, `*_REJECTED` permanent.
+   */
   upsert(request: PullRequestRequest): Promise<PullRequestResult>;
   /**
    * The PR's state, or `not-modified` when it has not changed since this adapter last read it
@@ -347,11 +359,14 @@ export interface PullRequests {
   /** Comments on the PR, then closes it (a stale promotion PR). */
   close(lookup: PullRequestLookup, comment: string): Promise<void>;
   /**
-   * Turns on the host's own auto-merge for the PR (GitHub's GraphQL `enablePullRequestAutoMerge`):
-   * `enabled`, or `unavailable` when the repository does not allow it (then the sweep merges
-   * with `mergeWhenReady`). Throws PromoterError GITHUB_* for other failures.
+   * Turns on the host's own auto-merge for the PR while its head is `expectedHead` (GitHub's
+   * GraphQL `enablePullRequestAutoMerge`, GitLab's "merge when pipeline succeeds"): `enabled`,
+   * or `unavailable` when the repository does not allow it (then the sweep merges with
+   * `mergeWhenReady`). Throws PromoterError GITHUB_* / GITLAB_* for other failures.
    */
-  enableAutoMerge(lookup: PullRequestLookup): Promise<'enabled' | 'unavailable'>;
+  enableAutoMerge(
+    lookup: PullRequestLookup & { readonly expectedHead: string },
+  ): Promise<'enabled' | 'unavailable'>;
   /**
    * Merges the PR if its head is still `expectedHead`, it is mergeable and its required checks
    * passed; otherwise says what it waits for. Never merges another head than the one expected.
@@ -388,7 +403,7 @@ export interface GitHubAppTokenRequest {
   /** The secret the keys come from: what errors name (never its content). */
   readonly secret: SecretRef;
   readonly app: NonNullable<PipelineSecret['githubApp']>;
-  readonly repository: GitHubRepository;
+  readonly repository: HostedRepository;
 }
 
 /**
@@ -398,4 +413,31 @@ export interface GitHubAppTokenRequest {
  */
 export interface GitHubAppTokens {
   installationToken(request: GitHubAppTokenRequest): Promise<string>;
+}
+
+/** What a notice is: the notification strategy's hand-off, or a change of a promotion's state. */
+export const NOTICE_TYPES = ['Promotion', 'Promotion State Change'] as const;
+export type NoticeType = (typeof NOTICE_TYPES)[number];
+
+/**
+ * A notice for systems outside (DESIGN.md section 13), built by core/promotion-notices.ts: an
+ * EventBridge event in AWS (source `pipeline-promoter`, `type` as its detail-type, `body` as
+ * its detail), a POST of `body` signed like Flux's generic-hmac in serve.
+ */
+export interface PromotionNotice {
+  readonly type: NoticeType;
+  readonly pipeline: PipelineRef;
+  /** The secret whose `hmac-key` signs the notice where notices are signed (serve's POST). */
+  readonly signingSecret: SecretRef;
+  /** JSON-serialisable; the same fields wherever it goes. */
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Where notices go. Throws PromoterError NOTICE_UNAVAILABLE (retryable: the receiver or the bus
+ * failed or timed out) or NOTICE_REJECTED (permanent: the receiver refused it with a 4xx), and
+ * what the secret store throws for the signing key.
+ */
+export interface PromotionNotices {
+  publish(notice: PromotionNotice): Promise<void>;
 }

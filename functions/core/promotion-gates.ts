@@ -18,12 +18,14 @@ import {
   type MetricsSink,
   type PipelineStore,
   PROMOTION_STATES,
+  type PromotionNotices,
   type PromotionRecord,
   type PromotionState,
   type PromotionStateStore,
   type WaitingFor,
 } from './ports.ts';
 import type { PromotionJob } from './promotion-job.ts';
+import { announce } from './promotion-notices.ts';
 import { isInsideWindow, nextWindowOpening } from './promotion-window.ts';
 import { targetReadiness } from './targets.ts';
 
@@ -45,6 +47,8 @@ export interface GateDependencies {
   readonly logger: LogPort;
   /** Told when a time gate is due, so that serve can look again then (the sweep does in AWS). */
   readonly timer?: GateTimer;
+  /** Where changes of state are announced (DESIGN.md section 13); absent: nowhere. */
+  readonly notices?: PromotionNotices;
 }
 
 export interface GateTimer {
@@ -417,6 +421,7 @@ const decide = async (
       gate,
       ...(next.waitingFor === undefined ? {} : { waitingFor: next.waitingFor }),
     });
+    await announce(deps, pipeline, next);
   }
   if (verdict.kind === 'waiting' && verdict.dueAt !== undefined) {
     deps.timer?.wakeAt(new Date(verdict.dueAt));
@@ -527,7 +532,7 @@ export const cancelHeldPromotion = async (
   environment: string,
   revision: string,
   reason: string,
-  deps: Pick<GateDependencies, 'state' | 'clock' | 'logger'>,
+  deps: Pick<GateDependencies, 'state' | 'clock' | 'logger' | 'metrics' | 'notices'>,
 ): Promise<boolean> => {
   const index = pipeline.environments.findIndex((candidate) => candidate.name === environment);
   const next = pipeline.environments[index + 1];
@@ -537,19 +542,21 @@ export const cancelHeldPromotion = async (
   if (record === undefined || record.revision !== revision) return false;
   if (record.state !== 'waiting' && record.state !== 'awaiting-approval') return false;
   const { waitingFor: _gate, dueAt: _due, ...rest } = record;
-  const cancelled = await deps.state.transitionPromotion(
-    {
-      ...rest,
-      state: 'cancelled',
-      updatedAt: deps.clock.now().toISOString(),
-      failure: {
-        code: 'SOURCE_FAILED',
-        message: `${environment} reported ${reason} at ${revision} before the promotion into ${next.name} went ahead`,
-      },
+  const cancelledRecord: PromotionRecord = {
+    ...rest,
+    state: 'cancelled',
+    updatedAt: deps.clock.now().toISOString(),
+    failure: {
+      code: 'SOURCE_FAILED',
+      message: `${environment} reported ${reason} at ${revision} before the promotion into ${next.name} went ahead`,
     },
-    { revision, states: [record.state] },
-  );
+  };
+  const cancelled = await deps.state.transitionPromotion(cancelledRecord, {
+    revision,
+    states: [record.state],
+  });
   if (cancelled) {
+    await announce(deps, pipeline, cancelledRecord);
     deps.logger.warn('held promotion cancelled', {
       pipeline: pipelineId(pipeline),
       environment: next.name,

@@ -16,6 +16,7 @@ import type {
   GitHubAppTokens,
   MetricsSink,
   PipelineStore,
+  PromotionNotices,
   PromotionRecord,
   PromotionState,
   PromotionStateStore,
@@ -23,6 +24,7 @@ import type {
   PullRequestView,
   SecretStore,
 } from './ports.ts';
+import { announce } from './promotion-notices.ts';
 import { repositoryCredentials } from './repository-credentials.ts';
 import { targetReadiness } from './targets.ts';
 
@@ -39,10 +41,21 @@ export interface LifecycleDependencies {
   readonly clock: Clock;
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
+  /** Where changes of state are announced (DESIGN.md section 13); absent: nowhere. */
+  readonly notices?: PromotionNotices;
 }
 
-/** States a deployment of the promoted revision completes: it reached the env's base. */
-const DEPLOYABLE: readonly PromotionState[] = ['opened', 'updated', 'up-to-date', 'merged'];
+/**
+ * States a deployment of the promoted revision completes: it reached the env's base, or (the
+ * notification strategy) was handed to the system that deploys it.
+ */
+const DEPLOYABLE: readonly PromotionState[] = [
+  'opened',
+  'updated',
+  'notified',
+  'up-to-date',
+  'merged',
+];
 /** States whose PR GitHub can report merged or closed. */
 const PULL_REQUEST_OPEN: readonly PromotionState[] = ['pushing', 'opened', 'updated'];
 
@@ -161,6 +174,7 @@ export const recordTargetDeployment = async (
     revision,
     ...(leadTimeMs === undefined ? {} : { leadTimeMs }),
   });
+  await announce(deps, pipeline, deployed);
   return deployed;
 };
 
@@ -259,6 +273,7 @@ export const recordPullRequestOutcome = async (
     revision: record.revision,
     pullRequest: record.pullRequest.url,
   });
+  if (state !== record.state) await announce(deps, pipeline, next);
   return { status: merged ? 'merged' : 'closed', record: next };
 };
 
@@ -301,7 +316,7 @@ export const reconcilePullRequests = async (
       // A deployed one too: its merge webhook may have been lost before the deployment came.
       if (!['opened', 'updated', 'deployed'].includes(record.state)) continue;
       const strategy = promotionInto(pipeline, record.environment)?.strategy;
-      if (strategy === undefined) continue;
+      if (strategy?.type !== 'pull-request') continue;
       counts.read += 1;
       try {
         const { apiToken } = await repositoryCredentials(

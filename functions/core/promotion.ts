@@ -4,6 +4,7 @@ import { Dimension, Metric } from './metric-names.ts';
 import {
   findEnvironment,
   type Pipeline,
+  type PromotionStrategy,
   type PullRequestStrategy,
   pipelineId,
   promotionInto,
@@ -15,6 +16,7 @@ import {
   type GitHubAppTokens,
   type MetricsSink,
   type PipelineStore,
+  type PromotionNotices,
   type PromotionRecord,
   type PromotionState,
   type PromotionStateStore,
@@ -26,6 +28,7 @@ import {
 } from './ports.ts';
 import type { PromotionJob } from './promotion-job.ts';
 import { editMarkers, isPromotableFile, markerFor, needle } from './promotion-markers.ts';
+import { announce, promoteNotice } from './promotion-notices.ts';
 import { repositoryCredentials } from './repository-credentials.ts';
 
 /*
@@ -45,6 +48,11 @@ export interface PromotionDependencies {
   readonly author?: { readonly name: string; readonly email: string };
   /** Installation tokens for secrets with GitHub App keys (DESIGN.md section 4). */
   readonly githubApps?: GitHubAppTokens;
+  /**
+   * Where the notification strategy hands promotions over and lifecycle changes are announced
+   * (DESIGN.md section 13). Absent: a notification-strategy job fails with NOTICES_UNCONFIGURED.
+   */
+  readonly notices?: PromotionNotices;
 }
 
 export type PromotionOutcome =
@@ -57,14 +65,16 @@ export type PromotionOutcome =
       /** `pipeline-promoter/auto-merge.{env}`: GitHub's auto-merge, or the sweep's merge. */
       readonly autoMerge?: 'enabled' | 'by-sweep';
     }
+  /** The notification strategy handed the promotion over (DESIGN.md section 13). */
+  | { readonly status: 'notified' }
   | {
       readonly status: 'up-to-date';
       /** The env's PR at an older revision, closed as stale (DESIGN.md 7.11). */
       readonly closedPullRequest?: { readonly number: number; readonly url: string };
     }
   | { readonly status: 'superseded'; readonly by: string }
-  /** This revision's promotion was already merged, deployed, or closed by a person. */
-  | { readonly status: 'settled'; readonly state: 'merged' | 'closed' | 'deployed' }
+  /** This revision's promotion was already merged, notified, deployed, or closed by a person. */
+  | { readonly status: 'settled'; readonly state: (typeof SETTLED_STATES)[number] }
   | { readonly status: 'dropped'; readonly reason: string }
   | { readonly status: 'failed'; readonly code: string; readonly message: string };
 
@@ -107,6 +117,7 @@ export const promotionBody = (job: PromotionJob, changedFiles: readonly string[]
 const OUTCOME_METRIC: Readonly<Record<PromotionOutcome['status'], string>> = {
   opened: Metric.PromotionsOpened,
   updated: Metric.PromotionsUpdated,
+  notified: Metric.PromotionsNotified,
   'up-to-date': Metric.PromotionsUpToDate,
   superseded: Metric.PromotionsSuperseded,
   settled: Metric.PromotionsSettled,
@@ -205,14 +216,17 @@ const outcomeFields = (outcome: PromotionOutcome): Record<string, unknown> => {
 export const recordDeadLetter = async (
   job: PromotionJob,
   error: unknown,
-  deps: Pick<PromotionDependencies, 'state' | 'clock' | 'metrics' | 'logger'>,
+  deps: Pick<
+    PromotionDependencies,
+    'pipelines' | 'state' | 'clock' | 'metrics' | 'logger' | 'notices'
+  >,
 ): Promise<void> => {
   const failure = {
     code: isPromoterError(error) ? error.code : 'UNKNOWN',
     message: errorMessage(error),
   };
   const previous = await deps.state.getPromotion(job.pipeline, job.to);
-  await deps.state.putPromotion({
+  const deadLettered: PromotionRecord = {
     pipeline: job.pipeline,
     environment: job.to,
     revision: job.revision,
@@ -223,7 +237,8 @@ export const recordDeadLetter = async (
     updatedAt: deps.clock.now().toISOString(),
     ...(previous?.pullRequest === undefined ? {} : { pullRequest: previous.pullRequest }),
     failure,
-  });
+  };
+  const written = await deps.state.putPromotion(deadLettered);
   deps.metrics.record({
     name: Metric.PromotionsDeadLettered,
     unit: 'Count',
@@ -240,6 +255,8 @@ export const recordDeadLetter = async (
     code: failure.code,
     reason: failure.message,
   });
+  const pipeline = written ? await deps.pipelines.get(job.pipeline) : undefined;
+  if (pipeline !== undefined) await announce(deps, pipeline, deadLettered);
 };
 
 const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<Promoted> => {
@@ -258,15 +275,24 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
   });
   const record = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
     deps.state.putPromotion(fieldsOf(fields));
+  let pipeline: Pipeline | undefined;
+  let before: PromotionState | undefined;
   // The job's end is written over its own claim only: a later job's claim is never replaced.
-  const finish = (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) =>
-    deps.state.transitionPromotion(fieldsOf(fields), {
+  // A state this revision was not in before is announced (a redelivery announces nothing new).
+  const finish = async (fields: Pick<PromotionRecord, 'state'> & Partial<PromotionRecord>) => {
+    const next = fieldsOf(fields);
+    const written = await deps.state.transitionPromotion(next, {
       revision: job.revision,
       states: ['pushing'],
     });
+    if (written && pipeline !== undefined && before !== next.state) {
+      await announce(deps, pipeline, next);
+    }
+    return written;
+  };
 
   try {
-    const pipeline = await deps.pipelines.get(job.pipeline);
+    pipeline = await deps.pipelines.get(job.pipeline);
     if (pipeline === undefined || findEnvironment(pipeline, job.to) === undefined) {
       const reason = pipeline === undefined ? 'pipeline-deleted' : 'environment-removed';
       return { outcome: { status: 'dropped', reason }, application };
@@ -280,6 +306,7 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
     // promotion of the same revision (merged, closed by a person, deployed) is not redone.
     const previous = await deps.state.getPromotion(job.pipeline, job.to);
     const sameRevision = previous?.revision === job.revision ? previous : undefined;
+    before = sameRevision?.state;
     const timeline: PromotionTimeline = {
       ...sameRevision?.timeline,
       sourceDeployedAt: eventTimestamp,
@@ -307,6 +334,20 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
       };
     }
 
+    const strategy = promotionStrategy(pipeline, job.to);
+    if (strategy.type === 'notification') {
+      await handOver(job, pipeline, deps);
+      await finish({
+        state: 'notified',
+        timeline,
+        ...(sameRevision?.approvedBy === undefined ? {} : { approvedBy: sameRevision.approvedBy }),
+      });
+      const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
+      return sameRevision?.state === 'notified'
+        ? { outcome: { status: 'notified' }, application }
+        : { outcome: { status: 'notified' }, application, latencyMs };
+    }
+
     // The env's PR at another revision, still open: stale once the base holds this one.
     const stale =
       previous !== undefined &&
@@ -315,7 +356,7 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
       (previous.pullRequest?.state ?? 'open') === 'open'
         ? previous.pullRequest
         : undefined;
-    const outcome = await promoteByPullRequest(job, pipeline, deps, stale);
+    const outcome = await promoteByPullRequest(job, pipeline, strategy, deps, stale);
     if (outcome.status === 'up-to-date') {
       await finish({
         state: 'up-to-date',
@@ -379,7 +420,7 @@ export const stalePullRequestComment = (
 ): string =>
   `Closed by Pipeline Promoter: \`${baseBranch}\` already holds ${job.pipeline.namespace}/${job.pipeline.name} in ${job.to} at \`${job.revision}\`, so merging this pull request would roll ${job.to} back. A newer revision opens a new pull request.`;
 
-const pullRequestStrategy = (pipeline: Pipeline, environment: string): PullRequestStrategy => {
+const promotionStrategy = (pipeline: Pipeline, environment: string): PromotionStrategy => {
   const strategy = promotionInto(pipeline, environment)?.strategy;
   if (strategy !== undefined) return strategy;
   // The model refuses such a pipeline; a stored definition from elsewhere might not.
@@ -389,15 +430,37 @@ const pullRequestStrategy = (pipeline: Pipeline, environment: string): PullReque
   );
 };
 
-const promoteByPullRequest = async (
+/**
+ * The notification strategy (DESIGN.md section 13): the `Promotion` notice is the job's effect,
+ * so a receiver or bus that fails makes the job fail (retried through the queue) like a git
+ * host that fails.
+ */
+const handOver = async (
   job: PromotionJob,
   pipeline: Pipeline,
   deps: PromotionDependencies,
+): Promise<void> => {
+  if (deps.notices === undefined) {
+    throw new PromoterError(
+      'NOTICES_UNCONFIGURED',
+      `pipeline ${pipelineId(pipeline)} promotes into ${job.to} by notification, and this deployment has nowhere to send notices: start promoter serve with --notify-url`,
+    );
+  }
+  await deps.notices.publish(promoteNotice(pipeline, job, deps.clock.now()));
+};
+
+const promoteByPullRequest = async (
+  job: PromotionJob,
+  pipeline: Pipeline,
+  strategy: PullRequestStrategy,
+  deps: PromotionDependencies,
   stale: { readonly number: number; readonly url: string } | undefined,
 ): Promise<
-  Exclude<PromotionOutcome, { status: 'superseded' | 'settled' | 'dropped' | 'failed' }>
+  Exclude<
+    PromotionOutcome,
+    { status: 'superseded' | 'settled' | 'dropped' | 'failed' | 'notified' }
+  >
 > => {
-  const strategy = pullRequestStrategy(pipeline, job.to);
   const secretRef = { namespace: pipeline.namespace, name: strategy.credentialsSecret };
   const { apiToken, gitCredentials } = await repositoryCredentials(
     deps,
@@ -458,7 +521,12 @@ const promoteByPullRequest = async (
   });
   const autoMerge = promotionSettings(pipeline, job.to).autoMerge
     ? await enableAutoMerge(
-        { repository: strategy.repository, token: apiToken, number: pullRequest.number },
+        {
+          repository: strategy.repository,
+          token: apiToken,
+          number: pullRequest.number,
+          expectedHead: result.commit,
+        },
         job,
         deps,
       )
@@ -478,7 +546,7 @@ const promoteByPullRequest = async (
  * way, so a failure here never fails the promotion.
  */
 const enableAutoMerge = async (
-  lookup: PullRequestLookup,
+  lookup: PullRequestLookup & { readonly expectedHead: string },
   job: PromotionJob,
   deps: PromotionDependencies,
 ): Promise<'enabled' | 'by-sweep'> => {

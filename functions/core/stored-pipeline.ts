@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { PROVIDERS } from './pipeline.ts';
 
 // The normalised Pipeline (pipeline.ts) as a store keeps it, for decoding it when read back
 // (DynamoDB's definition items, with state-records.ts `decodeStored`): an item that does not
@@ -8,15 +9,41 @@ import * as z from 'zod/mini';
 
 const text = z.string();
 
-const promotionSchema = z.object({
-  manual: z.boolean(),
-  strategy: z.object({
+const repositorySchema = z.object({
+  provider: z.enum(PROVIDERS),
+  cloneUrl: text,
+  apiBaseUrl: text,
+  owner: text,
+  repo: text,
+});
+
+/** Items written before GitLab kept the provider on the strategy (always github). */
+const legacyPullRequestStrategy = z.pipe(
+  z.object({
     type: z.literal('pull-request'),
     provider: z.literal('github'),
     repository: z.object({ cloneUrl: text, apiBaseUrl: text, owner: text, repo: text }),
     baseBranch: text,
     credentialsSecret: text,
   }),
+  z.transform(({ provider, repository, ...strategy }) => ({
+    ...strategy,
+    repository: { provider, ...repository },
+  })),
+);
+
+const promotionSchema = z.object({
+  manual: z.boolean(),
+  strategy: z.union([
+    z.object({
+      type: z.literal('pull-request'),
+      repository: repositorySchema,
+      baseBranch: text,
+      credentialsSecret: text,
+    }),
+    legacyPullRequestStrategy,
+    z.object({ type: z.literal('notification') }),
+  ]),
   hmacSecret: z.optional(text),
 });
 

@@ -12,6 +12,7 @@ import type {
   JobQueue,
   MetricsSink,
   PipelineStore,
+  PromotionNotices,
   PromotionStateStore,
   SecretStore,
 } from './ports.ts';
@@ -61,6 +62,8 @@ export interface WebhookDependencies {
   readonly settings: DecisionSettings;
   /** Told when a held promotion's time gate is due (serve's timer; the sweep in AWS). */
   readonly timer?: GateTimer;
+  /** Where changes of state are announced (DESIGN.md section 13); absent: nowhere. */
+  readonly notices?: PromotionNotices;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -13,6 +13,12 @@ import {
   handleGitHubWebhookRequest,
   MAX_GITHUB_BODY_BYTES,
 } from '../core/github-webhook.ts';
+import {
+  GITLAB_WEBHOOK_PATH,
+  type GitLabWebhookDependencies,
+  handleGitLabWebhookRequest,
+  MAX_GITLAB_BODY_BYTES,
+} from '../core/gitlab-webhook.ts';
 import type { LogPort } from '../core/logger.ts';
 import {
   handlePipelinesApiRequest,
@@ -51,6 +57,8 @@ export interface ServeServerOptions {
   readonly metricsSnapshot?: () => unknown;
   /** `POST /webhooks/github` (the promotion lifecycle), when set. */
   readonly github?: GitHubWebhookDependencies;
+  /** `POST /webhooks/gitlab` (the promotion lifecycle of GitLab merge requests), when set. */
+  readonly gitlab?: GitLabWebhookDependencies;
   /** The connection bounds; `SERVE_LIMITS` unless told. */
   readonly limits?: Partial<ServeServerLimits>;
   /**
@@ -242,6 +250,33 @@ export const createServeServer = (options: ServeServerOptions): Server => {
           status: result.status,
           outcome: result.outcome,
           delivery: request.headers['x-github-delivery'],
+        });
+        return;
+      }
+      if (options.gitlab !== undefined && url.pathname === GITLAB_WEBHOOK_PATH) {
+        const { body, truncated } =
+          request.method === 'POST'
+            ? await readBody(request, MAX_GITLAB_BODY_BYTES)
+            : { body: Buffer.alloc(0), truncated: false };
+        const result = await handleGitLabWebhookRequest(
+          {
+            method: request.method ?? 'GET',
+            path: url.pathname,
+            headers: normaliseHeaders(request.headers),
+            body,
+            bodyTruncated: truncated,
+          },
+          options.gitlab,
+        );
+        // An oversized body is left unread: close the connection rather than drain it.
+        send(response, result.status, result.body, {
+          ...result.headers,
+          ...(truncated ? { connection: 'close' } : {}),
+        });
+        options.logger.info('gitlab webhook request', {
+          status: result.status,
+          outcome: result.outcome,
+          delivery: request.headers['idempotency-key'] || request.headers['x-gitlab-event-uuid'],
         });
         return;
       }

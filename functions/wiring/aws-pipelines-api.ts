@@ -6,7 +6,7 @@ import { ENV, readPipelinesApiConfig } from '../config.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { systemClock } from '../core/ports.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
-import { clientConfig, createTableStores } from './aws-stores.ts';
+import { clientConfig, createTableStores, eventBusNotices } from './aws-stores.ts';
 
 /**
  * The pipelines API function's composition root: the DynamoDB pipeline store (read and written
@@ -29,6 +29,7 @@ export const createPipelinesApiDependencies = (
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
     logger,
+    ...eventBusNotices(config),
   };
   return { pipelines: registry, registry, state, secrets, logger, gates };
 };

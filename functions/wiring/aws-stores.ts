@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../adapters/dynamodb-pipeline-store.ts';
@@ -7,8 +8,10 @@ import {
   DynamoDbPromotionStateStore,
 } from '../adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../adapters/dynamodb-table.ts';
+import { EventBridgeNotices } from '../adapters/eventbridge-notices.ts';
 import { SecretsManagerSecretStore } from '../adapters/secrets-manager-secret-store.ts';
 import { ENV } from '../config.ts';
+import type { PromotionNotices } from '../core/ports.ts';
 
 /*
  * What the Lambda functions' composition roots share: the AWS clients and the stores over them,
@@ -21,6 +24,7 @@ export type CommonConfig = {
   readonly [ENV.secretTtlSeconds]: number;
   readonly [ENV.pipelineCacheSeconds]: number;
   readonly [ENV.awsEndpoint]?: string | undefined;
+  readonly [ENV.eventBusName]?: string | undefined;
 };
 
 export const clientConfig = (
@@ -60,4 +64,17 @@ export const createStores = (config: CommonConfig) => {
       ttlMs: config[ENV.secretTtlSeconds] * 1000,
     }),
   };
+};
+
+/**
+ * The stack's event bus for notices (DESIGN.md section 13), as a dependency to spread in: none
+ * where PROMOTER_EVENT_BUS_NAME is unset.
+ */
+export const eventBusNotices = (
+  config: Pick<CommonConfig, typeof ENV.eventBusName | typeof ENV.awsEndpoint>,
+): { notices?: PromotionNotices } => {
+  const bus = config[ENV.eventBusName];
+  return bus === undefined
+    ? {}
+    : { notices: new EventBridgeNotices(new EventBridgeClient(clientConfig(config)), bus) };
 };

@@ -3,18 +3,23 @@ import { SqsJobQueue } from '../adapters/sqs-job-queue.ts';
 import { ENV, readWebhookConfig } from '../config.ts';
 import { decisionSettings } from '../core/decision.ts';
 import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
+import type { GitLabWebhookDependencies } from '../core/gitlab-webhook.ts';
 import { systemClock } from '../core/ports.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
-import { clientConfig, createStores } from './aws-stores.ts';
+import { clientConfig, createStores, eventBusNotices } from './aws-stores.ts';
 
 /**
- * The webhook function's composition root: Flux's webhook and GitHub's (no git or GitHub API
- * code: it keeps the bundle small).
+ * The webhook function's composition root: Flux's webhook, GitHub's and GitLab's (no git,
+ * GitHub or GitLab API code: it keeps the bundle small).
  */
 export const createWebhookDependencies = (
   config = readWebhookConfig(),
-): { webhook: WebhookDependencies; github: GitHubWebhookDependencies } => {
+): {
+  webhook: WebhookDependencies;
+  github: GitHubWebhookDependencies;
+  gitlab: GitLabWebhookDependencies;
+} => {
   const { pipelines, state, secrets, deliveries } = createStores(config);
   const common = {
     pipelines,
@@ -22,6 +27,7 @@ export const createWebhookDependencies = (
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
     logger,
+    ...eventBusNotices(config),
   };
   return {
     webhook: {
@@ -34,5 +40,6 @@ export const createWebhookDependencies = (
       }),
     },
     github: { ...common, webhookSecrets: secrets, deliveries },
+    gitlab: { ...common, webhookSecrets: secrets, deliveries },
   };
 };

@@ -1,7 +1,9 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SmartHttpConfigRepository } from '../adapters/git/smart-http-config-repository.ts';
 import { GitHubAppInstallationTokens } from '../adapters/github-app-tokens.ts';
+import { createGitLabMergeRequests } from '../adapters/gitlab-merge-requests.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
+import { routePullRequests } from '../adapters/pull-requests-by-provider.ts';
 import { SqsJobQueue } from '../adapters/sqs-job-queue.ts';
 import { SqsRedelivery } from '../adapters/sqs-redelivery.ts';
 import { ENV, readWorkerConfig } from '../config.ts';
@@ -11,7 +13,7 @@ import type { PromotionDependencies } from '../core/promotion.ts';
 import type { GateSweepDependencies } from '../core/promotion-gates.ts';
 import type { ReconcileDependencies } from '../core/promotion-lifecycle.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
-import { clientConfig, createStores } from './aws-stores.ts';
+import { clientConfig, createStores, eventBusNotices } from './aws-stores.ts';
 
 /** The worker function's composition root. */
 export const createWorkerDependencies = (
@@ -45,19 +47,23 @@ export const createWorkerDependencies = (
       packParsing: 'inline',
       addressPolicy,
     }),
-    pullRequests: createOctokitPullRequests({
-      addressPolicy,
-      log: {
-        debug: () => {},
-        info: () => {},
-        warn: (message: string) => logger.warn(message),
-        error: (message: string) => logger.error(message),
-      },
+    pullRequests: routePullRequests({
+      github: createOctokitPullRequests({
+        addressPolicy,
+        log: {
+          debug: () => {},
+          info: () => {},
+          warn: (message: string) => logger.warn(message),
+          error: (message: string) => logger.error(message),
+        },
+      }),
+      gitlab: createGitLabMergeRequests({ addressPolicy }),
     }),
     githubApps: new GitHubAppInstallationTokens({ addressPolicy }),
     clock: systemClock,
     metrics: new PowertoolsMetricsSink(),
     logger,
+    ...eventBusNotices(config),
   };
   return {
     promotion,

@@ -7,11 +7,15 @@ import { FilePipelineStore } from '../adapters/file-pipeline-store.ts';
 import { FileSecretStore } from '../adapters/file-secret-store.ts';
 import { SmartHttpConfigRepository } from '../adapters/git/smart-http-config-repository.ts';
 import { GitHubAppInstallationTokens } from '../adapters/github-app-tokens.ts';
+import { createGitLabMergeRequests } from '../adapters/gitlab-merge-requests.ts';
+import { HttpNotices } from '../adapters/http-notices.ts';
 import { MemoryMetricsSink } from '../adapters/memory-metrics-sink.ts';
 import { createOctokitPullRequests } from '../adapters/octokit-pull-requests.ts';
+import { routePullRequests } from '../adapters/pull-requests-by-provider.ts';
 import { decisionSettings } from '../core/decision.ts';
 import { errorMessage, PromoterError } from '../core/errors.ts';
 import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
+import type { GitLabWebhookDependencies } from '../core/gitlab-webhook.ts';
 import { type LogPort, silentLogger } from '../core/logger.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { type Clock, type DeadLetters, systemClock } from '../core/ports.ts';
@@ -47,6 +51,13 @@ export interface ServeSettings {
   readonly pollIntervalMs?: number;
   /** Options for the GitHub client (tests shorten its retry waits). */
   readonly github?: Parameters<typeof createOctokitPullRequests>[0];
+  /** Options for the GitLab client (tests shorten its retry waits). */
+  readonly gitlab?: Parameters<typeof createGitLabMergeRequests>[0];
+  /**
+   * Where notices go (DESIGN.md section 13): the notification strategy's hand-offs and the
+   * lifecycle's changes, POSTed signed with each pipeline's `hmac-key`. Absent: none are sent.
+   */
+  readonly notifyUrl?: string;
   /** Options for the git client (tests shorten its retry waits). */
   readonly git?: ConstructorParameters<typeof SmartHttpConfigRepository>[0];
   /** False: jobs stay queued (the webhook benchmark measures the webhook alone). */
@@ -70,6 +81,8 @@ export interface ServeApp {
   readonly pipelinesApi: PipelinesApiDependencies;
   /** `POST /webhooks/github`. */
   readonly github: GitHubWebhookDependencies;
+  /** `POST /webhooks/gitlab`. */
+  readonly gitlab: GitLabWebhookDependencies;
   /** One reconcile sweep now (the timer runs them every `reconcileIntervalSeconds`). */
   reconcile(): Promise<ReconcileReport>;
   /** Stops starting jobs, waits for the running ones, closes the database. */
@@ -94,7 +107,19 @@ export const createServeApp = async (
   const state = new EmbeddedPromotionStateStore(db);
   const metrics = new MemoryMetricsSink();
   const clock = settings.clock ?? systemClock;
-  const common = { pipelines, secrets, state, clock, metrics, logger };
+  const notices =
+    settings.notifyUrl === undefined
+      ? undefined
+      : new HttpNotices({ url: settings.notifyUrl, secrets });
+  const common = {
+    pipelines,
+    secrets,
+    state,
+    clock,
+    metrics,
+    logger,
+    ...(notices === undefined ? {} : { notices }),
+  };
   const queue = new EmbeddedJobQueue(db, {
     logger,
     onDeadLetter: (job, error) => recordDeadLetter(job, error, common),
@@ -110,7 +135,10 @@ export const createServeApp = async (
   const promotion: PromotionDependencies = {
     ...common,
     repository,
-    pullRequests: createOctokitPullRequests(settings.github),
+    pullRequests: routePullRequests({
+      github: createOctokitPullRequests(settings.github),
+      gitlab: createGitLabMergeRequests(settings.gitlab),
+    }),
     // One token per App installation, for the worker's git and API calls and the sweep.
     githubApps: new GitHubAppInstallationTokens(),
   };
@@ -164,6 +192,7 @@ export const createServeApp = async (
     database,
     pipelinesApi: { pipelines, catalog: pipelines, state, secrets, logger, gates },
     github: { ...common, webhookSecrets: secrets, deliveries: state },
+    gitlab: { ...common, webhookSecrets: secrets, deliveries: state },
     reconcile,
     close: async () => {
       clearInterval(sweeps);

@@ -24,6 +24,8 @@ export const ROUTES = {
   pipeline: '/pipelines/{ns}/{name}',
   /** GitHub's `pull_request` webhook (functions/core/github-webhook.ts `GITHUB_WEBHOOK_PATH`). */
   githubWebhook: '/webhooks/github',
+  /** GitLab's merge request webhook (functions/core/gitlab-webhook.ts `GITLAB_WEBHOOK_PATH`). */
+  gitlabWebhook: '/webhooks/gitlab',
   /** Weave's signed approval (functions/core/approval-webhook.ts). */
   approval: '/approval/{ns}/{name}/{env}/{revision}',
   /** The IAM approval and freezes (functions/core/gate-controls.ts). */
@@ -47,7 +49,8 @@ export const API_DEFAULTS = {
   iamRoutesThrottlingRateLimit: 10,
   iamRoutesThrottlingBurstLimit: 20,
   // GitHub delivers once per PR event and never retries a refused delivery by itself: the
-  // reconcile sweep catches up with any it loses, so its own small bucket is enough.
+  // reconcile sweep catches up with any it loses, so its own small bucket is enough. GitLab's
+  // merge request webhook gets a bucket of the same size.
   githubWebhookThrottlingRateLimit: 10,
   githubWebhookThrottlingBurstLimit: 50,
 } as const;
@@ -63,7 +66,7 @@ export interface PromoterApiProps {
   readonly webhookThrottle?: ThrottleSettings;
   /** The IAM routes (sync, status, approvals), each. @default 10/s, burst 20 */
   readonly iamRoutesThrottle?: ThrottleSettings;
-  /** `POST /webhooks/github`. @default 10/s, burst 50 */
+  /** `POST /webhooks/github` and `POST /webhooks/gitlab`, each. @default 10/s, burst 50 */
   readonly githubWebhookThrottle?: ThrottleSettings;
   readonly logRetention: logs.RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
@@ -97,6 +100,8 @@ const ACCESS_LOG_FIELDS = {
  *   405 or 404 with a JSON body (API Gateway's own 404 would not be).
  * - `POST /webhooks/github`: GitHub's `pull_request` webhook, to the webhook function. No
  *   authoriser either: the function verifies `X-Hub-Signature-256` before parsing.
+ * - `POST /webhooks/gitlab`: GitLab's merge request webhook, to the webhook function, throttled
+ *   like GitHub's. No authoriser: the function checks `X-Gitlab-Token` before parsing.
  * - `PUT /pipelines` and `GET /pipelines/{ns}/{name}`: the pipeline sync, IAM-authorised
  *   (SigV4; the caller needs `execute-api:Invoke` on them).
  * The `$default` stage has JSON access logs in their own log group and throttles each route
@@ -110,6 +115,8 @@ export class PromoterApi extends Construct {
   public readonly webhookRoutes: HttpRoute[];
   /** `POST /webhooks/github`, to the webhook function. */
   public readonly githubWebhookRoutes: HttpRoute[];
+  /** `POST /webhooks/gitlab`, to the webhook function. */
+  public readonly gitlabWebhookRoutes: HttpRoute[];
   public readonly pipelinesRoutes: HttpRoute[];
   /** The API's base URL, ending with `/`. */
   public readonly url: string;
@@ -211,17 +218,33 @@ export class PromoterApi extends Construct {
       methods: [HttpMethod.POST],
       integration: webhookIntegration,
     });
+    const pullRequestWebhookThrottle = {
+      rateLimit:
+        props.githubWebhookThrottle?.rateLimit ?? API_DEFAULTS.githubWebhookThrottlingRateLimit,
+      burstLimit:
+        props.githubWebhookThrottle?.burstLimit ?? API_DEFAULTS.githubWebhookThrottlingBurstLimit,
+    };
     for (const route of this.githubWebhookRoutes) {
-      this.throttleRoute(route, {
-        rateLimit:
-          props.githubWebhookThrottle?.rateLimit ?? API_DEFAULTS.githubWebhookThrottlingRateLimit,
-        burstLimit:
-          props.githubWebhookThrottle?.burstLimit ?? API_DEFAULTS.githubWebhookThrottlingBurstLimit,
-      });
+      this.throttleRoute(route, pullRequestWebhookThrottle);
       Validations.of(route).acknowledge({
         id: 'AwsSolutions-APIG4',
         reason:
           'GitHub authenticates its webhook deliveries with X-Hub-Signature-256, an HMAC of the raw body with the webhook secret, which no API Gateway authoriser can check (authorisers do not see the body). The webhook function verifies it, constant-time, before it parses or records anything, and answers 401 otherwise; the route has its own throttle.',
+      });
+    }
+
+    // GitLab's merge request webhook, alike: its own route, throttle and access log route key.
+    this.gitlabWebhookRoutes = this.httpApi.addRoutes({
+      path: ROUTES.gitlabWebhook,
+      methods: [HttpMethod.POST],
+      integration: webhookIntegration,
+    });
+    for (const route of this.gitlabWebhookRoutes) {
+      this.throttleRoute(route, pullRequestWebhookThrottle);
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          "GitLab authenticates its webhook deliveries with the webhook's secret token in X-Gitlab-Token. The webhook function compares it, constant-time, with the secret {secretPrefix}gitlab-webhook before it parses or records anything, and answers 401 otherwise (a Lambda authoriser would be a second function reading the same secret, for no more protection); the route has its own throttle.",
       });
     }
 

@@ -169,9 +169,10 @@ const describeDetail = (detail: MetricsDetail): string => {
 export const PROMOTION_OUTCOME_METRICS = [
   [Metric.PromotionsOpened, 'opened'],
   [Metric.PromotionsUpdated, 'updated'],
+  [Metric.PromotionsNotified, 'handed over (notification strategy)'],
   [Metric.PromotionsUpToDate, 'up to date'],
   [Metric.PromotionsSuperseded, 'superseded'],
-  [Metric.PromotionsSettled, 'already settled (merged, closed or deployed)'],
+  [Metric.PromotionsSettled, 'already settled (merged, closed, handed over or deployed)'],
   [Metric.PromotionsFailed, 'failed'],
   [Metric.PromotionsDropped, 'dropped (pipeline deleted)'],
   [Metric.PromotionsDeadLettered, 'dead-lettered'],
@@ -197,8 +198,8 @@ export interface PromoterDashboardProps {
  * 2. promotions by outcome, webhook requests by outcome, deployments (all environments at
  *    `standard`: by environment and application in row 5);
  * 3. the lifecycle (DESIGN.md section 10): promotion lead time (source deployed to target
- *    deployed) p50 and p90 by environment, PR merge time, merge to deploy; GitHub webhook
- *    requests by outcome and stale PRs closed; promotions waiting by gate, approval wait;
+ *    deployed) p50 and p90 by environment, PR merge time, merge to deploy; GitHub and GitLab
+ *    webhook requests and stale PRs closed; promotions waiting by gate, approval wait;
  * 4. DORA, by day over 30 days: deployment frequency, release lead time p50, change failure
  *    rate (metric math), time to restore p50;
  * 5. by application (Logs Insights over the EMF records, DESIGN.md section 9): latency and
@@ -317,9 +318,16 @@ export class PromoterDashboard extends Construct {
         'lifecycle',
       ),
       new cloudwatch.GraphWidget({
-        title: 'GitHub webhook requests by outcome (left), stale PRs closed (right)',
-        left: [emitted.series(Metric.GitHubWebhookRequests, 'Sum', 'requests')],
-        right: [emitted.total(Metric.StalePullRequestsClosed, 'stale PRs closed')],
+        title:
+          'GitHub and GitLab webhook requests (left), stale PRs closed and notices lost (right)',
+        left: [
+          emitted.series(Metric.GitHubWebhookRequests, 'Sum', 'GitHub requests'),
+          emitted.series(Metric.GitLabWebhookRequests, 'Sum', 'GitLab requests'),
+        ],
+        right: [
+          emitted.total(Metric.StalePullRequestsClosed, 'stale PRs closed'),
+          emitted.total(Metric.NoticesFailed, 'notices not delivered'),
+        ],
         stacked: true,
         width: 6,
         height: 7,

@@ -173,7 +173,7 @@ const clamp = (value: Duration, min: Duration, max: Duration): Duration =>
  * - webhook: `sqs:SendMessage` on the job queue; GetItem, PutItem and DeleteItem on the table
  *   (read the pipeline and the promotion, record the deployment and the GitHub delivery, move the
  *   promotion on, open and close incidents); `secretsmanager:GetSecretValue` on the secret
- *   prefix (the pipelines' HMAC keys, `{prefix}github-webhook`).
+ *   prefix (the pipelines' HMAC keys, `{prefix}github-webhook`, `{prefix}gitlab-webhook`).
  * - worker: consumes the job queue (event source mapping, partial batch failures); GetItem and
  *   PutItem on the table (pipeline and promotion record); `secretsmanager:GetSecretValue` on the
  *   prefix (GitHub tokens).

@@ -81,6 +81,60 @@ describe('DynamoDbPipelineStore (moto)', () => {
     );
   });
 
+  it('round-trips GitLab and notification strategies, and reads items written before GitLab', async () => {
+    // Prepare
+    const tableName = await createTable();
+    const store = new DynamoDbPipelineStore(moto.documents, tableName);
+    const text = readFixture('pipelines/podinfo.yaml')
+      .replace(
+        'type: github\n            url: https://github.com/example-org/fleet-prod',
+        'type: gitlab\n            url: https://gitlab.example.com/platform/gitops/fleet-prod',
+      )
+      .replace(
+        /\n {6}pull-request:\n(?: {8}.*\n)+? {10}name: promotion-credentials\n/,
+        '\n      notification: {}\n',
+      );
+    const [pipeline] = parsePipelineManifests(text).pipelines;
+    if (pipeline === undefined) throw new Error('pipeline did not parse');
+    const [legacy] = await loadFixtures('search-rfc-draft.yaml');
+    if (legacy === undefined) throw new Error('fixture missing');
+    // The shape stored before GitLab: the provider on the strategy, none on the repository.
+    const stored = legacy.promotion?.strategy;
+    if (stored?.type !== 'pull-request') throw new Error('fixture has no pull-request strategy');
+    const { repository, ...strategy } = stored;
+    const { provider, ...oldRepository } = repository;
+    await moto.documents.send(
+      new PutCommand({
+        TableName: tableName,
+        Item: {
+          ...definitionKey(legacy),
+          contentHash: pipelineContentHash(legacy),
+          updatedAt: '2026-11-02T10:00:00.000Z',
+          pipeline: {
+            ...legacy,
+            promotion: {
+              manual: false,
+              strategy: { ...strategy, provider, repository: oldRepository },
+            },
+          },
+        },
+      }),
+    );
+
+    // Act
+    await store.put(pipeline);
+    const back = await store.get(pipeline);
+    const legacyBack = await store.get(legacy);
+
+    // Assess
+    expect(back).toEqual(pipeline);
+    expect(back?.promotion?.strategy).toEqual({ type: 'notification' });
+    expect(back?.environments[2]?.promotion?.strategy).toMatchObject({
+      repository: { provider: 'gitlab', owner: 'platform/gitops', repo: 'fleet-prod' },
+    });
+    expect(legacyBack).toEqual(legacy);
+  });
+
   it('stores the definition item with the shared key design, hash and update time', async () => {
     // Prepare
     const tableName = await createTable();

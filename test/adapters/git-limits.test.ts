@@ -37,6 +37,7 @@ afterAll(async () => {
 
 const request = (): PromotionBranchRequest => ({
   repository: {
+    provider: 'github',
     cloneUrl: server.repositoryUrl,
     apiBaseUrl: 'http://127.0.0.1:9/api/v3',
     owner: 'fleet',

@@ -69,6 +69,7 @@ const promotion = (
   credentials: { username: string; password: string } = CREDENTIALS,
 ): PromotionBranchRequest => ({
   repository: {
+    provider: 'github',
     cloneUrl: `${proxy.url}/${name}.git`,
     apiBaseUrl: `${proxy.url}/api/v3`,
     owner: 'fleet',

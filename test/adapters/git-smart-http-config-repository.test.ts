@@ -74,6 +74,7 @@ const promotion = (
   const revision = overrides.revision ?? '6.5.0';
   return {
     repository: {
+      provider: 'github',
       cloneUrl: server.repositoryUrl(name),
       apiBaseUrl: `${server.url}/api/v3`,
       owner: name.split('/')[0] ?? '',

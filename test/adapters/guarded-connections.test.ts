@@ -56,7 +56,13 @@ const repositoryAt = async (host: string): Promise<string> => {
 };
 
 const promotion = (cloneUrl: string): PromotionBranchRequest => ({
-  repository: { cloneUrl, apiBaseUrl: github.apiBaseUrl, owner: OWNER, repo: 'fleet' },
+  repository: {
+    provider: 'github',
+    cloneUrl,
+    apiBaseUrl: github.apiBaseUrl,
+    owner: OWNER,
+    repo: 'fleet',
+  },
   credentials: { username: 'x-access-token', password: github.token },
   baseBranch: 'main',
   branch: 'promotion-flux-system-podinfo-prod',

@@ -122,7 +122,10 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
     github.standIn.clearRequests();
 
     // Act
-    const result = await pullRequests.enableAutoMerge(lookup(AUTO, pull.number));
+    const result = await pullRequests.enableAutoMerge({
+      ...lookup(AUTO, pull.number),
+      expectedHead: pull.sha,
+    });
     const whileRunning = github.standIn.pullRequest(OWNER, AUTO, pull.number);
     await github.standIn.setCommitCheck(OWNER, AUTO, pull.sha, {
       context: REQUIRED,
@@ -145,7 +148,7 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
         status: 200,
         body: expect.objectContaining({
           query: expect.stringContaining('enablePullRequestAutoMerge'),
-          variables: { pullRequestId: expect.stringMatching(/^PR_/) },
+          variables: { pullRequestId: expect.stringMatching(/^PR_/), expectedHeadOid: pull.sha },
         }),
       }),
     ]);
@@ -172,7 +175,7 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
   it('CI reporting the required status through the REST API completes a waiting auto-merge', async () => {
     // Prepare
     const pull = await openPullRequest(AUTO);
-    await pullRequests.enableAutoMerge(lookup(AUTO, pull.number));
+    await pullRequests.enableAutoMerge({ ...lookup(AUTO, pull.number), expectedHead: pull.sha });
     const api = `${github.apiBaseUrl}/repos/${OWNER}/${AUTO}`;
     const headers = { authorization: `token ${github.token}`, 'content-type': 'application/json' };
 
@@ -213,9 +216,15 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
     const pull = await openPullRequest(repo);
 
     // Act
-    const before = await pullRequests.enableAutoMerge(lookup(repo, pull.number));
+    const before = await pullRequests.enableAutoMerge({
+      ...lookup(repo, pull.number),
+      expectedHead: pull.sha,
+    });
     await github.standIn.updateRepository(OWNER, repo, { allowAutoMerge: true });
-    const after = await pullRequests.enableAutoMerge(lookup(repo, pull.number));
+    const after = await pullRequests.enableAutoMerge({
+      ...lookup(repo, pull.number),
+      expectedHead: pull.sha,
+    });
     const waiting = github.standIn.pullRequest(OWNER, repo, pull.number)?.state;
     await github.standIn.updateRepository(OWNER, repo, { requiredChecks: [] });
 
@@ -230,16 +239,36 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
   it('enabling auto-merge again on a PR that has it asks GitHub nothing more', async () => {
     // Prepare
     const pull = await openPullRequest(AUTO);
-    await pullRequests.enableAutoMerge(lookup(AUTO, pull.number));
+    await pullRequests.enableAutoMerge({ ...lookup(AUTO, pull.number), expectedHead: pull.sha });
     github.standIn.clearRequests();
 
     // Act
-    const again = await pullRequests.enableAutoMerge(lookup(AUTO, pull.number));
+    const again = await pullRequests.enableAutoMerge({
+      ...lookup(AUTO, pull.number),
+      expectedHead: pull.sha,
+    });
 
     // Assess
     expect(again).toBe('enabled');
     expect(github.standIn.requestCount({ route: '/graphql' })).toBe(0);
     expect(github.standIn.pullRequest(OWNER, AUTO, pull.number)?.state).toBe('open');
+  });
+
+  it('does not turn auto-merge on for a head other than the one the promotion pushed', async () => {
+    // Prepare
+    const pull = await openPullRequest(AUTO);
+    github.standIn.clearRequests();
+
+    // Act
+    const result = await pullRequests.enableAutoMerge({
+      ...lookup(AUTO, pull.number),
+      expectedHead: 'f'.repeat(40),
+    });
+
+    // Assess
+    expect(result).toBe('unavailable');
+    expect(github.standIn.requestCount({ route: '/graphql' })).toBe(0);
+    expect(github.standIn.pullRequest(OWNER, AUTO, pull.number)?.autoMerge).toBeNull();
   });
 
   it('auto-merge is unavailable where the repository does not allow it, and nothing changes', async () => {
@@ -249,7 +278,10 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
     github.standIn.clearRequests();
 
     // Act
-    const result = await pullRequests.enableAutoMerge(lookup(MANUAL, pull.number));
+    const result = await pullRequests.enableAutoMerge({
+      ...lookup(MANUAL, pull.number),
+      expectedHead: pull.sha,
+    });
 
     // Assess
     expect(result).toBe('unavailable');
@@ -273,7 +305,10 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
     });
 
     // Act
-    const result = await pullRequests.enableAutoMerge(lookup(AUTO, pull.number));
+    const result = await pullRequests.enableAutoMerge({
+      ...lookup(AUTO, pull.number),
+      expectedHead: pull.sha,
+    });
 
     // Assess
     expect(result).toBe('unavailable');
@@ -289,7 +324,10 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
 
     // Act
     const error = await caught(
-      pullRequests.enableAutoMerge(lookup(AUTO, pull.number, READ_ONLY_TOKEN)),
+      pullRequests.enableAutoMerge({
+        ...lookup(AUTO, pull.number, READ_ONLY_TOKEN),
+        expectedHead: pull.sha,
+      }),
     );
 
     // Assess
@@ -309,7 +347,9 @@ describe('OctokitPullRequests auto-merge against the GitHub Enterprise stand-in'
     });
 
     // Act
-    const error = await caught(pullRequests.enableAutoMerge(lookup(AUTO, pull.number)));
+    const error = await caught(
+      pullRequests.enableAutoMerge({ ...lookup(AUTO, pull.number), expectedHead: pull.sha }),
+    );
     github.standIn.clearFaults();
 
     // Assess

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PromoterError } from '../../functions/core/errors.ts';
 import type { GitHubWebhookSecretStore } from '../../functions/core/github-webhook.ts';
+import type { GitLabWebhookSecretStore } from '../../functions/core/gitlab-webhook.ts';
 import type { SecretStore } from '../../functions/core/ports.ts';
 
 /*
@@ -8,12 +9,12 @@ import type { SecretStore } from '../../functions/core/ports.ts';
  * same JSON value decodes to the same secret; a missing secret is SECRET_NOT_FOUND and a value
  * that does not decode INVALID_SECRET (no later than when it is asked for: the file twin checks
  * every secret at start-up), both permanent, naming the secret and never a value. Likewise for
- * the GitHub webhook secret.
+ * the GitHub and GitLab webhook secrets.
  */
 
-export type ContractSecretStore = SecretStore & GitHubWebhookSecretStore;
+export type ContractSecretStore = SecretStore & GitHubWebhookSecretStore & GitLabWebhookSecretStore;
 
-/** `secrets`: JSON values by `namespace/name`, and `github-webhook` for the webhook's. */
+/** `secrets`: JSON values by `namespace/name`, `github-webhook` and `gitlab-webhook` for the webhooks'. */
 export type MakeSecretStore = (secrets: Record<string, unknown>) => Promise<ContractSecretStore>;
 
 const ref = { namespace: 'flux-system', name: 'podinfo-creds' };
@@ -101,6 +102,40 @@ export const describeSecretStoreContract = (name: string, make: MakeSecretStore)
           expect(message).not.toContain(secret);
       },
     );
+
+    it("reads the GitLab webhook secret apart from GitHub's: decoded alike, missing or invalid named", async () => {
+      // Prepare
+      const both = await make({
+        'github-webhook': { secret: 'a-long-github-webhook-secret' },
+        'gitlab-webhook': {
+          secret: 'a-long-gitlab-token',
+          'secret-previous': 'an-old-gitlab-token',
+        },
+      });
+      const githubOnly = await make({
+        'github-webhook': { secret: 'a-long-github-webhook-secret' },
+      });
+
+      // Act
+      const gitlab = await both.gitlabWebhookSecrets();
+      const github = await both.githubWebhookSecrets();
+      const missing = await failure(() => githubOnly.gitlabWebhookSecrets());
+      const invalid = await failure(async () =>
+        (await make({ 'gitlab-webhook': { secret: 'too-short' } })).gitlabWebhookSecrets(),
+      );
+
+      // Assess
+      expect(gitlab).toEqual(['a-long-gitlab-token', 'an-old-gitlab-token']);
+      expect(github).toEqual(['a-long-github-webhook-secret']);
+      expect(missing).toMatchObject({
+        code: 'SECRET_NOT_FOUND',
+        retryable: false,
+        message: expect.stringContaining('gitlab-webhook'),
+      });
+      expect(invalid).toMatchObject({ code: 'INVALID_SECRET', retryable: false });
+      expect((invalid as PromoterError).message).toContain('gitlab-webhook');
+      expect((invalid as PromoterError).message).not.toContain('too-short');
+    });
 
     it('answers a webhook secret that does not decode with INVALID_SECRET naming the key', async () => {
       // Prepare: nothing

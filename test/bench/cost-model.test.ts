@@ -45,6 +45,7 @@ const PRICES: PriceTable = {
   },
   secretsManager: { secretMonth: 0.4, apiCallsPer10k: 0.05 },
   eventBridgeScheduler: { invocationsPerMillion: 1 },
+  eventBridge: { customEventsPerMillion: 1 },
   xray: { tracesRecordedPerMillion: 5 },
 };
 
@@ -71,6 +72,7 @@ const FACTS: StackFacts = {
   metricsInsightsAlarms: ['PromotionsDeadLettered'],
   logRetentionDays: 30,
   metricsDetail: 'standard',
+  eventBuses: 1,
 };
 
 const WORKLOAD = { pipelines: 2, environments: 2, promotionsPerDay: 24, secrets: 1 };
@@ -199,6 +201,7 @@ describe('monthlyBill: each line equals its hand computation', () => {
     // Three standard alarms, and the Metrics Insights one over at least one metric.
     expect(line('CloudWatch alarms')).toBeCloseTo(0.4, 9);
     expect(line('EventBridge Scheduler')).toBeCloseTo(720 / 1e6, 9);
+    expect(line('EventBridge')).toBeCloseTo((promotions * 4) / 1e6, 9);
     expect(line('Secrets Manager')).toBeCloseTo(0.4 + (invocations / 1e4) * 0.05, 9);
     const sum = bill.lines.reduce((total, each) => total + each.monthly, 0);
     expect(bill.total).toBeCloseTo(sum, 9);
@@ -255,6 +258,7 @@ describe('stackFactsOf: what the bill reads from the synthesised template', () =
       metricsInsightsAlarms: ['PromotionsDeadLettered'],
       logRetentionDays: 30,
       metricsDetail: 'minimal',
+      eventBuses: 1,
     });
     expect(facts.functions).toHaveLength(4);
     expect(facts.functions).toContainEqual({

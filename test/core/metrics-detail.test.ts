@@ -85,6 +85,7 @@ describe('dimensionSetsOf: the one list of the code and the stack', () => {
     // Assess
     expect(sets.get(Metric.WebhookRequests)).toEqual([['Outcome']]);
     expect(sets.get(Metric.GitHubWebhookRequests)).toEqual([[]]);
+    expect(sets.get(Metric.GitLabWebhookRequests)).toEqual([[]]);
     expect(sets.get(Metric.PromotionsWaiting)).toEqual([['Gate']]);
     expect(sets.get(Metric.PromotionLatency)).toEqual([['Environment']]);
     expect(sets.get(Metric.PromotionLeadTime)).toEqual([['Environment']]);

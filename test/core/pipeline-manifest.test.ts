@@ -6,8 +6,8 @@ import {
 } from '../../functions/core/pipeline.ts';
 import {
   describeInvalidPipeline,
-  parseGitHubRepositoryUrl,
   parsePipelineManifests,
+  parseRepositoryUrl,
 } from '../../functions/core/pipeline-manifest.ts';
 import { readFixture } from '../support/fixtures.ts';
 
@@ -65,10 +65,10 @@ describe('parsePipelineManifests', () => {
         manual: false,
         strategy: {
           type: 'pull-request',
-          provider: 'github',
           baseBranch: 'main',
           credentialsSecret: 'my-gitops-configuration-monorepo-secret',
           repository: {
+            provider: 'github',
             cloneUrl: 'https://github.com/organisation/gitops-configuration-monorepo.git',
             owner: 'organisation',
             repo: 'gitops-configuration-monorepo',
@@ -127,8 +127,8 @@ describe('parsePipelineManifests', () => {
         promotion: {
           strategy: {
             'pull-request': {
-              type: 'gitlab',
-              url: 'https://gitlab.com/a/b',
+              type: 'bitbucket-server',
+              url: 'https://bitbucket.example.com/a/b',
               baseBranch: 'main',
               secretRef: { name: 's' },
             },
@@ -150,7 +150,7 @@ describe('parsePipelineManifests', () => {
         errors: [
           expect.stringMatching(/^spec\.environments\[1\]\.targets\[0\]\.namespace: /),
           expect.stringMatching(
-            /^spec\.promotion\.strategy\.pull-request\.type: pull-request type gitlab /,
+            /^spec\.promotion\.strategy\.pull-request\.type: pull-request type bitbucket-server /,
           ),
         ],
       },
@@ -166,8 +166,8 @@ describe('parsePipelineManifests', () => {
 
     // Assess
     expect(invalid[0]?.errors).toEqual([
-      'spec.promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server)',
-      'spec.environments[2].promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server)',
+      'spec.promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server) or gitlab (gitlab.com and self-managed GitLab).',
+      'spec.environments[2].promotion.strategy.pull-request.type: pull-request type bitbucket-server is not supported yet: use github (github.com and GitHub Enterprise Server) or gitlab (gitlab.com and self-managed GitLab).',
     ]);
   });
 
@@ -184,17 +184,90 @@ describe('parsePipelineManifests', () => {
     expect(shipped.invalid[0]?.errors).toEqual([
       'spec.promotion.strategy.pull-request.baseBranch: expected a non-empty string',
     ]);
-    expect(rfc.invalid[0]?.errors).toEqual(['spec.promotion[0].type: expected pull-request']);
+    expect(rfc.invalid[0]?.errors).toEqual([
+      'spec.promotion[0].type: expected pull-request or notification',
+    ]);
   });
 
-  it('refuses the notification strategy as not supported yet', () => {
+  it('refuses a strategy with both pull-request and notification', () => {
     const text = podinfoYaml.replace(
       '  promotion:\n    strategy:\n      pull-request:',
       '  promotion:\n    strategy:\n      notification: {}\n      pull-request:',
     );
-    expect(parsePipelineManifests(text).invalid[0]?.errors).toContain(
-      'spec.promotion.strategy.notification: the notification strategy is not supported yet: use pull-request',
+    expect(parsePipelineManifests(text).invalid[0]?.errors).toEqual([
+      'spec.promotion.strategy: expected one strategy, pull-request or notification, not both',
+    ]);
+  });
+
+  it('reads the notification strategy as the default and as an environment override', () => {
+    // Prepare
+    const text = podinfoYaml
+      .replace(
+        /\n {2}promotion:\n {4}strategy:\n {6}pull-request:\n(?: {8}.*\n)+? {10}name: promotion-credentials\n/,
+        '\n  promotion:\n    strategy:\n      notification: {}\n',
+      )
+      .replace(
+        /\n {10}pull-request:\n(?: {12}.*\n)+? {14}name: prod-promotion-credentials\n/,
+        '\n          notification: {}\n',
+      );
+
+    // Act
+    const { pipelines, invalid } = parsePipelineManifests(text);
+
+    // Assess
+    expect(invalid).toEqual([]);
+    const pipeline = pipelines[0];
+    expect(pipeline?.promotion).toEqual({
+      manual: false,
+      strategy: { type: 'notification' },
+      hmacSecret: 'promotion-credentials',
+    });
+    expect(pipeline && promotionInto(pipeline, 'prod')?.strategy).toEqual({
+      type: 'notification',
+    });
+  });
+
+  it("reads the RFC draft's notification item", () => {
+    const text = readFixture('pipelines/search-rfc-draft.yaml').replace(
+      /- name: [^\n]*\n {6}type: pull-request\n(?: {6}.*\n)*/,
+      '- type: notification\n',
     );
+    const { pipelines, invalid } = parsePipelineManifests(text);
+    expect(invalid).toEqual([]);
+    expect(pipelines[0]?.promotion?.strategy).toEqual({ type: 'notification' });
+  });
+
+  it('refuses fields under strategy.notification, which has none', () => {
+    const text = podinfoYaml.replace(
+      /\n {6}pull-request:\n(?: {8}.*\n)+? {10}name: promotion-credentials\n/,
+      '\n      notification:\n        url: https://ci.example.com\n',
+    );
+    expect(errorsOf(text)).toEqual([
+      expect.stringMatching(/^spec\.promotion\.strategy\.notification\.url: unknown field/),
+    ]);
+  });
+
+  it('reads a GitLab pull-request strategy with subgroups', () => {
+    const text = podinfoYaml
+      .replaceAll('type: github', 'type: gitlab')
+      .replace(
+        'https://github.com/example-org/fleet\n',
+        'https://gitlab.example.com/platform/gitops/fleet\n',
+      );
+    const { pipelines, invalid } = parsePipelineManifests(text);
+    expect(invalid).toEqual([]);
+    expect(pipelines[0]?.promotion?.strategy).toEqual({
+      type: 'pull-request',
+      repository: {
+        provider: 'gitlab',
+        cloneUrl: 'https://gitlab.example.com/platform/gitops/fleet.git',
+        apiBaseUrl: 'https://gitlab.example.com/api/v4',
+        owner: 'platform/gitops',
+        repo: 'fleet',
+      },
+      baseBranch: 'main',
+      credentialsSecret: 'promotion-credentials',
+    });
   });
 
   it.each([
@@ -327,7 +400,7 @@ describe('parsePipelineManifests', () => {
         podinfoYaml.replaceAll('baseBranch: main', `baseBranch: ${branch}`),
       );
       expect(invalid).toEqual([]);
-      expect(pipelines[0]?.promotion?.strategy.baseBranch).toBe(branch);
+      expect(pipelines[0]?.promotion?.strategy).toMatchObject({ baseBranch: branch });
     },
   );
 
@@ -482,8 +555,8 @@ describe('parsePipelineManifests: every problem at once', () => {
     // Prepare
     const text = podinfoYaml
       .replace(
-        '  promotion:\n    strategy:\n      pull-request:',
-        '  promotion:\n    strategy:\n      notification: {}\n      pull-request:',
+        /\n {6}pull-request:\n(?: {8}.*\n)+? {10}name: promotion-credentials\n/,
+        '\n      notification: {}\n',
       )
       .replace(/ {6}secretRef:\n {8}name: promotion-credentials\n$/, '');
     expect(text).not.toContain('\n      secretRef:\n        name: promotion-credentials\n');
@@ -493,10 +566,10 @@ describe('parsePipelineManifests: every problem at once', () => {
 
     // Assess
     expect(errors).toEqual([
-      'spec.promotion.strategy.notification: the notification strategy is not supported yet: use pull-request',
       expect.stringMatching(
         /^spec\.promotion\.strategy\.secretRef: expected the secret holding the webhook HMAC key/,
       ),
+      "spec.promotion.strategy.notification: the notification strategy signs its notices with the pipeline's hmac-key, so it needs the HMAC secret too (spec.promotion.strategy.secretRef)",
     ]);
   });
 
@@ -604,7 +677,7 @@ describe('parsePipelineManifests: settings from annotations', () => {
   });
 });
 
-describe('parseGitHubRepositoryUrl', () => {
+describe('parseRepositoryUrl', () => {
   it.each([
     ['https://github.com/org/repo', 'https://github.com/org/repo.git', 'https://api.github.com'],
     [
@@ -624,7 +697,7 @@ describe('parseGitHubRepositoryUrl', () => {
       'http://127.0.0.1:9999/api/v3',
     ],
   ])('%s', (url, cloneUrl, apiBaseUrl) => {
-    expect(parseGitHubRepositoryUrl(url)).toMatchObject({
+    expect(parseRepositoryUrl(url)).toMatchObject({
       cloneUrl,
       apiBaseUrl,
       owner: 'org',
@@ -632,20 +705,55 @@ describe('parseGitHubRepositoryUrl', () => {
     });
   });
 
+  it.each([
+    [
+      'https://gitlab.com/group/project',
+      'https://gitlab.com/group/project.git',
+      'https://gitlab.com/api/v4',
+      'group',
+    ],
+    [
+      'git@gitlab.example.com:platform/gitops/fleet.git',
+      'https://gitlab.example.com/platform/gitops/fleet.git',
+      'https://gitlab.example.com/api/v4',
+      'platform/gitops',
+    ],
+    [
+      'http://127.0.0.1:9999/a/b/c/fleet',
+      'http://127.0.0.1:9999/a/b/c/fleet.git',
+      'http://127.0.0.1:9999/api/v4',
+      'a/b/c',
+    ],
+  ])('gitlab %s', (url, cloneUrl, apiBaseUrl, owner) => {
+    expect(parseRepositoryUrl(url, 'gitlab')).toEqual({
+      provider: 'gitlab',
+      cloneUrl,
+      apiBaseUrl,
+      owner,
+      repo: cloneUrl.split('/').at(-1)?.replace('.git', ''),
+    });
+  });
+
+  it('refuses GitLab page URLs and single-segment paths', () => {
+    expect(parseRepositoryUrl('https://gitlab.com/group/project/-/tree/main', 'gitlab')).toMatch(
+      /expected https:\/\/gitlab.com\/<group>\[\/<subgroup>...\]\/<project>/,
+    );
+    expect(parseRepositoryUrl('https://gitlab.com/project', 'gitlab')).toMatch(/<group>/);
+    expect(parseRepositoryUrl('https://github.com/a/b/c', 'github')).toMatch(/<owner>/);
+  });
+
   it('refuses credentials in the URL without repeating them', () => {
-    const message = parseGitHubRepositoryUrl('https://bob:ghp_SECRET@github.com/org/repo');
+    const message = parseRepositoryUrl('https://bob:ghp_SECRET@github.com/org/repo');
     expect(message).toMatch(/without credentials/);
     expect(message).not.toContain('ghp_SECRET');
-    expect(parseGitHubRepositoryUrl('https://ghp_SECRET@github.com/o')).not.toContain('ghp_SECRET');
+    expect(parseRepositoryUrl('https://ghp_SECRET@github.com/o')).not.toContain('ghp_SECRET');
   });
 
   it('refuses http:// for hosts other than loopback, and URLs without owner/repo', () => {
-    expect(parseGitHubRepositoryUrl('http://ghe.example.com/org/repo')).toMatch(
-      /http:\/\/ is refused/,
-    );
-    expect(parseGitHubRepositoryUrl('https://github.com/org')).toMatch(
+    expect(parseRepositoryUrl('http://ghe.example.com/org/repo')).toMatch(/http:\/\/ is refused/);
+    expect(parseRepositoryUrl('https://github.com/org')).toMatch(
       /expected https:\/\/github.com\/<owner>\/<repository>/,
     );
-    expect(parseGitHubRepositoryUrl('not a url')).toMatch(/expected an https:\/\/ repository URL/);
+    expect(parseRepositoryUrl('not a url')).toMatch(/expected an https:\/\/ repository URL/);
   });
 });

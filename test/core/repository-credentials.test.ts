@@ -6,6 +6,7 @@ import { memorySecrets } from '../support/webhook-harness.ts';
 
 const REF = { namespace: 'flux-system', name: 'promotion-credentials' };
 const REPOSITORY = {
+  provider: 'github' as const,
   cloneUrl: 'https://github.com/acme/fleet.git',
   apiBaseUrl: 'https://api.github.com',
   owner: 'acme',
@@ -38,6 +39,40 @@ describe('repositoryCredentials', () => {
       apiToken: 'ghp_t',
       gitCredentials: { username: 'x-access-token', password: 'ghp_t' },
     });
+  });
+
+  it('sends a GitLab token to git as oauth2, and refuses GitHub App keys for GitLab', async () => {
+    // Prepare
+    const gitlab = {
+      ...REPOSITORY,
+      provider: 'gitlab' as const,
+      cloneUrl: 'https://gitlab.com/acme/fleet.git',
+      apiBaseUrl: 'https://gitlab.com/api/v4',
+    };
+    const secrets = memorySecrets({
+      'flux-system/promotion-credentials': { token: 'glpat-t' },
+      'flux-system/app': { githubAppID: '12', githubAppPrivateKey: PEM },
+    });
+
+    // Act
+    const credentials = await repositoryCredentials({ secrets }, REF, gitlab);
+    const error = await caught(
+      repositoryCredentials(
+        { secrets, githubApps: appTokens() },
+        { namespace: 'flux-system', name: 'app' },
+        gitlab,
+      ),
+    );
+
+    // Assess
+    expect(credentials).toEqual({
+      apiToken: 'glpat-t',
+      gitCredentials: { username: 'oauth2', password: 'glpat-t' },
+    });
+    expect(error).toMatchObject({ code: 'INVALID_SECRET', retryable: false });
+    expect(String(error)).toMatch(
+      /GitHub App keys, and https:\/\/gitlab.com\/acme\/fleet.git is on gitlab/,
+    );
   });
 
   it('prefers the GitHub App keys to the token, for the API and git', async () => {

@@ -105,10 +105,10 @@ beforeAll(async () => {
         hmacSecret: 'promotion-credentials',
         strategy: {
           type: 'pull-request',
-          provider: 'github',
           baseBranch: 'main',
           credentialsSecret: 'promotion-credentials',
           repository: {
+            provider: 'github',
             cloneUrl: 'http://127.0.0.1:9/example-org/fleet.git',
             apiBaseUrl: 'http://127.0.0.1:9/api/v3',
             owner: 'example-org',

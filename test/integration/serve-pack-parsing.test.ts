@@ -73,6 +73,7 @@ afterAll(async () => {
 
 const promotion = (name: string): PromotionBranchRequest => ({
   repository: {
+    provider: 'github',
     cloneUrl: git.repositoryUrl(name),
     apiBaseUrl: `${git.url}/api/v3`,
     owner: 'fleet',

@@ -6,6 +6,7 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/config.ts';
 import { GITHUB_WEBHOOK_PATH } from '../../functions/core/github-webhook.ts';
+import { GITLAB_WEBHOOK_PATH, GITLAB_WEBHOOK_SECRET } from '../../functions/core/gitlab-webhook.ts';
 import { METRICS_NAMESPACE } from '../../functions/core/metric-names.ts';
 import { ROUTES } from '../../lib/constructs/promoter-api.ts';
 import { SERVICE_NAMES } from '../../lib/constructs/promoter-functions.ts';
@@ -365,8 +366,8 @@ describe('the functions', () => {
         },
       });
     }
-    // The four functions' log groups and the API's access logs.
-    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 5);
+    // The four functions' log groups, the API's access logs and the example rule's log group.
+    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 6);
   });
 
   it('gives the worker one vCPU, 120 s, 2 GiB of /tmp and its git cache, the webhook its queue', () => {
@@ -416,6 +417,7 @@ describe('the HTTP API', () => {
       // Weave's approval, signed with the pipeline's HMAC key (checked by the function).
       'POST /approval/{ns}/{name}/{env}/{revision}': 'NONE',
       'POST /webhooks/github': 'NONE',
+      'POST /webhooks/gitlab': 'NONE',
       $default: 'NONE',
       'GET /pipelines': 'AWS_IAM',
       'PUT /pipelines': 'AWS_IAM',
@@ -685,6 +687,83 @@ describe('the GitHub webhook', () => {
         'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(`${GITHUB_WEBHOOK_PATH}$`)])],
       },
     });
+  });
+});
+
+describe('the GitLab webhook', () => {
+  it("is POST /webhooks/gitlab to the webhook function, unauthorised, throttled like GitHub's", () => {
+    // Prepare
+    const [webhookId] = functionWithService(SERVICE_NAMES.webhook);
+    const [, route] = only(
+      template.findResources('AWS::ApiGatewayV2::Route', {
+        Properties: { RouteKey: `POST ${GITLAB_WEBHOOK_PATH}` },
+      }) as Record<string, Resource>,
+    );
+    const [, stage] = only(
+      template.findResources('AWS::ApiGatewayV2::Stage') as Record<string, Resource>,
+    );
+
+    // Act
+    const integrationId = (
+      route.Properties.Target as { 'Fn::Join': [string, [string, { Ref: string }]] }
+    )['Fn::Join'][1][1].Ref;
+    const integration = template.toJSON().Resources[integrationId] as Resource;
+    const routeSettings = stage.Properties.RouteSettings as Record<string, unknown>;
+
+    // Assess
+    expect(ROUTES.gitlabWebhook).toBe(GITLAB_WEBHOOK_PATH);
+    expect(route.Properties.AuthorizationType).toBe('NONE');
+    expect(integration.Properties).toMatchObject({
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: { 'Fn::GetAtt': [webhookId, 'Arn'] },
+    });
+    expect(routeSettings[`POST ${GITLAB_WEBHOOK_PATH}`]).toEqual({
+      ThrottlingRateLimit: 10,
+      ThrottlingBurstLimit: 50,
+    });
+    expect(routeSettings[`POST ${GITLAB_WEBHOOK_PATH}`]).toEqual(
+      routeSettings[`POST ${GITHUB_WEBHOOK_PATH}`],
+    );
+    template.hasOutput('GitLabWebhookUrl', {
+      Value: {
+        'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(`${GITLAB_WEBHOOK_PATH}$`)])],
+      },
+    });
+  });
+
+  it('lets the webhook function read {prefix}gitlab-webhook', () => {
+    // Prepare
+    const [, webhook] = functionWithService(SERVICE_NAMES.webhook);
+    const variables = (webhook.Properties.Environment as { Variables: Record<string, string> })
+      .Variables;
+    const prefix = variables[ENV.secretPrefix] ?? '';
+    const pseudo: Record<string, string> = {
+      'AWS::Partition': 'aws',
+      'AWS::Region': 'eu-west-1',
+      'AWS::AccountId': '123456789012',
+    };
+    // The ARN Secrets Manager gives the secret: its name and a random suffix.
+    const secretArn = `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${prefix}${GITLAB_WEBHOOK_SECRET}-AbCdEf`;
+
+    // Act: the resources of the webhook role's GetSecretValue, as ARNs of that account.
+    const readable = policyStatementsOfRole(roleLogicalId(webhook))
+      .filter(
+        (statement) =>
+          statement.Effect === 'Allow' &&
+          actionsOf(statement).includes('secretsmanager:GetSecretValue'),
+      )
+      .flatMap(resourcesOf)
+      .map((resource) =>
+        (resource as { 'Fn::Join': [string, (string | { Ref: string })[]] })['Fn::Join'][1]
+          .map((part) => (typeof part === 'string' ? part : (pseudo[part.Ref] ?? '?')))
+          .join(''),
+      );
+
+    // Assess
+    expect(prefix).toBe('pipeline-promoter/');
+    expect(readable).toEqual([`arn:aws:secretsmanager:eu-west-1:123456789012:secret:${prefix}*`]);
+    expect(secretArn.startsWith(readable[0]?.slice(0, -1) ?? '-')).toBe(true);
   });
 });
 

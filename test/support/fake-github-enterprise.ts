@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GitHubRepository } from '../../functions/core/pipeline.ts';
+import type { HostedRepository } from '../../functions/core/pipeline.ts';
 import {
   addCommit,
   createBareRepository,
@@ -66,8 +66,8 @@ export interface FakeGitHubEnterprise {
   /** Git requests served, as `METHOD /path` (without the query). */
   readonly gitRequests: readonly string[];
   cloneUrl(owner: string, repo: string): string;
-  /** The GitHubRepository the core works with for `owner/repo` on this server. */
-  repository(owner: string, repo: string): GitHubRepository;
+  /** The HostedRepository the core works with for `owner/repo` on this server. */
+  repository(owner: string, repo: string): HostedRepository;
   /** The bare repository's directory. */
   repositoryPath(owner: string, repo: string): string;
   /**
@@ -245,7 +245,13 @@ export const startFakeGitHubEnterprise = async (
     },
     gitRequests,
     cloneUrl,
-    repository: (owner, repo) => ({ cloneUrl: cloneUrl(owner, repo), apiBaseUrl, owner, repo }),
+    repository: (owner, repo) => ({
+      provider: 'github',
+      cloneUrl: cloneUrl(owner, repo),
+      apiBaseUrl,
+      owner,
+      repo,
+    }),
     repositoryPath,
     async createRepository(owner, repo, files, branch = 'main', options = {}) {
       const commit = await createBareRepository(repositoryPath(owner, repo), files, { branch });

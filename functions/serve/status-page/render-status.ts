@@ -71,6 +71,7 @@ const STATE_TONE: Record<string, string> = {
   'up-to-date': 'good',
   opened: 'active',
   updated: 'active',
+  notified: 'active',
   pushing: 'active',
   queued: 'active',
   waiting: 'wait',

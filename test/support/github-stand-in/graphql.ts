@@ -26,6 +26,8 @@ export interface EnableAutoMergeRequest {
   readonly location: { readonly line: number; readonly column: number };
   readonly pullRequestId: string;
   readonly mergeMethod: MergeMethod;
+  /** GitHub refuses the mutation when the PR's head is another commit. */
+  readonly expectedHeadOid?: string;
 }
 
 export type GraphQLRequest =
@@ -98,7 +100,7 @@ export const parseGraphQLRequest = (body: unknown): GraphQLRequest => {
     errors: [{ type: 'INVALID', path: [key], locations: [location], message }],
   });
   if (typeof input === 'string') return argumentError(input);
-  const { pullRequestId, mergeMethod } = input;
+  const { pullRequestId, mergeMethod, expectedHeadOid } = input;
   if (typeof pullRequestId !== 'string' || pullRequestId === '') {
     return argumentError(
       "Argument 'input' on Field 'enablePullRequestAutoMerge' has an invalid value: pullRequestId is required (ID!)",
@@ -112,7 +114,13 @@ export const parseGraphQLRequest = (body: unknown): GraphQLRequest => {
   }
   return {
     kind: 'enable-auto-merge',
-    request: { key, location, pullRequestId, mergeMethod: method },
+    request: {
+      key,
+      location,
+      pullRequestId,
+      mergeMethod: method,
+      ...(typeof expectedHeadOid === 'string' ? { expectedHeadOid } : {}),
+    },
   };
 };
 

@@ -1537,6 +1537,12 @@ export class GitHubStandIn {
       }
       if (pull.autoMerge === null) {
         const [headSha, baseSha] = await Promise.all([branches(pull.head), branches(pull.base)]);
+        if (mutation.expectedHeadOid !== undefined && mutation.expectedHeadOid !== headSha) {
+          return fail(
+            'UNPROCESSABLE',
+            `Pull request Head sha didn't match expected head ${mutation.expectedHeadOid}`,
+          );
+        }
         const { state } = await this.#mergeability(pull, repository, headSha, baseSha);
         // Nothing to wait for: GitHub says merge it now instead.
         if (MERGES_NOW.includes(state)) {

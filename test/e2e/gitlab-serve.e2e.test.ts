@@ -1,0 +1,224 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signBody } from '../../functions/core/signature.ts';
+import { type FakeGitLab, startFakeGitLab } from '../support/fake-gitlab.ts';
+import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
+
+/**
+ * `promoter serve` promoting a Flux Kustomization through a self-managed GitLab, end to end: the
+ * stand-in serves `/api/v4` and git (`git http-backend`, Basic auth as `oauth2`) on one port;
+ * the project sits in a subgroup. staging's real kustomize-controller event
+ * (`main@sha1:<commit>`) lands in prod's markers by suffix on the merge request's branch, a
+ * person merges the merge request, GitLab's Merge Request Hook (`X-Gitlab-Token`) records it,
+ * and prod's own event completes the promotion.
+ */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PROJECT = 'platform/gitops/fleet';
+const WEBHOOK_SECRET = 'gitlab-webhook-secret-of-the-e2e-test';
+const COMMIT = '6b3d5c0e9f2a4b1c8d7e6f5a4b3c2d1e0f9a8b7c';
+const BRANCH = 'promotion-flux-system-apps-prod';
+
+let gitlab: FakeGitLab;
+let serve: ChildProcessWithoutNullStreams;
+let url: string;
+const logs: Record<string, unknown>[] = [];
+
+const waitFor = async <T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms = 20_000,
+): Promise<T> => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+};
+
+const marker = (suffix: string) =>
+  `# {"$promotion": "flux-system:apps:prod${suffix === '' ? '' : `:${suffix}`}"}`;
+
+/** prod's source, pinned: each field takes its part of staging's revision. */
+const prodSource = (branch: string, commit: string) =>
+  [
+    'apiVersion: source.toolkit.fluxcd.io/v1',
+    'kind: GitRepository',
+    'metadata:',
+    '  name: apps',
+    '  namespace: flux-system',
+    '  annotations:',
+    `    example.com/promoted-revision: "${branch}@sha1:${commit}" ${marker('')}`,
+    `    example.com/promoted-digest: sha1:${commit} ${marker('digest')}`,
+    'spec:',
+    '  url: https://gitlab.example.com/platform/apps',
+    '  ref:',
+    `    branch: ${branch} ${marker('ref')}`,
+    `    commit: ${commit} ${marker('hash')}`,
+    '',
+  ].join('\n');
+
+const manifest = (cloneUrl: string) => `apiVersion: pipelines.weave.works/v1alpha1
+kind: Pipeline
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  appRef:
+    apiVersion: kustomize.toolkit.fluxcd.io/v1
+    kind: Kustomization
+    name: apps
+  environments:
+    - name: staging
+      targets:
+        - namespace: flux-system
+          clusterRef: {kind: GitopsCluster, name: staging}
+    - name: prod
+      targets:
+        - namespace: flux-system
+          clusterRef: {kind: GitopsCluster, name: prod}
+  promotion:
+    strategy:
+      pull-request:
+        type: gitlab
+        url: ${cloneUrl}
+        baseBranch: main
+        secretRef:
+          name: promotion-credentials
+      secretRef:
+        name: promotion-credentials
+`;
+
+const kustomizationEvent = (): string => freshEvent('kustomization-reconciliation-succeeded.json');
+
+const post = (path: string, body: string) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'X-Signature': signBody(body, FIXTURE_HMAC_KEY),
+    },
+    body,
+  });
+
+beforeAll(async () => {
+  gitlab = await startFakeGitLab();
+  await gitlab.createRepository(PROJECT, {
+    'clusters/prod/apps/source.yaml': prodSource('release', '0000000'),
+    'README.md': 'the fleet\n',
+  });
+  const folder = await mkdtemp(join(tmpdir(), 'serve-gitlab-e2e-'));
+  await writeFile(join(folder, 'pipelines.yaml'), manifest(gitlab.cloneUrl(PROJECT)));
+  await writeFile(
+    join(folder, 'secrets.json'),
+    JSON.stringify({
+      'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: gitlab.token },
+      'gitlab-webhook': { secret: WEBHOOK_SECRET },
+    }),
+  );
+  serve = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bin/promoter.ts',
+      'serve',
+      '--port',
+      '0',
+      '--pipelines',
+      join(folder, 'pipelines.yaml'),
+      '--secrets',
+      join(folder, 'secrets.json'),
+      '--git-cache',
+      join(folder, 'git-cache'),
+      '--data',
+      join(folder, 'data'),
+      '--reconcile-interval',
+      '0',
+    ],
+    { cwd: ROOT },
+  );
+  for (const stream of [serve.stdout, serve.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        logs.push({ text: line });
+      }
+    });
+  }
+  url = await waitFor(
+    'serve to listen',
+    () =>
+      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
+  );
+  gitlab.deliverWebhooksTo(`${url}/webhooks/gitlab`, WEBHOOK_SECRET, PROJECT);
+});
+
+afterAll(async () => {
+  if (serve !== undefined && serve.exitCode === null) serve.kill('SIGKILL');
+  await gitlab?.close();
+});
+
+describe('promoter serve through GitLab, end to end', () => {
+  it('opens one merge request with the revision by suffix, and follows it to deployed', async () => {
+    // Act: staging reports the commit twice (Flux retries); one merge request comes of it.
+    const event = kustomizationEvent();
+    const first = await post('/promotion/flux-system/apps/staging', event);
+    const retried = await post('/promotion/flux-system/apps/staging', event);
+    const mergeRequest = await waitFor('the merge request', () => gitlab.mergeRequests(PROJECT)[0]);
+    await waitFor('the promotion opened', () =>
+      logs.find((line) => line.message === 'promotion finished' && line.status === 'opened'),
+    );
+    const files = await gitlab.readFiles(PROJECT, BRANCH);
+    await gitlab.mergeAsPerson(PROJECT, mergeRequest.iid);
+    await gitlab.webhooksSettled();
+    const merged = await waitFor('the merged state', async () => {
+      const status = (await (await fetch(`${url}/pipelines/flux-system/apps`)).json()) as {
+        environments: { name: string; promotion: { state: string } | null }[];
+      };
+      const prod = status.environments.find((environment) => environment.name === 'prod');
+      return prod?.promotion?.state === 'merged' ? prod : undefined;
+    });
+    const deploy = await post('/promotion/flux-system/apps/prod', kustomizationEvent());
+    const deployed = await waitFor('the deployed state', async () => {
+      const status = (await (await fetch(`${url}/pipelines/flux-system/apps`)).json()) as {
+        environments: {
+          name: string;
+          promotion: { state: string; pullRequest: { state: string; url: string } | null } | null;
+        }[];
+      };
+      const prod = status.environments.find((environment) => environment.name === 'prod');
+      return prod?.promotion?.state === 'deployed' ? prod : undefined;
+    });
+
+    // Assess
+    expect([first.status, retried.status]).toEqual([202, 202]);
+    expect(gitlab.mergeRequests(PROJECT)).toHaveLength(1);
+    expect(mergeRequest).toMatchObject({
+      title: `Promote flux-system/apps in prod to main@sha1:${COMMIT}`,
+      sourceBranch: BRANCH,
+      targetBranch: 'main',
+    });
+    expect(mergeRequest.description).toContain('pipeline-promoter: flux-system/apps/prod');
+    expect(files['clusters/prod/apps/source.yaml']).toBe(prodSource('main', COMMIT));
+    expect(files['README.md']).toBe('the fleet\n');
+    expect(merged.promotion?.state).toBe('merged');
+    expect(deploy.status).toBe(200);
+    expect(deployed.promotion?.pullRequest).toMatchObject({ state: 'merged' });
+    expect(gitlab.webhookDeliveries.map((delivery) => delivery.status)).toEqual([200]);
+    // git authenticated as oauth2 with the token; the API with the same token.
+    expect(gitlab.gitRequests).toContain(`POST /${PROJECT}.git/git-receive-pack`);
+    expect(gitlab.requests.every((request) => request.auth !== 'none')).toBe(true);
+    expect(JSON.stringify(logs)).not.toContain(gitlab.token);
+  });
+});
