@@ -67,16 +67,23 @@ const prodSource = (branch: string, commit: string) =>
     '',
   ].join('\n');
 
-const manifest = (cloneUrl: string) => `apiVersion: pipelines.weave.works/v1alpha1
+const AUTO_PROJECT = 'platform/web-fleet';
+const AUTO_BRANCH = 'promotion-flux-system-web-prod';
+
+const manifest = (
+  name: string,
+  cloneUrl: string,
+  annotations = '',
+) => `apiVersion: pipelines.weave.works/v1alpha1
 kind: Pipeline
 metadata:
-  name: apps
-  namespace: flux-system
+  name: ${name}
+  namespace: flux-system${annotations}
 spec:
   appRef:
     apiVersion: kustomize.toolkit.fluxcd.io/v1
     kind: Kustomization
-    name: apps
+    name: ${name}
   environments:
     - name: staging
       targets:
@@ -117,7 +124,26 @@ beforeAll(async () => {
     'README.md': 'the fleet\n',
   });
   const folder = await mkdtemp(join(tmpdir(), 'serve-gitlab-e2e-'));
-  await writeFile(join(folder, 'pipelines.yaml'), manifest(gitlab.cloneUrl(PROJECT)));
+  // web's project merges only after a pipeline succeeded; its prod promotions merge themselves.
+  await gitlab.createRepository(
+    AUTO_PROJECT,
+    {
+      'clusters/prod/web/source.yaml': prodSource('release', '0000000').replaceAll(
+        ':apps:',
+        ':web:',
+      ),
+    },
+    'main',
+    { pipelineMustSucceed: true },
+  );
+  await writeFile(
+    join(folder, 'pipelines.yaml'),
+    `${manifest('apps', gitlab.cloneUrl(PROJECT))}---\n${manifest(
+      'web',
+      gitlab.cloneUrl(AUTO_PROJECT),
+      '\n  annotations:\n    pipeline-promoter/auto-merge.prod: "true"',
+    )}`,
+  );
   await writeFile(
     join(folder, 'secrets.json'),
     JSON.stringify({
@@ -143,7 +169,7 @@ beforeAll(async () => {
       '--data',
       join(folder, 'data'),
       '--reconcile-interval',
-      '0',
+      '1',
     ],
     { cwd: ROOT },
   );
@@ -162,6 +188,7 @@ beforeAll(async () => {
       logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
   );
   gitlab.deliverWebhooksTo(`${url}/webhooks/gitlab`, WEBHOOK_SECRET, PROJECT);
+  // web's project has no webhook: the reconcile sweep alone follows its merge request.
 });
 
 afterAll(async () => {
@@ -220,5 +247,49 @@ describe('promoter serve through GitLab, end to end', () => {
     expect(gitlab.gitRequests).toContain(`POST /${PROJECT}.git/git-receive-pack`);
     expect(gitlab.requests.every((request) => request.auth !== 'none')).toBe(true);
     expect(JSON.stringify(logs)).not.toContain(gitlab.token);
+  });
+
+  it('merges an auto-merge promotion once its pipeline succeeded, at the pushed head, by the sweep', async () => {
+    // Prepare
+    const event = kustomizationEvent().replaceAll('"name":"apps"', '"name":"web"');
+
+    // Act
+    const answer = await post('/promotion/flux-system/web/staging', event);
+    const mergeRequest = await waitFor(
+      'the merge request',
+      () => gitlab.mergeRequests(AUTO_PROJECT)[0],
+    );
+    const pushed = await waitFor('the pushed head', () =>
+      gitlab.branchHead(AUTO_PROJECT, AUTO_BRANCH),
+    );
+    await waitFor('a sweep that found it blocked', () =>
+      logs.find(
+        (line) =>
+          line.message === 'auto-merge blocked' && String(line.reason).includes('ci_must_pass'),
+      ),
+    );
+    const stillOpen = gitlab.mergeRequest(AUTO_PROJECT, mergeRequest.iid)?.state;
+    await gitlab.setPipeline(AUTO_PROJECT, mergeRequest.iid, 'success');
+    const merged = await waitFor('the merge', () => {
+      const current = gitlab.mergeRequest(AUTO_PROJECT, mergeRequest.iid);
+      return current?.state === 'merged' ? current : undefined;
+    });
+    const recorded = await waitFor('the merged state', async () => {
+      const status = (await (await fetch(`${url}/pipelines/flux-system/web`)).json()) as {
+        environments: { name: string; promotion: { state: string } | null }[];
+      };
+      const prod = status.environments.find((environment) => environment.name === 'prod');
+      return prod?.promotion?.state === 'merged' ? prod : undefined;
+    });
+
+    // Assess
+    expect(answer.status).toBe(202);
+    expect(stillOpen).toBe('opened');
+    expect(merged.sha).toBe(pushed);
+    expect(merged.mergedBy).toBe('promoter-bot');
+    expect(recorded.promotion?.state).toBe('merged');
+    expect((await gitlab.readFiles(AUTO_PROJECT, 'main'))['clusters/prod/web/source.yaml']).toBe(
+      prodSource('main', COMMIT).replaceAll(':apps:', ':web:'),
+    );
   });
 });
