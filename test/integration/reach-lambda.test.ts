@@ -1,0 +1,682 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateEventBusCommand,
+  EventBridgeClient,
+  PutRuleCommand,
+  PutTargetsCommand,
+} from '@aws-sdk/client-eventbridge';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyEventV2WithIAMAuthorizer,
+  Context,
+  SQSEvent,
+} from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
+import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
+import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
+import type { Pipeline } from '../../functions/core/pipeline.ts';
+import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
+import { NOTICE_SOURCE } from '../../functions/core/promotion-notices.ts';
+import { signBody } from '../../functions/core/signature.ts';
+import {
+  createFifoQueue,
+  createTestSecret,
+  createTestTable,
+} from '../support/aws-test-resources.ts';
+import { type FakeGitLab, startFakeGitLab } from '../support/fake-gitlab.ts';
+import { FIXTURE_HMAC_KEY, readFixture } from '../support/fixtures.ts';
+import { awsClientConfig } from '../support/moto-server.ts';
+import {
+  STAGING_TARGETS,
+  upgradeSucceededFrom,
+  WAITING_FOR_THE_OTHER_STAGING_TARGET,
+} from '../support/staging-targets.ts';
+
+/**
+ * Issue 12's reach in AWS, through the Lambda handlers on moto (SQS FIFO, DynamoDB, Secrets
+ * Manager, EventBridge) and the fake GitLab (API and git on one loopback port):
+ * - Weave's notification strategy: prod's promotion is handed over as a `Promotion` event on
+ *   the stack's bus (PROMOTER_EVENT_BUS_NAME), and the lifecycle's `Promotion State Change`
+ *   events follow it there; a rule on the bus with an SQS queue as target reads them back, as a
+ *   user's rule would get them.
+ * - GitLab through the worker: the merge request opened over the API and git, its merge
+ *   recorded by `POST /webhooks/gitlab` (the stand-in's Merge Request Hook, `X-Gitlab-Token`
+ *   checked against `{prefix}gitlab-webhook`) and, where no hook is set up, by the reconcile
+ *   handler reading it from the API.
+ * A loopback HTTP server stands in for API Gateway in front of the webhook handler, for the
+ * stand-in's deliveries; the test calls the handlers directly otherwise.
+ */
+const NOTIFIED = { namespace: 'flux-system', name: 'podinfo' } as const;
+const GITLAB = { namespace: 'flux-system', name: 'podinfo-gitlab' } as const;
+const STAGING_PROJECT = 'platform/gitops/fleet';
+const PROD_PROJECT = 'platform/gitops/fleet-prod';
+const STAGING_FILE = 'clusters/staging/podinfo/release.yaml';
+const PROD_FILE = 'clusters/prod/podinfo/release.yaml';
+const GITLAB_WEBHOOK_TOKEN = 'the-gitlab-webhook-token-of-the-stack';
+const context = { functionName: 'test', awsRequestId: 'req' } as Context;
+
+const release = (namespace: string, environment: string, version: string): string =>
+  [
+    'apiVersion: helm.toolkit.fluxcd.io/v2',
+    'kind: HelmRelease',
+    'metadata:',
+    '  name: podinfo',
+    `  namespace: ${namespace}`,
+    'spec:',
+    '  chart:',
+    '    spec:',
+    '      chart: podinfo',
+    `      version: ${version} # {"$promotion": "flux-system:${GITLAB.name}:${environment}"}`,
+    '',
+  ].join('\n');
+
+const parsedPipeline = (manifest: string): Pipeline => {
+  const [pipeline] = parsePipelineManifests(manifest).pipelines;
+  if (pipeline === undefined) throw new Error('the pipeline manifest did not parse');
+  return pipeline;
+};
+
+/** The fixture podinfo pipeline, prod promoted by Weave's `strategy.notification: {}`. */
+const notificationPipeline = (): Pipeline =>
+  parsedPipeline(
+    readFixture('pipelines/podinfo.yaml').replace(
+      /\n {10}pull-request:\n(?: {12}.*\n)+? {14}name: prod-promotion-credentials\n/,
+      '\n          notification: {}\n',
+    ),
+  );
+
+/** The fixture podinfo pipeline as `podinfo-gitlab`, both its promotions on the fake GitLab. */
+const gitlabPipeline = (gitlab: FakeGitLab): Pipeline =>
+  parsedPipeline(
+    readFixture('pipelines/podinfo.yaml')
+      .replace('name: podinfo\n  namespace', `name: ${GITLAB.name}\n  namespace`)
+      .replaceAll('type: github', 'type: gitlab')
+      .replace('https://github.com/example-org/fleet-prod\n', `${gitlab.url}/${PROD_PROJECT}\n`)
+      .replace('https://github.com/example-org/fleet\n', `${gitlab.url}/${STAGING_PROJECT}\n`),
+  );
+
+let gitlab: FakeGitLab;
+let sqs: SQSClient;
+let queueUrl: string;
+let busQueueUrl: string;
+let state: DynamoDbPromotionStateStore;
+let apiGateway: Server;
+let webhook: typeof import('../../functions/handlers/webhook-lambda.ts');
+let worker: typeof import('../../functions/handlers/worker-lambda.ts');
+let reconcile: typeof import('../../functions/handlers/reconcile-lambda.ts');
+let pipelinesApi: typeof import('../../functions/handlers/pipelines-api-lambda.ts');
+
+/** An API Gateway HTTP API (payload 2.0) event, as the stack's routes hand it to the handler. */
+const apiEvent = (
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+  options: { readonly base64?: boolean; readonly userAgent?: string } = {},
+): APIGatewayProxyEventV2 => ({
+  version: '2.0',
+  routeKey: `POST ${path.startsWith('/webhooks/') ? path : '/promotion/{ns}/{name}/{env}'}`,
+  rawPath: path,
+  rawQueryString: '',
+  // API Gateway hands header names on in lower case.
+  headers: Object.fromEntries(
+    Object.entries({ 'content-type': 'application/json', ...headers }).map(([name, value]) => [
+      name.toLowerCase(),
+      value,
+    ]),
+  ),
+  requestContext: {
+    accountId: '123456789012',
+    apiId: 'api',
+    domainName: 'api.example.com',
+    domainPrefix: 'api',
+    http: {
+      method: 'POST',
+      path,
+      protocol: 'HTTP/1.1',
+      sourceIp: '10.0.0.1',
+      userAgent: options.userAgent ?? 'Go-http-client/1.1',
+    },
+    requestId: randomUUID(),
+    routeKey: `POST ${path}`,
+    stage: '$default',
+    time: '01/Dec/2026:07:00:00 +0000',
+    timeEpoch: Date.now(),
+  },
+  // A JSON body arrives as text; anything else base64-encoded.
+  body: options.base64 === true ? Buffer.from(body).toString('base64') : body,
+  isBase64Encoded: options.base64 === true,
+});
+
+/** `GET /pipelines/{ns}/{name}` as API Gateway hands it on after the IAM authoriser. */
+const statusEvent = (ns: string, name: string): APIGatewayProxyEventV2WithIAMAuthorizer => ({
+  version: '2.0',
+  routeKey: 'GET /pipelines/{ns}/{name}',
+  rawPath: `/pipelines/${ns}/${name}`,
+  rawQueryString: '',
+  headers: { accept: '*/*', 'user-agent': 'pipeline-promoter-cli' },
+  pathParameters: { ns, name },
+  requestContext: {
+    accountId: '123456789012',
+    apiId: 'api',
+    authorizer: {
+      iam: {
+        accessKey: 'ASIAEXAMPLEKEY000000',
+        accountId: '123456789012',
+        callerId: 'AROAEXAMPLEROLE00000:promoter-status',
+        cognitoIdentity: null,
+        principalOrgId: 'o-example0000',
+        userArn: 'arn:aws:sts::123456789012:assumed-role/pipeline-promoter/promoter-status',
+        userId: 'AROAEXAMPLEROLE00000:promoter-status',
+      },
+    },
+    domainName: 'api.example.com',
+    domainPrefix: 'api',
+    http: {
+      method: 'GET',
+      path: `/pipelines/${ns}/${name}`,
+      protocol: 'HTTP/1.1',
+      sourceIp: '203.0.113.10',
+      userAgent: 'pipeline-promoter-cli',
+    },
+    requestId: randomUUID(),
+    routeKey: 'GET /pipelines/{ns}/{name}',
+    stage: '$default',
+    time: '01/Dec/2026:07:00:00 +0000',
+    timeEpoch: Date.now(),
+  },
+  isBase64Encoded: false,
+});
+
+interface EnvironmentStatus {
+  readonly name: string;
+  readonly promotion: { readonly state: string; readonly [key: string]: unknown } | null;
+}
+
+/** The environment's entry in the pipelines API handler's status answer. */
+const environmentStatus = async (
+  ref: { readonly namespace: string; readonly name: string },
+  environment: string,
+): Promise<EnvironmentStatus | undefined> => {
+  const result = await pipelinesApi.handler(statusEvent(ref.namespace, ref.name));
+  expect(result.statusCode).toBe(200);
+  const status = JSON.parse(result.body ?? '{}') as { environments: EnvironmentStatus[] };
+  return status.environments.find((entry) => entry.name === environment);
+};
+
+/** The loopback stand-in of API Gateway: each POST becomes one call of the webhook handler. */
+const startApiGateway = async (): Promise<{ server: Server; url: string }> => {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (typeof value === 'string') headers[name] = value;
+      }
+      const path = new URL(request.url ?? '/', 'http://api.example.com').pathname;
+      const body = Buffer.concat(chunks).toString('utf8');
+      webhook
+        .handler(apiEvent(path, body, headers, { userAgent: headers['user-agent'] ?? '' }))
+        .then((result) => {
+          response.writeHead(result.statusCode ?? 200, {
+            ...(result.headers as Record<string, string>),
+          });
+          response.end(result.body);
+        })
+        .catch((error: unknown) => {
+          response.writeHead(500, { 'content-type': 'text/plain' });
+          response.end(String(error));
+        });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}` };
+};
+
+/** The stack's bus, and a rule on it sending every notice to a fresh queue (a user's rule). */
+const createBusWithQueue = async (
+  events: EventBridgeClient,
+): Promise<{ bus: string; queueUrl: string }> => {
+  const bus = `promotions-${randomUUID()}`;
+  await events.send(new CreateEventBusCommand({ Name: bus }));
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: `notices-${randomUUID()}` }),
+  );
+  if (QueueUrl === undefined) throw new Error('moto returned no queue URL');
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  await events.send(
+    new PutRuleCommand({
+      Name: 'all-promotion-notices',
+      EventBusName: bus,
+      EventPattern: JSON.stringify({ source: [NOTICE_SOURCE] }),
+    }),
+  );
+  await events.send(
+    new PutTargetsCommand({
+      Rule: 'all-promotion-notices',
+      EventBusName: bus,
+      Targets: [{ Id: 'queue', Arn: Attributes?.QueueArn }],
+    }),
+  );
+  return { bus, queueUrl: QueueUrl };
+};
+
+beforeAll(async () => {
+  const endpoint = inject('motoEndpoint');
+  const aws = awsClientConfig(endpoint);
+  gitlab = await startFakeGitLab();
+  await gitlab.createRepository(STAGING_PROJECT, {
+    [STAGING_FILE]: release('podinfo-qa', 'staging', '6.4.0'),
+    'README.md': 'the fleet\n',
+  });
+  await gitlab.createRepository(PROD_PROJECT, {
+    [PROD_FILE]: release('podinfo-prod', 'prod', '6.4.0'),
+  });
+
+  sqs = new SQSClient(aws);
+  queueUrl = await createFifoQueue(sqs, { namePrefix: 'reach', visibilityTimeoutSeconds: 0 });
+  const bus = await createBusWithQueue(new EventBridgeClient(aws));
+  busQueueUrl = bus.queueUrl;
+  const dynamo = new DynamoDBClient(aws);
+  const tableName = await createTestTable(dynamo, 'reach');
+  const prefix = `reach-${randomUUID()}/`;
+  const secrets = new SecretsManagerClient(aws);
+  for (const name of ['promotion-credentials', 'prod-promotion-credentials']) {
+    await createTestSecret(secrets, `${prefix}flux-system/${name}`, {
+      'hmac-key': FIXTURE_HMAC_KEY,
+      token: gitlab.token,
+    });
+  }
+  await createTestSecret(secrets, `${prefix}gitlab-webhook`, { secret: GITLAB_WEBHOOK_TOKEN });
+  const documents = createDocumentClient(dynamo);
+  const pipelines = new DynamoDbPipelineStore(documents, tableName);
+  await pipelines.put(notificationPipeline());
+  await pipelines.put(gitlabPipeline(gitlab));
+  state = new DynamoDbPromotionStateStore(documents, tableName);
+
+  vi.stubEnv('AWS_REGION', aws.region);
+  vi.stubEnv('AWS_ACCESS_KEY_ID', aws.credentials.accessKeyId);
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', aws.credentials.secretAccessKey);
+  vi.stubEnv('PROMOTER_AWS_ENDPOINT', endpoint);
+  vi.stubEnv('PROMOTER_QUEUE_URL', queueUrl);
+  vi.stubEnv('PROMOTER_TABLE_NAME', tableName);
+  vi.stubEnv('PROMOTER_SECRET_PREFIX', prefix);
+  vi.stubEnv('PROMOTER_EVENT_BUS_NAME', bus.bus);
+  vi.stubEnv('PROMOTER_GIT_CACHE_DIR', await mkdtemp(join(tmpdir(), 'reach-git-')));
+  // The fake GitLab is on loopback, which the worker refuses (git and API) unless it is listed.
+  vi.stubEnv('PROMOTER_ALLOWED_GIT_HOSTS', '127.0.0.1');
+  webhook = await import('../../functions/handlers/webhook-lambda.ts');
+  worker = await import('../../functions/handlers/worker-lambda.ts');
+  reconcile = await import('../../functions/handlers/reconcile-lambda.ts');
+  pipelinesApi = await import('../../functions/handlers/pipelines-api-lambda.ts');
+
+  const gateway = await startApiGateway();
+  apiGateway = gateway.server;
+  // Staging's project only: prod's merge has no hook, the reconcile sweep finds it.
+  gitlab.deliverWebhooksTo(`${gateway.url}/webhooks/gitlab`, GITLAB_WEBHOOK_TOKEN, STAGING_PROJECT);
+});
+
+afterAll(async () => {
+  await gitlab?.webhooksSettled();
+  apiGateway?.closeAllConnections();
+  await new Promise((resolve) => apiGateway?.close(resolve));
+  vi.unstubAllEnvs();
+  await gitlab?.close();
+});
+
+/** Event times: whole seconds (as Flux writes them), each one later than the one before. */
+let lastEventAt = 0;
+const eventTime = (): Date => {
+  const at = Math.max(Math.floor(Date.now() / 1000) * 1000, lastEventAt + 1000);
+  lastEventAt = at;
+  return new Date(at);
+};
+
+/** The fixture's UpgradeSucceeded from `namespace` at 6.5.0, through the webhook handler. */
+const fluxEvent = async (
+  ref: { readonly namespace: string; readonly name: string },
+  environment: string,
+  namespace: string,
+) => {
+  const body = upgradeSucceededFrom(namespace, { at: eventTime() });
+  const result = await webhook.handler(
+    apiEvent(
+      `/promotion/${ref.namespace}/${ref.name}/${environment}`,
+      body,
+      { 'X-Signature': signBody(body, FIXTURE_HMAC_KEY) },
+      { base64: true },
+    ),
+  );
+  return { status: result.statusCode, answer: JSON.parse(result.body ?? '{}') as unknown };
+};
+
+const receive = async (): Promise<Message[]> =>
+  (
+    await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        MessageSystemAttributeNames: ['All'],
+        WaitTimeSeconds: 0,
+      }),
+    )
+  ).Messages ?? [];
+
+const sqsEvent = (messages: Message[]): SQSEvent => ({
+  Records: messages.map((message) => ({
+    messageId: message.MessageId as string,
+    receiptHandle: message.ReceiptHandle as string,
+    body: message.Body as string,
+    attributes: {
+      ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1',
+      SentTimestamp: message.Attributes?.SentTimestamp ?? '0',
+      SenderId: 'sender',
+      ApproximateFirstReceiveTimestamp: '0',
+      MessageGroupId: message.Attributes?.MessageGroupId as string,
+      MessageDeduplicationId: message.Attributes?.MessageDeduplicationId as string,
+      SequenceNumber: message.Attributes?.SequenceNumber as string,
+    },
+    messageAttributes: {},
+    md5OfBody: message.MD5OfBody as string,
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:reach.fifo',
+    awsRegion: 'us-east-1',
+  })),
+});
+
+/** What the SQS event source mapping does: receive, call the worker, delete what succeeded. */
+const runQueuedJobs = async () => {
+  const messages = await receive();
+  const result = await worker.handler(sqsEvent(messages), context);
+  const failed = new Set(result.batchItemFailures.map((failure) => failure.itemIdentifier));
+  for (const message of messages.filter((one) => !failed.has(one.MessageId as string))) {
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
+    );
+  }
+  return { messages, failures: result.batchItemFailures };
+};
+
+interface BusEvent {
+  readonly source: string;
+  readonly 'detail-type': string;
+  readonly detail: {
+    readonly pipeline: { readonly namespace: string; readonly name: string };
+    readonly to: string;
+    readonly state?: string;
+    readonly timestamp: string;
+    readonly [key: string]: unknown;
+  };
+}
+
+/** Every event the rule delivered so far, in the order read. */
+const busEvents: BusEvent[] = [];
+
+/** Reads what is on the rule's queue now (waiting up to `waitSeconds` for something). */
+const readBusQueue = async (waitSeconds: number): Promise<void> => {
+  const { Messages = [] } = await sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: busQueueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: waitSeconds,
+    }),
+  );
+  for (const message of Messages) {
+    busEvents.push(JSON.parse(message.Body ?? '') as BusEvent);
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: busQueueUrl, ReceiptHandle: message.ReceiptHandle }),
+    );
+  }
+};
+
+/** The first event on the bus that `matches`, read back through the rule's queue. */
+const eventOnBus = async (what: string, matches: (event: BusEvent) => boolean) => {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const found = busEvents.find(matches);
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) {
+      throw new Error(`no ${what} on the bus; it carried:\n${JSON.stringify(busEvents, null, 2)}`);
+    }
+    await readBusQueue(1);
+  }
+};
+
+/** The bus's events of one pipeline, as `detail-type` or `detail-type:state`, in time order. */
+const busTimeline = async (ref: { readonly name: string }): Promise<string[]> => {
+  await readBusQueue(0);
+  return busEvents
+    .filter((event) => event.detail.pipeline.name === ref.name)
+    .toSorted((a, b) => a.detail.timestamp.localeCompare(b.detail.timestamp))
+    .map((event) =>
+      event.detail.state === undefined
+        ? event['detail-type']
+        : `${event['detail-type']}:${event.detail.to}:${event.detail.state}`,
+    );
+};
+
+const stateChange = (ref: { readonly name: string }, environment: string, to: string) => {
+  return (event: BusEvent) =>
+    event['detail-type'] === 'Promotion State Change' &&
+    event.detail.pipeline.name === ref.name &&
+    event.detail.to === environment &&
+    event.detail.state === to;
+};
+
+describe('the notification strategy through the Lambda handlers: notices on the EventBridge bus', () => {
+  it("staging's two targets → waiting (webhook) → the worker hands prod over as a Promotion event → notified; prod's event → deployed", async () => {
+    // Prepare: staging's first target reports; the gate `all` waits for the second.
+    const [firstTarget, lastTarget] = STAGING_TARGETS;
+    const first = await fluxEvent(NOTIFIED, 'staging', firstTarget);
+    const waiting = await eventOnBus('waiting', stateChange(NOTIFIED, 'prod', 'waiting'));
+
+    // Act
+    const second = await fluxEvent(NOTIFIED, 'staging', lastTarget);
+    const jobs = await runQueuedJobs();
+    const handOver = await eventOnBus(
+      'the hand-off',
+      (event) =>
+        event['detail-type'] === 'Promotion' && event.detail.pipeline.name === NOTIFIED.name,
+    );
+    const notified = await eventOnBus('notified', stateChange(NOTIFIED, 'prod', 'notified'));
+    const notifiedRecord = await state.getPromotion(NOTIFIED, 'prod');
+    const prodEvent = await fluxEvent(NOTIFIED, 'prod', 'podinfo-prod');
+    const deployed = await eventOnBus('deployed', stateChange(NOTIFIED, 'prod', 'deployed'));
+    const prod = await environmentStatus(NOTIFIED, 'prod');
+
+    // Assess
+    expect(first).toEqual({ status: 202, answer: WAITING_FOR_THE_OTHER_STAGING_TARGET });
+    expect(waiting).toMatchObject({
+      source: 'pipeline-promoter',
+      detail: {
+        reason: 'PromotionWaiting',
+        from: 'staging',
+        revision: '6.5.0',
+        waitingFor: { targets: { ready: 1, needed: 2 } },
+      },
+    });
+    expect(second).toMatchObject({
+      status: 202,
+      answer: { promoted: true, promotion: { from: 'staging', to: 'prod', revision: '6.5.0' } },
+    });
+    expect(jobs.messages.map((message) => message.Attributes?.MessageGroupId)).toEqual([
+      'flux-system/podinfo/prod',
+    ]);
+    expect(jobs.failures).toEqual([]);
+    expect(handOver).toMatchObject({
+      source: 'pipeline-promoter',
+      'detail-type': 'Promotion',
+      detail: {
+        involvedObject: { kind: 'Pipeline', namespace: 'flux-system', name: 'podinfo' },
+        reason: 'Promote',
+        message: 'Promote pipeline flux-system/podinfo to prod with version 6.5.0',
+        metadata: { environment: 'prod', version: '6.5.0' },
+        pipeline: NOTIFIED,
+        from: 'staging',
+        to: 'prod',
+        revision: '6.5.0',
+        sourceEvent: {
+          reason: 'UpgradeSucceeded',
+          involvedObject: { kind: 'HelmRelease', namespace: lastTarget, name: 'podinfo' },
+        },
+      },
+    });
+    expect(notified.detail).toMatchObject({
+      reason: 'PromotionNotified',
+      from: 'staging',
+      revision: '6.5.0',
+    });
+    expect(notifiedRecord).toMatchObject({ state: 'notified', revision: '6.5.0' });
+    expect(notifiedRecord?.pullRequest).toBeUndefined();
+    expect(prodEvent).toEqual({
+      status: 200,
+      answer: { promoted: false, reason: 'final-environment' },
+    });
+    expect(deployed.detail).toMatchObject({
+      reason: 'PromotionDeployed',
+      from: 'staging',
+      revision: '6.5.0',
+    });
+    expect(prod?.promotion).toMatchObject({ state: 'deployed' });
+    expect(await busTimeline(NOTIFIED)).toEqual([
+      'Promotion State Change:prod:waiting',
+      'Promotion',
+      'Promotion State Change:prod:notified',
+      'Promotion State Change:prod:deployed',
+    ]);
+  });
+});
+
+describe('GitLab through the Lambda handlers: the worker opens merge requests, the webhook and the sweep see them merged', () => {
+  it("dev's event → the worker's merge request on GitLab; merged → Merge Request Hook → POST /webhooks/gitlab → merged", async () => {
+    // Prepare
+    const promoted = await fluxEvent(GITLAB, 'dev', 'podinfo-dev');
+    const jobs = await runQueuedJobs();
+    const [mergeRequest] = gitlab.mergeRequests(STAGING_PROJECT);
+    if (mergeRequest === undefined) throw new Error('no staging merge request');
+    const files = await gitlab.readFiles(STAGING_PROJECT, mergeRequest.sourceBranch);
+    const opened = await state.getPromotion(GITLAB, 'staging');
+
+    // Act: a maintainer merges; GitLab's Merge Request Hook reaches the webhook handler.
+    const mergeCommit = await gitlab.mergeAsPerson(STAGING_PROJECT, mergeRequest.iid);
+    await gitlab.webhooksSettled();
+    const merged = await state.getPromotion(GITLAB, 'staging');
+
+    // Assess
+    expect(promoted).toMatchObject({
+      status: 202,
+      answer: { promoted: true, promotion: { to: 'staging', revision: '6.5.0' } },
+    });
+    expect(jobs.failures).toEqual([]);
+    expect(gitlab.mergeRequests(STAGING_PROJECT)).toHaveLength(1);
+    expect(mergeRequest).toMatchObject({
+      title: 'Promote flux-system/podinfo-gitlab in staging to 6.5.0',
+      sourceBranch: 'promotion-flux-system-podinfo-gitlab-staging',
+      targetBranch: 'main',
+    });
+    expect(mergeRequest.description).toContain(
+      'pipeline-promoter: flux-system/podinfo-gitlab/staging',
+    );
+    expect(files).toEqual({
+      [STAGING_FILE]: release('podinfo-qa', 'staging', '6.5.0'),
+      'README.md': 'the fleet\n',
+    });
+    expect(opened).toMatchObject({
+      revision: '6.5.0',
+      state: 'opened',
+      pullRequest: { number: mergeRequest.iid, state: 'open' },
+    });
+    const [delivery, ...others] = gitlab.webhookDeliveries;
+    expect(others).toEqual([]);
+    expect([delivery?.status, JSON.parse(delivery?.responseBody ?? '{}')]).toEqual([
+      200,
+      { pipeline: 'flux-system/podinfo-gitlab', environment: 'staging', state: 'merged' },
+    ]);
+    expect(merged).toMatchObject({
+      state: 'merged',
+      pullRequest: { number: mergeRequest.iid, state: 'merged', mergeCommit },
+    });
+    expect(mergeCommit).toBe(await gitlab.branchHead(STAGING_PROJECT, 'main'));
+    const openedOnBus = await eventOnBus('opened', stateChange(GITLAB, 'staging', 'opened'));
+    expect(openedOnBus.detail.pullRequest).toMatchObject({ number: mergeRequest.iid });
+    await eventOnBus('merged', stateChange(GITLAB, 'staging', 'merged'));
+  });
+
+  it("staging deployed → the worker's prod merge request; merged without a hook → the reconcile handler reads it merged; prod's event → deployed", async () => {
+    // Prepare: staging's two targets report the merged 6.5.0; prod's merge request opens.
+    const [firstTarget, lastTarget] = STAGING_TARGETS;
+    await fluxEvent(GITLAB, 'staging', firstTarget);
+    const toProd = await fluxEvent(GITLAB, 'staging', lastTarget);
+    const jobs = await runQueuedJobs();
+    const [mergeRequest] = gitlab.mergeRequests(PROD_PROJECT);
+    if (mergeRequest === undefined) throw new Error('no prod merge request');
+    const files = await gitlab.readFiles(PROD_PROJECT, mergeRequest.sourceBranch);
+    const unchanged = await reconcile.handler();
+
+    // Act: merged by a person; no hook is set up on prod's project.
+    const mergeCommit = await gitlab.mergeAsPerson(PROD_PROJECT, mergeRequest.iid);
+    const beforeSweep = await state.getPromotion(GITLAB, 'prod');
+    const found = await reconcile.handler();
+    const afterSweep = await state.getPromotion(GITLAB, 'prod');
+    const final = await fluxEvent(GITLAB, 'prod', 'podinfo-prod');
+    const prod = await environmentStatus(GITLAB, 'prod');
+
+    // Assess
+    expect(toProd).toMatchObject({
+      status: 202,
+      answer: { promoted: true, promotion: { from: 'staging', to: 'prod', revision: '6.5.0' } },
+    });
+    expect(jobs.failures).toEqual([]);
+    expect(mergeRequest).toMatchObject({
+      title: 'Promote flux-system/podinfo-gitlab in prod to 6.5.0',
+      sourceBranch: 'promotion-flux-system-podinfo-gitlab-prod',
+      targetBranch: 'main',
+    });
+    expect(files).toEqual({ [PROD_FILE]: release('podinfo-prod', 'prod', '6.5.0') });
+    expect(unchanged).toMatchObject({ read: 1, merged: 0, failed: 0 });
+    expect(beforeSweep).toMatchObject({ state: 'opened', pullRequest: { state: 'open' } });
+    expect(found).toMatchObject({ read: 1, merged: 1, failed: 0 });
+    expect(afterSweep).toMatchObject({
+      state: 'merged',
+      pullRequest: { number: mergeRequest.iid, state: 'merged', mergeCommit },
+    });
+    expect(gitlab.webhookDeliveries).toHaveLength(1);
+    expect(final).toEqual({
+      status: 200,
+      answer: { promoted: false, reason: 'final-environment' },
+    });
+    expect(prod?.promotion).toMatchObject({
+      state: 'deployed',
+      pullRequest: { number: mergeRequest.iid, state: 'merged' },
+    });
+    await eventOnBus('prod deployed', stateChange(GITLAB, 'prod', 'deployed'));
+    expect(await busTimeline(GITLAB)).toEqual([
+      'Promotion State Change:staging:opened',
+      'Promotion State Change:staging:merged',
+      'Promotion State Change:prod:waiting',
+      'Promotion State Change:staging:deployed',
+      'Promotion State Change:prod:opened',
+      'Promotion State Change:prod:merged',
+      'Promotion State Change:prod:deployed',
+    ]);
+  });
+});
