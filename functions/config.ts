@@ -32,6 +32,9 @@ export const ENV = {
   allowedGitHosts: 'PROMOTER_ALLOWED_GIT_HOSTS',
   metricsDetail: 'PROMOTER_METRICS_DETAIL',
   eventBusName: 'PROMOTER_EVENT_BUS_NAME',
+  gateScheduleGroup: 'PROMOTER_GATE_SCHEDULE_GROUP',
+  gateScheduleTargetArn: 'PROMOTER_GATE_SCHEDULE_TARGET_ARN',
+  gateScheduleRoleArn: 'PROMOTER_GATE_SCHEDULE_ROLE_ARN',
 } as const;
 
 const wholeSeconds = (minimum: number) =>
@@ -86,6 +89,19 @@ const commonSettings = z.object({
   /** The EventBridge bus promotion notices go to (DESIGN.md section 13); unset: no notices. */
   [ENV.eventBusName]: z.optional(
     z.string().check(z.minLength(1, 'expected the EventBridge event bus name or ARN')),
+  ),
+  /**
+   * Where a due gate's one-time schedule goes, what it invokes (the reconcile function) and as
+   * whom; all three or none (then only the periodic sweep looks at due gates).
+   */
+  [ENV.gateScheduleGroup]: z.optional(
+    z.string().check(z.minLength(1, 'expected the EventBridge Scheduler group name')),
+  ),
+  [ENV.gateScheduleTargetArn]: z.optional(
+    z.string().check(z.startsWith('arn:', 'expected the reconcile function ARN')),
+  ),
+  [ENV.gateScheduleRoleArn]: z.optional(
+    z.string().check(z.startsWith('arn:', 'expected the scheduler role ARN')),
   ),
 });
 

@@ -9,6 +9,7 @@ import {
   METRICS_DETAILS,
   type MetricsDetail,
 } from '../functions/core/metrics-detail.ts';
+import { GateSchedules } from './constructs/gate-schedules.ts';
 import { ALARM_DEFAULTS, PromoterAlarms } from './constructs/promoter-alarms.ts';
 import { API_DEFAULTS, PromoterApi, ROUTES } from './constructs/promoter-api.ts';
 import { PromoterDashboard } from './constructs/promoter-dashboard.ts';
@@ -245,6 +246,8 @@ export class PipelinePromoterStack extends Stack {
   public readonly dashboard: PromoterDashboard;
   /** The event bus of promotion notices (DESIGN.md section 13) and its example rule. */
   public readonly events: PromotionEvents;
+  /** One-time schedules of the reconcile function for due gates (soak, window, freeze end). */
+  public readonly gateSchedules: GateSchedules;
 
   constructor(scope: Construct, id: string, props: PipelinePromoterStackProps = {}) {
     super(scope, id, {
@@ -313,6 +316,11 @@ export class PipelinePromoterStack extends Stack {
       fn.addEnvironment(ENV.eventBusName, this.events.bus.eventBusName);
       this.events.grantPutEvents(fn);
     }
+    // The functions that hold promotions at time gates wake the reconcile function when due.
+    // (The reconcile function itself does not: its own ARN in its environment is a cycle; the
+    // periodic sweep it runs looks at what it holds.)
+    this.gateSchedules = new GateSchedules(this, 'GateSchedules', { reconcile });
+    for (const fn of [webhook, pipelinesApi]) this.gateSchedules.allowScheduling(fn);
 
     this.api = new PromoterApi(this, 'Api', {
       webhook: this.functions.webhook,

@@ -13,6 +13,7 @@ import type {
   PullRequestView,
 } from '../core/ports.ts';
 import type { RetryHint } from '../core/retry-policy.ts';
+import { parseRetryAfter } from './git/errors.ts';
 import {
   createGuardedAgents,
   type GuardedAgents,
@@ -25,16 +26,21 @@ import {
  * merge request per (source branch, target branch), found by `source_branch`/`target_branch` and
  * updated, else created; a create that races another (409 "Another open merge request already
  * exists") finds it and updates it. Auto-merge is GitLab's "merge when pipeline succeeds", pinned
- * to the expected head with `sha`; else `mergeWhenReady` merges with `sha` once GitLab's
+ * to the expected head with `sha`, asked for only while the head's own pipeline is active: GitLab
+ * merges at once when asked without one, and reports `mergeable` while a pipeline runs unless
+ * "Pipelines must succeed" is on. So `mergeWhenReady` reads the head pipeline first: an active one
+ * gets "merge when pipeline succeeds", a failed one blocks, and only a head with no pipeline at
+ * all (a project without CI) or a succeeded one is merged, with `sha`, once GitLab's
  * `detailed_merge_status` says `mergeable`.
  *
  * Gitbeaker's own requester calls the global `fetch` (no agent) and retries 429 and 502 ten times
  * within a quarter of a second whatever Retry-After says; this adapter gives gitbeaker its own
  * requester instead (`requesterFn`): requests go through `guardedFetch` (the address policy is
  * applied at connect time, as for Octokit and git), 5xx and network errors are retried with a
- * back-off of 1, 4, 9 × `retryAfterBaseValue` ms, a 429 waits its Retry-After when that is at
- * most `maxRetryAfterSeconds`, and each port call has one deadline (`timeoutMs`) for all its
- * requests and waits. What remains is a PromoterError: GITLAB_UNAVAILABLE (retryable, with the
+ * back-off of 1, 4, 9 × `retryAfterBaseValue` ms (but a POST only when it is the merge request's
+ * create, whose repeat answers 409, which `upsert` handles: a note sent twice would show twice),
+ * a 429 waits its Retry-After when that is at most `maxRetryAfterSeconds`, and each port call has
+ * one deadline (`timeoutMs`) for all its requests and waits. What remains is a PromoterError: GITLAB_UNAVAILABLE (retryable, with the
  * `RetryHint` of retry-policy.ts in `data`) or GITLAB_AUTH_FAILED / GITLAB_NOT_FOUND /
  * GITLAB_REJECTED (permanent). Messages name the project and the operation, never the token.
  */
@@ -47,7 +53,10 @@ export interface GitLabMergeRequestsOptions {
    * tests pass a few milliseconds so that they never sleep.
    */
   readonly retryAfterBaseValue?: number;
-  /** Retries of one request after a 5xx, a 408 or a network error (default 3). */
+  /**
+   * Retries of one request after a 5xx, a 408 or a network error (default 3); none for a POST
+   * other than the merge request's create. A 429 (never carried out) is retried whatever the method.
+   */
   readonly retries?: number;
   /** Retries of one request after a 429 (default 2). */
   readonly rateLimitRetries?: number;
@@ -99,6 +108,15 @@ interface MergeRequestJson {
   readonly detailed_merge_status?: string;
   readonly merge_status?: string;
   readonly merge_error?: string | null;
+  /** Only in the single merge request's GET (and absent on GitLab before 11.4). */
+  readonly head_pipeline?: PipelineJson | null;
+}
+
+/** The fields of GitLab's PipelineBasic entity this adapter reads. */
+interface PipelineJson {
+  readonly id: number;
+  readonly sha: string;
+  readonly status: string;
 }
 
 /** An HTTP answer that was not 2xx, with GitLab's message. */
@@ -160,19 +178,25 @@ const RETRIED_STATUSES = new Set([408, 500, 502, 503, 504]);
 
 /** Retry-After in seconds, or the time to `RateLimit-Reset` (epoch seconds), when GitLab sent one. */
 const retryAfterSeconds = (headers: Readonly<Record<string, string>>): number | undefined => {
-  const retryAfter = headers['retry-after'];
-  if (retryAfter !== undefined) {
-    const seconds = Number(retryAfter);
-    if (Number.isFinite(seconds) && seconds >= 0) return seconds;
-    const date = Date.parse(retryAfter);
-    if (Number.isFinite(date)) return Math.max(0, Math.ceil((date - Date.now()) / 1000));
-  }
+  const retryAfter = parseRetryAfter(headers['retry-after']);
+  if (retryAfter !== undefined) return retryAfter;
   const reset = Number(headers['ratelimit-reset']);
   if (Number.isFinite(reset) && reset > 0) {
     return Math.max(0, Math.ceil(reset - Date.now() / 1000));
   }
   return undefined;
 };
+
+/**
+ * Whether a request may be sent again after a 5xx or a network error, when it may have been
+ * carried out: reads and replacing writes, and the merge request's create (a second one answers
+ * 409 "Another open merge request already exists"). Not a note: it would show twice.
+ */
+const retriedAfterFailure = (method: string, url: URL): boolean =>
+  method === 'GET' ||
+  method === 'PUT' ||
+  method === 'DELETE' ||
+  (method === 'POST' && /\/merge_requests$/.test(url.pathname));
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -227,6 +251,7 @@ const promoterRequester =
         (signal): signal is AbortSignal => signal !== undefined,
       );
       const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
+      const retries = retriedAfterFailure(method, url) ? settings.retries : 0;
       let failures = 0;
       let rateLimits = 0;
       for (;;) {
@@ -240,7 +265,7 @@ const promoterRequester =
           });
         } catch (error) {
           if (signal?.aborted === true || refusedConnection(error) !== undefined) throw error;
-          if (failures >= settings.retries) throw error;
+          if (failures >= retries) throw error;
           failures += 1;
           await sleep(
             failures ** 2 * settings.retryAfterBaseValue,
@@ -280,7 +305,7 @@ const promoterRequester =
             ? rateLimits < settings.rateLimitRetries &&
               wait !== undefined &&
               wait <= settings.maxRetryAfterSeconds
-            : wait !== undefined && failures < settings.retries;
+            : wait !== undefined && failures < retries;
         if (!again || wait === undefined) throw error;
         if (response.status === 429) rateLimits += 1;
         else failures += 1;
@@ -487,7 +512,114 @@ const legacyStatus = (status: string | undefined): string => {
 const mergeCommitOf = (mr: MergeRequestJson): string | undefined =>
   mr.merge_commit_sha ?? mr.squash_commit_sha ?? mr.sha ?? undefined;
 
-const AUTO_MERGE_REFUSED = new Set([405, 406, 409, 422]);
+/**
+ * Pipeline statuses in which GitLab offers "merge when pipeline succeeds" (its `active?`).
+ * `created` is left out: GitLab may not count it, and asked then it would merge at once.
+ */
+const ACTIVE_PIPELINE_STATUSES = new Set([
+  'waiting_for_resource',
+  'preparing',
+  'waiting_for_callback',
+  'pending',
+  'running',
+]);
+
+/** Not finished, but GitLab offers no "merge when pipeline succeeds" on them: wait. */
+const WAITING_PIPELINE_STATUSES: Readonly<Record<string, string>> = {
+  created: 'has just been created',
+  scheduled: 'waits for a delayed job',
+};
+
+/** The head pipeline as far as merging the expected head goes. */
+type HeadPipeline =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'active'; readonly pipeline: PipelineJson }
+  | { readonly kind: 'waiting' | 'failed'; readonly reason: string };
+
+/**
+ * What GitLab's head pipeline says about merging `expectedHead` now. `none` only when GitLab
+ * reports no head pipeline at all; one of another commit means the expected head's is not there
+ * yet (GitLab creates pipelines after the push), so it waits.
+ */
+const headPipelineOf = (mr: MergeRequestJson, expectedHead: string): HeadPipeline => {
+  const pipeline = mr.head_pipeline;
+  if (pipeline === undefined || pipeline === null) return { kind: 'none' };
+  const name = `pipeline ${pipeline.id}`;
+  if (pipeline.sha !== expectedHead) {
+    return {
+      kind: 'waiting',
+      reason: `GitLab has no pipeline of the head ${expectedHead} yet (its head ${name} is of ${pipeline.sha})`,
+    };
+  }
+  if (pipeline.status === 'success') return { kind: 'succeeded' };
+  if (ACTIVE_PIPELINE_STATUSES.has(pipeline.status)) return { kind: 'active', pipeline };
+  const waiting = WAITING_PIPELINE_STATUSES[pipeline.status];
+  if (waiting !== undefined) {
+    return { kind: 'waiting', reason: `its ${name} ${waiting} (status ${pipeline.status})` };
+  }
+  if (pipeline.status === 'manual') {
+    return { kind: 'failed', reason: `its ${name} waits for a person to start a manual job` };
+  }
+  return {
+    kind: 'failed',
+    reason: `its ${name} did not succeed (status ${pipeline.status}): it must pass before the merge`,
+  };
+};
+
+/** GitLab's refusals of a merge as a MergeAttempt; undefined for other failures. */
+const mergeRefusal = (error: unknown): MergeAttempt | undefined => {
+  if (!(error instanceof GitLabHttpError)) return undefined;
+  if (error.status === 405) {
+    // Mergeable a moment ago: a pipeline started, or GitLab is checking again.
+    return { status: 'pending', reason: `GitLab will not merge yet: ${error.message}` };
+  }
+  if (error.status === 406 || error.status === 422) {
+    return { status: 'blocked', reason: `GitLab refused the merge: ${error.message}` };
+  }
+  if (error.status === 409) {
+    return { status: 'blocked', reason: `head moved before the merge: ${error.message}` };
+  }
+  return undefined;
+};
+
+type AutoMergeAnswer =
+  | { readonly kind: 'set' }
+  | { readonly kind: 'merged'; readonly mergeCommit: string }
+  | { readonly kind: 'refused'; readonly attempt: MergeAttempt };
+
+/**
+ * `PUT .../merge` with "merge when pipeline succeeds" at `expectedHead`. Called only while the
+ * head's pipeline is active; should it have finished in between, GitLab merges at once (`merged`).
+ */
+const setMergeWhenPipelineSucceeds = async (
+  call: CallContext,
+  lookup: PullRequestLookup & { readonly expectedHead: string },
+  operation: string,
+): Promise<AutoMergeAnswer> => {
+  try {
+    const answer = (await call.client.mergeRequests.merge(call.project, lookup.number, {
+      mergeWhenPipelineSucceeds: true,
+      // GitLab 17.11 renamed it; older versions ignore the new name, newer ones take both.
+      autoMerge: true,
+      sha: lookup.expectedHead,
+    })) as unknown as MergeRequestJson;
+    const commit = answer.state === 'merged' ? mergeCommitOf(answer) : undefined;
+    if (commit !== undefined) return { kind: 'merged', mergeCommit: commit };
+    if (answer.merge_when_pipeline_succeeds === true) return { kind: 'set' };
+    return {
+      kind: 'refused',
+      attempt: {
+        status: 'pending',
+        reason: `GitLab did not set merge when pipeline succeeds (state ${answer.state})`,
+      },
+    };
+  } catch (error) {
+    const refused = mergeRefusal(error);
+    if (refused !== undefined) return { kind: 'refused', attempt: refused };
+    throw call.failure(operation, error);
+  }
+};
 
 export class GitLabMergeRequests implements PullRequests {
   readonly #options: Required<
@@ -619,10 +751,12 @@ export class GitLabMergeRequests implements PullRequests {
 
   /**
    * "Merge when pipeline succeeds" at `expectedHead` (`PUT .../merge` with `sha`, so that GitLab
-   * merges no other head). GitLab merges at once when nothing is left to wait for: `enabled` too.
-   * GitLab refuses (405 without an active pipeline or while something else blocks it, 406/422 on
-   * conflicts, 409 when the head moved): `unavailable`, for the sweep to merge with
-   * `mergeWhenReady`, which says why it cannot.
+   * merges no other head), asked for only while GitLab's head pipeline is the expected head's and
+   * active: asked without one, GitLab merges at once, and right after the push GitLab has often
+   * not created the pipeline yet. Anything else is `unavailable`, for the sweep's `mergeWhenReady`,
+   * which asks for it once the pipeline runs or says why it cannot merge. GitLab refuses too
+   * (405 while something else blocks it, 406/422 on conflicts, 409 when the head moved):
+   * `unavailable`. A merge request already merged is `enabled`.
    */
   async enableAutoMerge(
     lookup: PullRequestLookup & { readonly expectedHead: string },
@@ -633,28 +767,21 @@ export class GitLabMergeRequests implements PullRequests {
       if (mr.state === 'merged') return 'enabled';
       if (mr.state !== 'opened' || mr.sha !== lookup.expectedHead) return 'unavailable';
       if (mr.merge_when_pipeline_succeeds === true) return 'enabled';
-      try {
-        const answer = (await call.client.mergeRequests.merge(call.project, lookup.number, {
-          mergeWhenPipelineSucceeds: true,
-          // GitLab 17.11 renamed it; older versions ignore the new name, newer ones take both.
-          autoMerge: true,
-          sha: lookup.expectedHead,
-        })) as unknown as MergeRequestJson;
-        return answer.state === 'merged' || answer.merge_when_pipeline_succeeds === true
-          ? 'enabled'
-          : 'unavailable';
-      } catch (error) {
-        if (error instanceof GitLabHttpError && AUTO_MERGE_REFUSED.has(error.status)) {
-          return 'unavailable';
-        }
-        throw call.failure(operation, error);
-      }
+      const pipeline = headPipelineOf(mr, lookup.expectedHead);
+      if (pipeline.kind !== 'active') return 'unavailable';
+      const answer = await setMergeWhenPipelineSucceeds(call, lookup, operation);
+      return answer.kind === 'set' || answer.kind === 'merged' ? 'enabled' : 'unavailable';
     });
   }
 
   /**
-   * Reads the merge request and merges it with `sha: expectedHead` when GitLab's
-   * `detailed_merge_status` is `mergeable`; else says what it waits for or what blocks it.
+   * Reads the merge request and says what it waits for or what blocks it, or merges it with
+   * `sha: expectedHead`. GitLab says `mergeable` while a pipeline runs unless "Pipelines must
+   * succeed" is on, so the head pipeline decides first: an active one of the expected head gets
+   * "merge when pipeline succeeds" (`pending`: GitLab merges it when it succeeds), a failed or
+   * canceled one is `blocked`, one of another commit (GitLab has not attached the head's yet) is
+   * `pending`. Only a head with no pipeline at all (a project without CI) or a succeeded one is
+   * merged, once `detailed_merge_status` is `mergeable`.
    */
   async mergeWhenReady(
     lookup: PullRequestLookup & { readonly expectedHead: string },
@@ -677,6 +804,38 @@ export class GitLabMergeRequests implements PullRequests {
           reason: `head moved: ${mr.source_branch} is at ${mr.sha ?? 'no commit'}, not the promoted ${lookup.expectedHead}`,
         };
       }
+      const pipeline = headPipelineOf(mr, lookup.expectedHead);
+      switch (pipeline.kind) {
+        case 'active': {
+          const id = pipeline.pipeline.id;
+          if (mr.merge_when_pipeline_succeeds === true) {
+            return {
+              status: 'pending',
+              reason: `GitLab merges it when its pipeline succeeds (pipeline ${id} is ${pipeline.pipeline.status})`,
+            };
+          }
+          const answer = await setMergeWhenPipelineSucceeds(call, lookup, operation);
+          switch (answer.kind) {
+            case 'set':
+              return {
+                status: 'pending',
+                reason: `GitLab merges it when its pipeline succeeds (pipeline ${id} is ${pipeline.pipeline.status}; merge when pipeline succeeds set now)`,
+              };
+            case 'merged':
+              return { status: 'merged', mergeCommit: answer.mergeCommit };
+            case 'refused':
+              return answer.attempt;
+          }
+          break;
+        }
+        case 'waiting':
+          return { status: 'pending', reason: pipeline.reason };
+        case 'failed':
+          return { status: 'blocked', reason: pipeline.reason };
+        case 'none':
+        case 'succeeded':
+          break;
+      }
       const status = mr.detailed_merge_status ?? legacyStatus(mr.merge_status);
       if (status !== 'mergeable') {
         const waiting = WAITING_STATUSES[status];
@@ -697,18 +856,8 @@ export class GitLabMergeRequests implements PullRequests {
           reason: `GitLab accepted the merge but reports state ${merged.state}${merged.merge_error ? `: ${merged.merge_error}` : ''}`,
         };
       } catch (error) {
-        if (error instanceof GitLabHttpError) {
-          if (error.status === 405) {
-            // Mergeable a moment ago: a pipeline started, or GitLab is checking again.
-            return { status: 'pending', reason: `GitLab will not merge yet: ${error.message}` };
-          }
-          if (error.status === 406 || error.status === 422) {
-            return { status: 'blocked', reason: `GitLab refused the merge: ${error.message}` };
-          }
-          if (error.status === 409) {
-            return { status: 'blocked', reason: `head moved before the merge: ${error.message}` };
-          }
-        }
+        const refused = mergeRefusal(error);
+        if (refused !== undefined) return refused;
         throw call.failure(operation, error);
       }
     });

@@ -157,6 +157,15 @@ export const refusedConnection = (error: unknown): PromoterError | undefined => 
 };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Headers that carry a credential: dropped on a redirect to another origin. */
+const CREDENTIAL_HEADERS = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'private-token',
+  'job-token',
+] as const;
+
 const MAX_REDIRECTS = 10;
 const NULL_BODY = new Set([204, 205, 304]);
 
@@ -230,8 +239,8 @@ export const guardedFetch =
         if (redirects >= MAX_REDIRECTS) throw new TypeError('fetch: too many redirects');
         const next = new URL(location, url);
         if (next.origin !== url.origin) {
-          headers.delete('authorization');
-          headers.delete('cookie');
+          // Every credential stays with its origin: fetch's own rule, plus GitLab's token headers.
+          for (const name of CREDENTIAL_HEADERS) headers.delete(name);
         }
         if ((status === 303 && method !== 'HEAD') || (status <= 302 && method === 'POST')) {
           method = 'GET';

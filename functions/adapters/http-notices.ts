@@ -44,8 +44,11 @@ export const DEFAULT_NOTICE_TIMEOUT_MS = 10_000;
 /** The header that tells a receiver what the notice is (`Promotion`, `Promotion State Change`). */
 export const NOTICE_TYPE_HEADER = 'X-Promoter-Notice';
 
-/** The URL as errors and logs may show it: no user, password, query or fragment. */
-const shownUrl = (url: URL): string => `${url.origin}${url.pathname}`;
+/**
+ * The URL as errors, logs and the promotion's failure may show it: the origin only. Chat
+ * webhooks (Slack, Teams, Discord) keep their secret in the path, others in the query.
+ */
+const shownUrl = (url: URL): string => (url.pathname === '/' ? url.origin : `${url.origin}/…`);
 
 const TRANSIENT_STATUS = (status: number): boolean =>
   status === 408 || status === 429 || status >= 500;

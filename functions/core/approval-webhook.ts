@@ -15,6 +15,17 @@ import type { WebhookDependencies, WebhookRequest, WebhookResult } from './webho
  */
 const PATH = /^\/approval\/([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)\/?$/;
 
+/** Whether the body is an event (a Flux event, a notice): an object with `involvedObject`. */
+const isSignedEvent = (body: Uint8Array): boolean => {
+  if (body.byteLength === 0) return false;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(body).toString('utf8'));
+    return typeof value === 'object' && value !== null && 'involvedObject' in value;
+  } catch {
+    return false;
+  }
+};
+
 export const isApprovalPath = (path: string): boolean => path.startsWith('/approval/');
 
 const OUTCOME_BY_STATUS: Readonly<Record<number, WebhookOutcome>> = {
@@ -107,6 +118,14 @@ export const handleApprovalRequest = async (
   }
   const signature = verifySignature(request.body, request.headers[SIGNATURE_HEADER], keys);
   if (!signature.valid) return refuse(401, `signature ${signature.failure}: ${SIGNATURE_EXPECTED}`);
+  // The route signs the body only: a Flux event or a notice signed with the same key, captured
+  // on its way elsewhere, must not pass for an approval.
+  if (isSignedEvent(request.body)) {
+    return refuse(
+      400,
+      'a Flux event or a Pipeline Promoter notice is not an approval: sign an empty body',
+    );
+  }
   try {
     const { approved, admission } = await approvePromotion(
       { pipeline, environment, revision, by: 'hmac' },

@@ -38,7 +38,8 @@ export type ErrorCode =
   | 'GITLAB_UNAVAILABLE'
   | 'NOTICE_REJECTED'
   | 'NOTICE_UNAVAILABLE'
-  | 'NOTICES_UNCONFIGURED';
+  | 'NOTICES_UNCONFIGURED'
+  | 'GATE_TIMER_FAILED';
 
 export interface PromoterErrorOptions {
   readonly retryable?: boolean;

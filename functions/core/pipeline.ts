@@ -108,12 +108,19 @@ export const promotionInto = (pipeline: Pipeline, environment: string): Promotio
   findEnvironment(pipeline, environment)?.promotion ?? pipeline.promotion;
 
 /**
+ * The secret with the `hmac-key` of promotions *into* `environment`: its own promotion's when it
+ * names one, else the pipeline's. It approves them and signs their notices.
+ */
+export const hmacSecretInto = (pipeline: Pipeline, environment: string): string =>
+  findEnvironment(pipeline, environment)?.promotion?.hmacSecret ?? pipeline.hmacSecret;
+
+/**
  * The secret whose `hmac-key` signs events coming *from* `environment`: the key of the promotion
  * they trigger (into the next environment) when it names one, else the pipeline's.
  */
 export const webhookSecretFor = (pipeline: Pipeline, environment: string): string => {
   const next = nextEnvironment(pipeline, environment);
-  return next?.promotion?.hmacSecret ?? pipeline.hmacSecret;
+  return next === undefined ? pipeline.hmacSecret : hmacSecretInto(pipeline, next.name);
 };
 
 /**

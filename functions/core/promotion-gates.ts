@@ -45,15 +45,31 @@ export interface GateDependencies {
   readonly clock: Clock;
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
-  /** Told when a time gate is due, so that serve can look again then (the sweep does in AWS). */
+  /**
+   * Told when a time gate is due, so that it is looked at again then: serve's timer, a one-time
+   * schedule of the reconcile function in AWS. The sweep looks at due gates anyway, so a timer
+   * that fails only makes a promotion later.
+   */
   readonly timer?: GateTimer;
   /** Where changes of state are announced (DESIGN.md section 13); absent: nowhere. */
   readonly notices?: PromotionNotices;
 }
 
 export interface GateTimer {
-  wakeAt(at: Date): void;
+  wakeAt(at: Date): Promise<void> | void;
 }
+
+/** Asks the timer to look again at `at`; a timer that fails is logged, never the decision's failure. */
+const wakeAt = async (deps: GateDependencies, at: string): Promise<void> => {
+  try {
+    await deps.timer?.wakeAt(new Date(at));
+  } catch (error) {
+    deps.logger.warn('gate timer not set: the reconcile sweep looks at it', {
+      dueAt: at,
+      reason: errorMessage(error),
+    });
+  }
+};
 
 /** What holds a promotion: a gate that waits, or a person's approval. */
 export type Verdict =
@@ -375,7 +391,7 @@ const decide = async (
     JSON.stringify(sameRevision.waitingFor) === JSON.stringify(verdict.waitingFor)
   ) {
     // Nothing changed (a repeated delivery, a sweep during a freeze): no write.
-    if (verdict.dueAt !== undefined) deps.timer?.wakeAt(new Date(verdict.dueAt));
+    if (verdict.dueAt !== undefined) await wakeAt(deps, verdict.dueAt);
     return waitingAnswer(sameRevision);
   }
   const next: PromotionRecord =
@@ -424,7 +440,7 @@ const decide = async (
     await announce(deps, pipeline, next);
   }
   if (verdict.kind === 'waiting' && verdict.dueAt !== undefined) {
-    deps.timer?.wakeAt(new Date(verdict.dueAt));
+    await wakeAt(deps, verdict.dueAt);
   }
   if (verdict.kind === 'waiting' && 'targets' in verdict.waitingFor && recheck) {
     // Two targets reporting at once may each have read the other's report as missing: the one

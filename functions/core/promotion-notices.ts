@@ -1,7 +1,7 @@
 import { errorMessage, isPromoterError } from './errors.ts';
 import type { LogPort } from './logger.ts';
 import { Metric } from './metric-names.ts';
-import { type Pipeline, type PipelineRef, pipelineId } from './pipeline.ts';
+import { hmacSecretInto, type Pipeline, type PipelineRef, pipelineId } from './pipeline.ts';
 import { PIPELINE_API_VERSION } from './pipeline-manifest.ts';
 import type {
   MetricsSink,
@@ -68,9 +68,10 @@ const weaveFields = (pipeline: PipelineRef, environment: string, revision: strin
   reportingController: NOTICE_SOURCE,
 });
 
-const signingSecret = (pipeline: Pipeline) => ({
+/** The key that approves promotions into `environment` signs their notices (DESIGN.md 13). */
+const signingSecret = (pipeline: Pipeline, environment: string) => ({
   namespace: pipeline.namespace,
-  name: pipeline.hmacSecret,
+  name: hmacSecretInto(pipeline, environment),
 });
 
 /**
@@ -85,7 +86,7 @@ export const promoteNotice = (pipeline: Pipeline, job: PromotionJob, at: Date): 
   return {
     type: 'Promotion',
     pipeline: ref,
-    signingSecret: signingSecret(pipeline),
+    signingSecret: signingSecret(pipeline, job.to),
     body: {
       ...weaveFields(ref, job.to, job.revision, at),
       severity: 'info',
@@ -146,7 +147,7 @@ export const stateChangeNotice = (
 ): PromotionNotice => ({
   type: 'Promotion State Change',
   pipeline: record.pipeline,
-  signingSecret: signingSecret(pipeline),
+  signingSecret: signingSecret(pipeline, record.environment),
   body: {
     ...weaveFields(record.pipeline, record.environment, record.revision, at),
     severity: ERROR_STATES.has(record.state) ? 'error' : 'info',
@@ -182,27 +183,36 @@ export const announce = async (
 ): Promise<void> => {
   if (deps.notices === undefined) return;
   if (!(ANNOUNCED_STATES as readonly PromotionState[]).includes(record.state)) return;
+  const notice = stateChangeNotice(pipeline, record, deps.clock.now());
   try {
-    await deps.notices.publish(stateChangeNotice(pipeline, record, deps.clock.now()));
+    await deps.notices.publish(notice);
   } catch (error) {
-    deps.metrics.record({
-      name: Metric.NoticesFailed,
-      unit: 'Count',
-      value: 1,
-      dimensions: {},
-      metadata: {
-        pipeline: pipelineId(pipeline),
-        environment: record.environment,
-        state: record.state,
-      },
-    });
-    deps.logger.warn('promotion notice not delivered', {
-      pipeline: pipelineId(pipeline),
-      environment: record.environment,
-      revision: record.revision,
-      state: record.state,
-      code: isPromoterError(error) ? error.code : 'UNKNOWN',
-      reason: errorMessage(error),
-    });
+    recordLostNotice(deps, notice, error);
   }
+};
+
+/** A notice that was not delivered: logged and counted in `NoticesFailed`. */
+export const recordLostNotice = (
+  deps: Pick<AnnounceDependencies, 'metrics' | 'logger'>,
+  notice: PromotionNotice,
+  error: unknown,
+): void => {
+  const about = {
+    pipeline: pipelineId(notice.pipeline),
+    environment: String(notice.body.to),
+    revision: String(notice.body.revision),
+    state: typeof notice.body.state === 'string' ? notice.body.state : notice.type,
+  };
+  deps.metrics.record({
+    name: Metric.NoticesFailed,
+    unit: 'Count',
+    value: 1,
+    dimensions: {},
+    metadata: { pipeline: about.pipeline, environment: about.environment, state: about.state },
+  });
+  deps.logger.warn('promotion notice not delivered', {
+    ...about,
+    code: isPromoterError(error) ? error.code : 'UNKNOWN',
+    reason: errorMessage(error),
+  });
 };

@@ -342,10 +342,9 @@ const promote = async (job: PromotionJob, deps: PromotionDependencies): Promise<
         timeline,
         ...(sameRevision?.approvedBy === undefined ? {} : { approvedBy: sameRevision.approvedBy }),
       });
+      // `notified` is settled: only the first hand-off of a revision gets here.
       const latencyMs = Math.max(0, deps.clock.now().getTime() - Date.parse(job.event.timestamp));
-      return sameRevision?.state === 'notified'
-        ? { outcome: { status: 'notified' }, application }
-        : { outcome: { status: 'notified' }, application, latencyMs };
+      return { outcome: { status: 'notified' }, application, latencyMs };
     }
 
     // The env's PR at another revision, still open: stale once the base holds this one.
@@ -443,7 +442,7 @@ const handOver = async (
   if (deps.notices === undefined) {
     throw new PromoterError(
       'NOTICES_UNCONFIGURED',
-      `pipeline ${pipelineId(pipeline)} promotes into ${job.to} by notification, and this deployment has nowhere to send notices: start promoter serve with --notify-url`,
+      `pipeline ${pipelineId(pipeline)} promotes into ${job.to} by notification, and this deployment has nowhere to send notices: promoter serve needs --notify-url, the Lambda functions PROMOTER_EVENT_BUS_NAME (the stack sets it)`,
     );
   }
   await deps.notices.publish(promoteNotice(pipeline, job, deps.clock.now()));

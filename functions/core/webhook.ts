@@ -60,7 +60,7 @@ export interface WebhookDependencies {
   readonly metrics: MetricsSink;
   readonly logger: LogPort;
   readonly settings: DecisionSettings;
-  /** Told when a held promotion's time gate is due (serve's timer; the sweep in AWS). */
+  /** Told when a held promotion's time gate is due (serve's timer; a one-time schedule in AWS). */
   readonly timer?: GateTimer;
   /** Where changes of state are announced (DESIGN.md section 13); absent: nowhere. */
   readonly notices?: PromotionNotices;

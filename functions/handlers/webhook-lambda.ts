@@ -1,14 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import {
-  GITHUB_WEBHOOK_PATH,
-  handleGitHubWebhookRequest,
-  MAX_GITHUB_BODY_BYTES,
-} from '../core/github-webhook.ts';
-import {
-  GITLAB_WEBHOOK_PATH,
-  handleGitLabWebhookRequest,
-  MAX_GITLAB_BODY_BYTES,
-} from '../core/gitlab-webhook.ts';
+import { providerWebhookRoute } from '../core/provider-webhooks.ts';
 import { handleWebhookRequest, MAX_BODY_BYTES, normaliseHeaders } from '../core/webhook.ts';
 import { logger } from '../observability.ts';
 import { createWebhookDependencies } from '../wiring/aws-webhook.ts';
@@ -26,42 +17,21 @@ export const handler = async (
 ): Promise<APIGatewayProxyStructuredResultV2> => {
   const started = performance.now();
   const path = routePath(event);
-  if (path === GITHUB_WEBHOOK_PATH) {
-    const { body, truncated } = requestBody(event, MAX_GITHUB_BODY_BYTES);
-    const result = await handleGitHubWebhookRequest(
-      {
-        method: event.requestContext.http.method,
-        path,
-        headers: normaliseHeaders(event.headers),
-        body,
-        bodyTruncated: truncated,
-      },
-      deps.github,
-    );
-    logger.info('github webhook request', {
-      status: result.status,
-      outcome: result.outcome,
-      delivery: event.headers['x-github-delivery'],
-      latencyMs: Math.round(performance.now() - started),
+  const provider = providerWebhookRoute(path, deps);
+  if (provider !== undefined) {
+    const { body, truncated } = requestBody(event, provider.maxBodyBytes);
+    const headers = normaliseHeaders(event.headers);
+    const result = await provider.handle({
+      method: event.requestContext.http.method,
+      path,
+      headers,
+      body,
+      bodyTruncated: truncated,
     });
-    return jsonResponse(result.status, result.body, result.headers);
-  }
-  if (path === GITLAB_WEBHOOK_PATH) {
-    const { body, truncated } = requestBody(event, MAX_GITLAB_BODY_BYTES);
-    const result = await handleGitLabWebhookRequest(
-      {
-        method: event.requestContext.http.method,
-        path,
-        headers: normaliseHeaders(event.headers),
-        body,
-        bodyTruncated: truncated,
-      },
-      deps.gitlab,
-    );
-    logger.info('gitlab webhook request', {
+    logger.info(`${provider.provider} webhook request`, {
       status: result.status,
       outcome: result.outcome,
-      delivery: event.headers['idempotency-key'] || event.headers['x-gitlab-event-uuid'],
+      delivery: provider.deliveryOf(headers),
       latencyMs: Math.round(performance.now() - started),
     });
     return jsonResponse(result.status, result.body, result.headers);

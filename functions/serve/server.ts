@@ -7,24 +7,15 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, userInfo } from 'node:os';
-import {
-  GITHUB_WEBHOOK_PATH,
-  type GitHubWebhookDependencies,
-  handleGitHubWebhookRequest,
-  MAX_GITHUB_BODY_BYTES,
-} from '../core/github-webhook.ts';
-import {
-  GITLAB_WEBHOOK_PATH,
-  type GitLabWebhookDependencies,
-  handleGitLabWebhookRequest,
-  MAX_GITLAB_BODY_BYTES,
-} from '../core/gitlab-webhook.ts';
+import type { GitHubWebhookDependencies } from '../core/github-webhook.ts';
+import type { GitLabWebhookDependencies } from '../core/gitlab-webhook.ts';
 import type { LogPort } from '../core/logger.ts';
 import {
   handlePipelinesApiRequest,
   isPipelinesApiPath,
   type PipelinesApiDependencies,
 } from '../core/pipelines-api.ts';
+import { providerWebhookRoute } from '../core/provider-webhooks.ts';
 import {
   handleWebhookRequest,
   MAX_BODY_BYTES,
@@ -230,53 +221,29 @@ export const createServeServer = (options: ServeServerOptions): Server => {
         }
         return;
       }
-      if (options.github !== undefined && url.pathname === GITHUB_WEBHOOK_PATH) {
+      const provider = providerWebhookRoute(url.pathname, options);
+      if (provider !== undefined) {
         const { body, truncated } =
           request.method === 'POST'
-            ? await readBody(request, MAX_GITHUB_BODY_BYTES)
+            ? await readBody(request, provider.maxBodyBytes)
             : { body: Buffer.alloc(0), truncated: false };
-        const result = await handleGitHubWebhookRequest(
-          {
-            method: request.method ?? 'GET',
-            path: url.pathname,
-            headers: normaliseHeaders(request.headers),
-            body,
-            bodyTruncated: truncated,
-          },
-          options.github,
-        );
-        send(response, result.status, result.body, result.headers);
-        options.logger.info('github webhook request', {
-          status: result.status,
-          outcome: result.outcome,
-          delivery: request.headers['x-github-delivery'],
+        const headers = normaliseHeaders(request.headers);
+        const result = await provider.handle({
+          method: request.method ?? 'GET',
+          path: url.pathname,
+          headers,
+          body,
+          bodyTruncated: truncated,
         });
-        return;
-      }
-      if (options.gitlab !== undefined && url.pathname === GITLAB_WEBHOOK_PATH) {
-        const { body, truncated } =
-          request.method === 'POST'
-            ? await readBody(request, MAX_GITLAB_BODY_BYTES)
-            : { body: Buffer.alloc(0), truncated: false };
-        const result = await handleGitLabWebhookRequest(
-          {
-            method: request.method ?? 'GET',
-            path: url.pathname,
-            headers: normaliseHeaders(request.headers),
-            body,
-            bodyTruncated: truncated,
-          },
-          options.gitlab,
-        );
         // An oversized body is left unread: close the connection rather than drain it.
         send(response, result.status, result.body, {
           ...result.headers,
           ...(truncated ? { connection: 'close' } : {}),
         });
-        options.logger.info('gitlab webhook request', {
+        options.logger.info(`${provider.provider} webhook request`, {
           status: result.status,
           outcome: result.outcome,
-          delivery: request.headers['idempotency-key'] || request.headers['x-gitlab-event-uuid'],
+          delivery: provider.deliveryOf(headers),
         });
         return;
       }

@@ -6,7 +6,12 @@ import { ENV, readPipelinesApiConfig } from '../config.ts';
 import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { systemClock } from '../core/ports.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
-import { clientConfig, createTableStores, eventBusNotices } from './aws-stores.ts';
+import {
+  clientConfig,
+  createTableStores,
+  eventBusNotices,
+  gateScheduleTimer,
+} from './aws-stores.ts';
 
 /**
  * The pipelines API function's composition root: the DynamoDB pipeline store (read and written
@@ -30,6 +35,7 @@ export const createPipelinesApiDependencies = (
     metrics: new PowertoolsMetricsSink(),
     logger,
     ...eventBusNotices(config),
+    ...gateScheduleTimer(config),
   };
   return { pipelines: registry, registry, state, secrets, logger, gates };
 };

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CachedPipelineStore } from '../adapters/cached-pipeline-store.ts';
 import { DynamoDbPipelineStore } from '../adapters/dynamodb-pipeline-store.ts';
@@ -9,9 +10,12 @@ import {
 } from '../adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../adapters/dynamodb-table.ts';
 import { EventBridgeNotices } from '../adapters/eventbridge-notices.ts';
+import { SchedulerGateTimer } from '../adapters/scheduler-gate-timer.ts';
 import { SecretsManagerSecretStore } from '../adapters/secrets-manager-secret-store.ts';
 import { ENV } from '../config.ts';
+import { PromoterError } from '../core/errors.ts';
 import type { PromotionNotices } from '../core/ports.ts';
+import type { GateTimer } from '../core/promotion-gates.ts';
 
 /*
  * What the Lambda functions' composition roots share: the AWS clients and the stores over them,
@@ -25,6 +29,9 @@ export type CommonConfig = {
   readonly [ENV.pipelineCacheSeconds]: number;
   readonly [ENV.awsEndpoint]?: string | undefined;
   readonly [ENV.eventBusName]?: string | undefined;
+  readonly [ENV.gateScheduleGroup]?: string | undefined;
+  readonly [ENV.gateScheduleTargetArn]?: string | undefined;
+  readonly [ENV.gateScheduleRoleArn]?: string | undefined;
 };
 
 export const clientConfig = (
@@ -77,4 +84,36 @@ export const eventBusNotices = (
   return bus === undefined
     ? {}
     : { notices: new EventBridgeNotices(new EventBridgeClient(clientConfig(config)), bus) };
+};
+
+/**
+ * One-time schedules of the reconcile function for due gates (DESIGN.md section 11), as a
+ * dependency to spread in: none where PROMOTER_GATE_SCHEDULE_GROUP is unset.
+ */
+export const gateScheduleTimer = (
+  config: Pick<
+    CommonConfig,
+    | typeof ENV.gateScheduleGroup
+    | typeof ENV.gateScheduleTargetArn
+    | typeof ENV.gateScheduleRoleArn
+    | typeof ENV.awsEndpoint
+  >,
+): { timer?: GateTimer } => {
+  const groupName = config[ENV.gateScheduleGroup];
+  if (groupName === undefined) return {};
+  const targetArn = config[ENV.gateScheduleTargetArn];
+  const roleArn = config[ENV.gateScheduleRoleArn];
+  if (targetArn === undefined || roleArn === undefined) {
+    throw new PromoterError(
+      'INVALID_CONFIG',
+      `invalid function settings: ${ENV.gateScheduleGroup} is set, so ${ENV.gateScheduleTargetArn} and ${ENV.gateScheduleRoleArn} must be too`,
+    );
+  }
+  return {
+    timer: new SchedulerGateTimer(new SchedulerClient(clientConfig(config)), {
+      groupName,
+      targetArn,
+      roleArn,
+    }),
+  };
 };

@@ -7,7 +7,7 @@ import type { GitLabWebhookDependencies } from '../core/gitlab-webhook.ts';
 import { systemClock } from '../core/ports.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 import { logger, PowertoolsMetricsSink } from '../observability.ts';
-import { clientConfig, createStores, eventBusNotices } from './aws-stores.ts';
+import { clientConfig, createStores, eventBusNotices, gateScheduleTimer } from './aws-stores.ts';
 
 /**
  * The webhook function's composition root: Flux's webhook, GitHub's and GitLab's (no git,
@@ -34,6 +34,7 @@ export const createWebhookDependencies = (
       ...common,
       secrets,
       queue: new SqsJobQueue(new SQSClient(clientConfig(config)), config[ENV.queueUrl]),
+      ...gateScheduleTimer(config),
       settings: decisionSettings({
         maxEventAgeSeconds: config[ENV.maxEventAgeSeconds],
         promotingReasons: config[ENV.promotingReasons],

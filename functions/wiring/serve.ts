@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { BackgroundNotices } from '../adapters/background-notices.ts';
 import { databaseFile, openEmbeddedDatabase } from '../adapters/embedded/embedded-database.ts';
 import { EmbeddedJobQueue } from '../adapters/embedded/embedded-job-queue.ts';
 import { EmbeddedPromotionStateStore } from '../adapters/embedded/embedded-promotion-state-store.ts';
@@ -110,7 +111,10 @@ export const createServeApp = async (
   const notices =
     settings.notifyUrl === undefined
       ? undefined
-      : new HttpNotices({ url: settings.notifyUrl, secrets });
+      : new BackgroundNotices(new HttpNotices({ url: settings.notifyUrl, secrets }), {
+          logger,
+          metrics,
+        });
   const common = {
     pipelines,
     secrets,
@@ -199,6 +203,7 @@ export const createServeApp = async (
       gates.timer.stop();
       pipelines.close();
       await queue.stop();
+      await notices?.drain();
       await repository.close();
       db.close();
     },

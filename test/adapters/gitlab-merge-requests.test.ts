@@ -26,6 +26,9 @@ const PATH = `${GROUP}/${PROJECT}`;
 /** Requires a successful pipeline before merging. */
 const GATED = 'fleet-gated';
 const GATED_PATH = `${GROUP}/${GATED}`;
+/** Has CI (a pipeline runs on each push) but does not require it to succeed, as GitLab's default. */
+const CI = 'fleet-ci';
+const CI_PATH = `${GROUP}/${CI}`;
 const BRANCH = 'promotion-apps-podinfo-staging';
 const READ_ONLY_TOKEN = 'glpat-readOnlyToken0000000000';
 const MRS = '/projects/:id/merge_requests';
@@ -78,6 +81,7 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
     const files = { 'apps/podinfo/staging.yaml': 'version: 6.4.0\n' };
     await gitlab.createRepository(PATH, files);
     await gitlab.createRepository(GATED_PATH, files, 'main', { pipelineMustSucceed: true });
+    await gitlab.createRepository(CI_PATH, files, 'main', { ci: true });
     await gitlab.commitOnBranch(PATH, BRANCH, { 'apps/podinfo/staging.yaml': 'version: 6.5.0\n' });
   });
 
@@ -337,35 +341,60 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
       });
     });
 
-    it('is unavailable without a pipeline where one must succeed (405), and leaves the merge request open', async () => {
-      // Prepare
-      const { iid, sha } = await openMergeRequest(GATED);
+    it('asks GitLab nothing while the head has no pipeline of its own yet, so that GitLab does not merge at once', async () => {
+      // Prepare: no pipeline yet, with and without "Pipelines must succeed"; one of an older commit.
+      const gated = await openMergeRequest(GATED);
+      const plain = await openMergeRequest(PROJECT);
+      const repushed = await openMergeRequest(PROJECT);
+      await gitlab.setPipeline(PATH, repushed.iid, 'success');
+      const newHead = await gitlab.commitOnBranch(PATH, repushed.head, {
+        'apps/podinfo/again.yaml': 'version: 6.5.99\n',
+      });
+      const main = await gitlab.branchHead(PATH, 'main');
 
       // Act
-      const answer = await mergeRequests.enableAutoMerge({
-        ...lookup(iid, GATED),
-        expectedHead: sha,
-      });
+      const answers = [
+        await mergeRequests.enableAutoMerge({
+          ...lookup(gated.iid, GATED),
+          expectedHead: gated.sha,
+        }),
+        await mergeRequests.enableAutoMerge({ ...lookup(plain.iid), expectedHead: plain.sha }),
+        await mergeRequests.enableAutoMerge({ ...lookup(repushed.iid), expectedHead: newHead }),
+      ];
 
       // Assess
-      expect(answer).toBe('unavailable');
-      expect(gitlab.requests.find((request) => request.route === MERGE)?.status).toBe(405);
-      expect(gitlab.mergeRequest(GATED_PATH, iid)).toMatchObject({
-        state: 'opened',
-        mergeWhenPipelineSucceeds: false,
-      });
+      expect(answers).toEqual(['unavailable', 'unavailable', 'unavailable']);
+      expect(gitlab.requests.some((request) => request.route === MERGE)).toBe(false);
+      expect(await gitlab.branchHead(PATH, 'main')).toBe(main);
+      for (const [project, iid] of [
+        [GATED_PATH, gated.iid],
+        [PATH, plain.iid],
+        [PATH, repushed.iid],
+      ] as const) {
+        expect(gitlab.mergeRequest(project, iid)).toMatchObject({
+          state: 'opened',
+          mergeWhenPipelineSucceeds: false,
+        });
+      }
     });
 
-    it('is enabled when GitLab merges at once (no pipeline, none required)', async () => {
+    it('is enabled for a merge request already merged, and unavailable for a failed pipeline', async () => {
       // Prepare
-      const { iid, sha } = await openMergeRequest(PROJECT);
+      const merged = await openMergeRequest(PROJECT);
+      await gitlab.mergeAsPerson(PATH, merged.iid);
+      const failed = await openMergeRequest(PROJECT);
+      await gitlab.setPipeline(PATH, failed.iid, 'failed');
 
       // Act
-      const answer = await mergeRequests.enableAutoMerge({ ...lookup(iid), expectedHead: sha });
+      const answers = [
+        await mergeRequests.enableAutoMerge({ ...lookup(merged.iid), expectedHead: merged.sha }),
+        await mergeRequests.enableAutoMerge({ ...lookup(failed.iid), expectedHead: failed.sha }),
+      ];
 
       // Assess
-      expect(answer).toBe('enabled');
-      expect(gitlab.mergeRequest(PATH, iid)).toMatchObject({ state: 'merged' });
+      expect(answers).toEqual(['enabled', 'unavailable']);
+      expect(gitlab.requests.some((request) => request.route === MERGE)).toBe(false);
+      expect(gitlab.mergeRequest(PATH, failed.iid)?.state).toBe('opened');
     });
 
     it('does not ask GitLab to merge a head other than the expected one', async () => {
@@ -415,7 +444,88 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
   });
 
   describe('mergeWhenReady', () => {
-    it('is pending while the pipeline runs or GitLab is still checking', async () => {
+    it('does not merge while the pipeline runs without "Pipelines must succeed": it sets merge when pipeline succeeds, and GitLab merges on success', async () => {
+      // Prepare
+      const { iid, sha } = await openMergeRequest(PROJECT);
+      await gitlab.setPipeline(PATH, iid, 'running');
+      const main = await gitlab.branchHead(PATH, 'main');
+      const statusWhileRunning = await gitlab.standIn.detailedMergeStatus(PATH, iid);
+
+      // Act: two sweeps while it runs, then the pipeline passes, then a third sweep.
+      const whileRunning = [
+        await mergeRequests.mergeWhenReady({ ...lookup(iid), expectedHead: sha }),
+        await mergeRequests.mergeWhenReady({ ...lookup(iid), expectedHead: sha }),
+      ];
+      const mainWhileRunning = await gitlab.branchHead(PATH, 'main');
+      const beforeSuccess = gitlab.mergeRequest(PATH, iid);
+      await gitlab.setPipeline(PATH, iid, 'success');
+      const afterSuccess = await mergeRequests.mergeWhenReady({
+        ...lookup(iid),
+        expectedHead: sha,
+      });
+
+      // Assess
+      expect(statusWhileRunning).toBe('mergeable');
+      expect(whileRunning).toEqual([
+        {
+          status: 'pending',
+          reason: expect.stringMatching(/merges it when its pipeline succeeds.*set now/),
+        },
+        {
+          status: 'pending',
+          reason: expect.stringContaining('merges it when its pipeline succeeds'),
+        },
+      ]);
+      expect(mainWhileRunning).toBe(main);
+      expect(beforeSuccess).toMatchObject({
+        state: 'opened',
+        mergeWhenPipelineSucceeds: true,
+        autoMergeSha: sha,
+      });
+      expect(
+        gitlab.requests.filter((request) => request.route === MERGE).map((request) => request.body),
+      ).toEqual([{ merge_when_pipeline_succeeds: true, auto_merge: true, sha }]);
+      const merged = gitlab.mergeRequest(PATH, iid);
+      expect(merged).toMatchObject({ state: 'merged', mergedBy: 'promoter-bot', sha });
+      expect(afterSuccess).toEqual({ status: 'merged', mergeCommit: merged?.mergeCommitSha });
+    });
+
+    it('follows a project with CI from the push: unavailable before the pipeline, merge when pipeline succeeds once it runs, again after a new push', async () => {
+      // Prepare: each push runs a pipeline; the promoter pushes a second head later.
+      const { iid, sha, head } = await openMergeRequest(CI);
+      const main = await gitlab.branchHead(CI_PATH, 'main');
+      const first = await mergeRequests.enableAutoMerge({ ...lookup(iid, CI), expectedHead: sha });
+      const second = await gitlab.commitOnBranch(CI_PATH, head, {
+        'apps/podinfo/second.yaml': 'version: 6.6.0\n',
+      });
+      const abortedOnPush = gitlab.mergeRequest(CI_PATH, iid);
+
+      // Act
+      const sweep = await mergeRequests.mergeWhenReady({
+        ...lookup(iid, CI),
+        expectedHead: second,
+      });
+      const mainWhileRunning = await gitlab.branchHead(CI_PATH, 'main');
+      await gitlab.setPipeline(CI_PATH, iid, 'success');
+
+      // Assess
+      expect(first).toBe('enabled');
+      expect(abortedOnPush).toMatchObject({ state: 'opened', mergeWhenPipelineSucceeds: false });
+      expect(sweep).toEqual({
+        status: 'pending',
+        reason: expect.stringContaining('merges it when its pipeline succeeds'),
+      });
+      expect(mainWhileRunning).toBe(main);
+      expect(
+        gitlab.requests.filter((request) => request.route === MERGE).map((request) => request.body),
+      ).toEqual([
+        { merge_when_pipeline_succeeds: true, auto_merge: true, sha },
+        { merge_when_pipeline_succeeds: true, auto_merge: true, sha: second },
+      ]);
+      expect(gitlab.mergeRequest(CI_PATH, iid)).toMatchObject({ state: 'merged', sha: second });
+    });
+
+    it('sets merge when pipeline succeeds on the running pipeline where it must succeed, and is pending while GitLab is still checking', async () => {
       // Prepare
       const running = await openMergeRequest(GATED);
       await gitlab.setPipeline(GATED_PATH, running.iid, 'running');
@@ -433,17 +543,46 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
 
       // Assess
       expect(attempts).toEqual([
-        { status: 'pending', reason: expect.stringContaining('ci_still_running') },
+        {
+          status: 'pending',
+          reason: expect.stringContaining('merges it when its pipeline succeeds'),
+        },
         { status: 'pending', reason: expect.stringContaining('checking') },
       ]);
-      expect(gitlab.requests.some((request) => request.route === MERGE)).toBe(false);
+      expect(gitlab.requests.filter((request) => request.route === MERGE)).toHaveLength(1);
+      expect(gitlab.mergeRequest(GATED_PATH, running.iid)).toMatchObject({
+        state: 'opened',
+        mergeWhenPipelineSucceeds: true,
+      });
       expect(gitlab.mergeRequest(PATH, checking.iid)?.state).toBe('opened');
     });
 
-    it("is blocked by a failed pipeline, missing approval or a conflict, with GitLab's reason", async () => {
+    it("waits for the pipeline of the head when GitLab's head pipeline is of an older commit", async () => {
+      // Prepare: the promoter pushed a new head; GitLab has not created its pipeline yet.
+      const { iid, head } = await openMergeRequest(PROJECT);
+      await gitlab.setPipeline(PATH, iid, 'success');
+      const newHead = await gitlab.commitOnBranch(PATH, head, {
+        'apps/podinfo/again.yaml': 'version: 6.5.98\n',
+      });
+
+      // Act
+      const attempt = await mergeRequests.mergeWhenReady({ ...lookup(iid), expectedHead: newHead });
+
+      // Assess
+      expect(attempt).toEqual({
+        status: 'pending',
+        reason: expect.stringContaining(`no pipeline of the head ${newHead} yet`),
+      });
+      expect(gitlab.requests.some((request) => request.route === MERGE)).toBe(false);
+      expect(gitlab.mergeRequest(PATH, iid)?.state).toBe('opened');
+    });
+
+    it("is blocked by a failed or canceled pipeline (whether or not it must succeed), missing approval or a conflict, with GitLab's reason", async () => {
       // Prepare
-      const failed = await openMergeRequest(GATED);
-      await gitlab.setPipeline(GATED_PATH, failed.iid, 'failed');
+      const failed = await openMergeRequest(PROJECT);
+      await gitlab.setPipeline(PATH, failed.iid, 'failed');
+      const canceled = await openMergeRequest(GATED);
+      await gitlab.setPipeline(GATED_PATH, canceled.iid, 'canceled');
       const unapproved = await openMergeRequest(PROJECT);
       gitlab.standIn.setDetailedMergeStatus(PATH, unapproved.iid, 'not_approved');
       const conflicting = await openMergeRequest(PROJECT, {
@@ -455,9 +594,10 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
 
       // Act
       const attempts = [
+        await mergeRequests.mergeWhenReady({ ...lookup(failed.iid), expectedHead: failed.sha }),
         await mergeRequests.mergeWhenReady({
-          ...lookup(failed.iid, GATED),
-          expectedHead: failed.sha,
+          ...lookup(canceled.iid, GATED),
+          expectedHead: canceled.sha,
         }),
         await mergeRequests.mergeWhenReady({
           ...lookup(unapproved.iid),
@@ -471,11 +611,29 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
 
       // Assess
       expect(attempts).toEqual([
-        { status: 'blocked', reason: expect.stringContaining('ci_must_pass') },
+        { status: 'blocked', reason: expect.stringContaining('(status failed)') },
+        { status: 'blocked', reason: expect.stringContaining('(status canceled)') },
         { status: 'blocked', reason: expect.stringContaining('not_approved') },
         { status: 'blocked', reason: expect.stringContaining('conflict') },
       ]);
       expect(gitlab.requests.some((request) => request.route === MERGE)).toBe(false);
+      expect(gitlab.mergeRequest(PATH, failed.iid)?.state).toBe('opened');
+    });
+
+    it('merges with sha in a project without CI (no pipeline at all) once mergeable', async () => {
+      // Prepare
+      const { iid, sha } = await openMergeRequest(PROJECT);
+
+      // Act
+      const attempt = await mergeRequests.mergeWhenReady({ ...lookup(iid), expectedHead: sha });
+
+      // Assess
+      const main = await gitlab.branchHead(PATH, 'main');
+      expect(attempt).toEqual({ status: 'merged', mergeCommit: main });
+      expect(
+        gitlab.requests.filter((request) => request.route === MERGE).map((request) => request.body),
+      ).toEqual([{ sha }]);
+      expect(gitlab.mergeRequest(PATH, iid)).toMatchObject({ state: 'merged', sha });
     });
 
     it('merges the expected head once the pipeline passed', async () => {
@@ -636,6 +794,37 @@ describe('GitLabMergeRequests against the GitLab stand-in', () => {
         'POST 500',
         'POST 201',
       ]);
+    });
+
+    it("does not retry a note's POST after a 502 or a reset connection (it could show twice)", async () => {
+      // Prepare
+      const { iid } = await openMergeRequest(PROJECT);
+      gitlab.injectFault({
+        method: 'POST',
+        route: `${MR}/notes`,
+        fault: { kind: 'status', status: 502 },
+      });
+      gitlab.injectFault({
+        method: 'POST',
+        route: `${MR}/notes`,
+        fault: { kind: 'connection-reset' },
+      });
+      gitlab.standIn.clearRequests();
+
+      // Act
+      const badGateway = await caught(mergeRequests.close(lookup(iid), 'stale'));
+      const reset = await caught(mergeRequests.close(lookup(iid), 'stale'));
+
+      // Assess
+      for (const error of [badGateway, reset]) {
+        expect(error).toMatchObject({ code: 'GITLAB_UNAVAILABLE', retryable: true });
+        expect(error.message).toContain(`comment on merge request !${iid}`);
+      }
+      expect(gitlab.requests.map((request) => `${request.method} ${request.status}`)).toEqual([
+        'POST 502',
+        'POST 0',
+      ]);
+      expect(gitlab.mergeRequest(PATH, iid)).toMatchObject({ state: 'opened', notes: [] });
     });
 
     it('gives up on persistent 5xx after bounded retries, retryable', async () => {

@@ -1,4 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -6,10 +8,11 @@ import {
   SmartHttpConfigRepository,
   type SmartHttpConfigRepositoryOptions,
 } from '../../functions/adapters/git/smart-http-config-repository.ts';
+import { createGuardedAgents, guardedFetch } from '../../functions/adapters/guarded-http.ts';
 import { createOctokitPullRequests } from '../../functions/adapters/octokit-pull-requests.ts';
 import { ENV, readWorkerConfig } from '../../functions/config.ts';
 import { isPromoterError, type PromoterError } from '../../functions/core/errors.ts';
-import { strictAddressPolicy } from '../../functions/core/http.ts';
+import { SELF_HOSTED_ADDRESS_POLICY, strictAddressPolicy } from '../../functions/core/http.ts';
 import type { PromotionBranchRequest, PullRequestRequest } from '../../functions/core/ports.ts';
 import { editMarkers, isPromotableFile, needle } from '../../functions/core/promotion-markers.ts';
 import { createWorkerDependencies } from '../../functions/wiring/aws-worker.ts';
@@ -261,5 +264,53 @@ describe('the AWS worker wiring', () => {
       'HOST_REFUSED',
     ]);
     expect(allowed.status).toBe('pushed');
+  });
+});
+
+describe('redirects', () => {
+  it('keep every credential header with its origin: GitLab tokens too', async () => {
+    // Prepare: one loopback server redirects to another (another port: another origin).
+    const seen: Record<string, string | undefined>[] = [];
+    const target = createServer((request, response) => {
+      seen.push({
+        authorization: request.headers.authorization,
+        'private-token': request.headers['private-token'] as string | undefined,
+        'job-token': request.headers['job-token'] as string | undefined,
+        accept: request.headers.accept,
+      });
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+    const origin = createServer((_request, response) => {
+      response.writeHead(301, { location: `${targetUrl}/api/v4/moved` }).end();
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+    const fetch = guardedFetch(createGuardedAgents(SELF_HOSTED_ADDRESS_POLICY));
+
+    // Act
+    const response = await fetch(`${originUrl}/api/v4/projects/1`, {
+      headers: {
+        authorization: 'Bearer glpat-secret',
+        'private-token': 'glpat-secret',
+        'job-token': 'job-secret',
+        accept: 'application/json',
+      },
+    }).finally(() => {
+      target.close();
+      origin.close();
+    });
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(seen).toEqual([
+      {
+        authorization: undefined,
+        'private-token': undefined,
+        'job-token': undefined,
+        accept: 'application/json',
+      },
+    ]);
   });
 });

@@ -95,6 +95,9 @@ const status =
     response.end(`answered ${code}`);
   };
 
+/** The notify URL as errors show it: the origin, the path elided. */
+const shownUrl = (url: string): string => `${new URL(url).origin}/…`;
+
 describe('HttpNotices', () => {
   it('POSTs the body as JSON, signed like Flux generic-hmac with the hmac-key, and names the notice', async () => {
     // Prepare
@@ -153,9 +156,9 @@ describe('HttpNotices', () => {
     expect(error).toMatchObject({
       code: 'NOTICE_UNAVAILABLE',
       retryable: true,
-      data: { status: 503, retryAfterSeconds: 120, url: receiver.url },
+      data: { status: 503, retryAfterSeconds: 120, url: shownUrl(receiver.url) },
     });
-    expect(error.message).toContain(`${receiver.url} answered 503`);
+    expect(error.message).toContain(`${shownUrl(receiver.url)} answered 503`);
   });
 
   it('is unavailable (retryable) on 408, 429 and 500', async () => {
@@ -196,11 +199,13 @@ describe('HttpNotices', () => {
     expect(error).toMatchObject({
       code: 'NOTICE_REJECTED',
       retryable: false,
-      data: { status: 400, url: receiver.url },
+      data: { status: 400, url: shownUrl(receiver.url) },
     });
-    expect(error.message).toContain(`${receiver.url} answered 400`);
+    expect(error.message).toContain(`${shownUrl(receiver.url)} answered 400`);
     const shown = JSON.stringify({ message: error.message, data: error.data });
     expect(shown).not.toContain('s3cret');
+    // Chat webhooks keep their secret in the path: it is not shown either.
+    expect(shown).not.toContain('/hooks/promotions');
     expect(receiver.received).toHaveLength(1);
   });
 

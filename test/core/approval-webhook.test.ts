@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
+import { stateChangeNotice } from '../../functions/core/promotion-notices.ts';
 import { signBody } from '../../functions/core/signature.ts';
 import { handleWebhookRequest } from '../../functions/core/webhook.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
@@ -89,6 +90,38 @@ describe('POST /approval/{ns}/{name}/{env}/{revision}', () => {
     expect(answer.status).toBe(status);
     expect(String(answer.body.error)).toMatch(error);
     expect(harness.jobs).toEqual([]);
+  });
+
+  it('refuses a captured notice or Flux event, signed with the same key, as an approval', async () => {
+    // Prepare: the awaiting-approval notice serve POSTs is signed with this pipeline's key.
+    const { harness, staging, approve } = manualProd();
+    await staging('podinfo-qa');
+    await staging('podinfo-perf');
+    const record = await harness.state.getPromotion(
+      { namespace: 'flux-system', name: 'podinfo' },
+      'prod',
+    );
+    const pipeline = await harness.deps.pipelines.get({
+      namespace: 'flux-system',
+      name: 'podinfo',
+    });
+    if (record === undefined || pipeline === undefined) throw new Error('nothing waits');
+    const notice = JSON.stringify(stateChangeNotice(pipeline, record, new Date()).body);
+    const event = freshEvent('helmrelease-upgrade-succeeded.json');
+
+    // Act
+    const replayedNotice = await approve(PATH, signBody(notice, FIXTURE_HMAC_KEY), notice);
+    const replayedEvent = await approve(PATH, signBody(event, FIXTURE_HMAC_KEY), event);
+
+    // Assess
+    for (const answer of [replayedNotice, replayedEvent]) {
+      expect(answer.status).toBe(400);
+      expect(String(answer.body.error)).toMatch(/is not an approval: sign an empty body/);
+    }
+    expect(harness.jobs).toEqual([]);
+    expect(
+      await harness.state.getPromotion({ namespace: 'flux-system', name: 'podinfo' }, 'prod'),
+    ).toMatchObject({ state: 'awaiting-approval' });
   });
 
   it('answers 422 for a revision that does not wait, and for an environment nothing promotes into', async () => {

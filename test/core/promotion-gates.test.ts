@@ -123,6 +123,50 @@ describe('the gates of a promotion', () => {
     expect(harness.metrics.sum('PromotionsWaiting')).toBe(1);
   });
 
+  it('asks the timer to look again when the soak ends; a timer that fails holds nothing up', async () => {
+    // Prepare
+    const { harness } = gated();
+    const asked: string[] = [];
+    const working = { wakeAt: async (at: Date) => void asked.push(at.toISOString()) };
+    const failing = {
+      wakeAt: async () => {
+        throw new Error('the scheduler is down');
+      },
+    };
+    const event = (at: Date) => {
+      harness.now = at;
+      const body = freshEvent('helmrelease-upgrade-succeeded.json', at).replace(
+        /"revision":"[^"]*"/,
+        '"revision":"6.5.0"',
+      );
+      return {
+        method: 'POST',
+        path: '/promotion/flux-system/podinfo/dev',
+        headers: { 'x-signature': signBody(body, FIXTURE_HMAC_KEY) },
+        body: Buffer.from(body),
+      };
+    };
+
+    // Act
+    const timed = await handleWebhookRequest(event(minutes(0)), {
+      ...harness.deps,
+      timer: working,
+    });
+    const untimed = await handleWebhookRequest(event(minutes(1)), {
+      ...harness.deps,
+      timer: failing,
+    });
+
+    // Assess
+    expect(asked).toEqual([minutes(30).toISOString()]);
+    expect(timed.status).toBe(202);
+    expect(untimed.status).toBe(202);
+    expect(untimed.body).toEqual({
+      promoted: false,
+      waiting: { soak: { until: minutes(30).toISOString() } },
+    });
+  });
+
   it('a failure from dev at the revision during the soak cancels it; a new success starts it again', async () => {
     // Prepare
     const { harness, flux, sweep, promotionInto } = gated();

@@ -257,3 +257,113 @@ describe('the functions read the bus name', () => {
     expect(error.message).toContain('expected the EventBridge event bus name or ARN');
   });
 });
+
+describe('the one-time schedules of due gates', () => {
+  const SCHEDULING = [SERVICE_NAMES.webhook, SERVICE_NAMES.pipelinesApi];
+  const groupId = (): string => only(template.findResources('AWS::Scheduler::ScheduleGroup'))[0];
+  const gateRole = (): [string, Resource] =>
+    only(
+      Object.fromEntries(
+        Object.entries(template.findResources('AWS::IAM::Role')).filter(([, role]) =>
+          JSON.stringify(role).includes(groupId()),
+        ),
+      ),
+    );
+  const statementsOf = (service: string): Statement[] => {
+    const role = roleOf(functionWithService(service));
+    return Object.values(template.findResources('AWS::IAM::Policy') as Record<string, Resource>)
+      .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(role))
+      .flatMap(
+        (policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+      );
+  };
+
+  it('invoke the reconcile function as a role for this group only', () => {
+    // Prepare
+    const reconcile = only(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: {
+          Environment: {
+            Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile }),
+          },
+        },
+      }),
+    )[0];
+
+    // Act
+    const [roleId, role] = gateRole();
+    const policies = Object.values(
+      template.findResources('AWS::IAM::Policy') as Record<string, Resource>,
+    ).filter(
+      (policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: roleId }]),
+    );
+
+    // Assess
+    expect(role.Properties.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [
+        {
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: {
+            StringEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [groupId(), 'Arn'] } },
+          },
+        },
+      ],
+    });
+    expect(
+      policies.flatMap(
+        (policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+      ),
+    ).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'lambda:InvokeFunction',
+        Resource: { 'Fn::GetAtt': [reconcile, 'Arn'] },
+      },
+    ]);
+  });
+
+  it('are put by the webhook and the pipelines API only, in the group, passing that role', () => {
+    // Prepare
+    const [roleId] = gateRole();
+
+    // Act
+    const scheduling = [...SCHEDULING, SERVICE_NAMES.worker, SERVICE_NAMES.reconcile].map(
+      (service) => {
+        const statements = statementsOf(service);
+        const variables = (
+          functionWithService(service).Properties.Environment as {
+            Variables: Record<string, unknown>;
+          }
+        ).Variables;
+        return {
+          create: statements.filter((statement) =>
+            actionsOf(statement).includes('scheduler:CreateSchedule'),
+          ),
+          pass: statements.filter((statement) => actionsOf(statement).includes('iam:PassRole')),
+          group: variables[ENV.gateScheduleGroup],
+          role: variables[ENV.gateScheduleRoleArn],
+        };
+      },
+    );
+
+    // Assess
+    for (const granted of scheduling.slice(0, 2)) {
+      expect(granted.create).toHaveLength(1);
+      expect(JSON.stringify(granted.create[0]?.Resource)).toContain(':schedule/Events-gates/*');
+      expect(granted.pass).toEqual([
+        expect.objectContaining({
+          Resource: { 'Fn::GetAtt': [roleId, 'Arn'] },
+          Condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+        }),
+      ]);
+      expect(granted.group).toBe('Events-gates');
+      expect(only(template.findResources('AWS::Scheduler::ScheduleGroup'))[1].Properties.Name).toBe(
+        'Events-gates',
+      );
+      expect(granted.role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    }
+    for (const other of scheduling.slice(2)) {
+      expect(other).toEqual({ create: [], pass: [], group: undefined, role: undefined });
+    }
+  });
+});

@@ -207,6 +207,99 @@ describe('the GitLab stand-in', () => {
     ]);
   });
 
+  it('reports the head pipeline the controls set (null once deleted, kept when a push outdates it), mergeable while it runs unless pipelines must succeed', async () => {
+    // Prepare
+    const { iid, branch, sha } = await openMergeRequest();
+    const show = async () =>
+      (await (await api(`/projects/${ENCODED}/merge_requests/${iid}`)).json()) as {
+        head_pipeline: { id: number; sha: string; status: string } | null;
+        detailed_merge_status: string;
+      };
+
+    // Act
+    await gitlab.setPipeline(PATH, iid, 'running');
+    const running = await show();
+    await gitlab.setPipeline(PATH, iid, 'none');
+    const deleted = await show();
+    await gitlab.setPipeline(PATH, iid, 'failed');
+    const newHead = await gitlab.commitOnBranch(PATH, branch, { 'late.txt': 'pushed after\n' });
+    const outdated = await show();
+
+    // Assess
+    expect(running).toMatchObject({
+      head_pipeline: { id: expect.any(Number), sha, status: 'running' },
+      detailed_merge_status: 'mergeable',
+    });
+    expect(deleted.head_pipeline).toBeNull();
+    expect(outdated.head_pipeline).toMatchObject({ sha, status: 'failed' });
+    expect(outdated.head_pipeline?.sha).not.toBe(newHead);
+    expect(gitlab.standIn.pipelineOf(PATH, newHead)).toBe('none');
+  });
+
+  it('merges at once when asked to merge when pipeline succeeds without an active pipeline, as GitLab does', async () => {
+    // Prepare
+    const none = await openMergeRequest();
+    const created = await openMergeRequest();
+    await gitlab.setPipeline(PATH, created.iid, 'created');
+    const running = await openMergeRequest();
+    await gitlab.setPipeline(PATH, running.iid, 'running');
+    const ask = (iid: number, sha: string) =>
+      api(`/projects/${ENCODED}/merge_requests/${iid}/merge`, {
+        method: 'PUT',
+        body: JSON.stringify({ merge_when_pipeline_succeeds: true, sha }),
+      });
+
+    // Act
+    const answers = await Promise.all(
+      [none, created, running].map(async ({ iid, sha }) => {
+        const response = await ask(iid, sha);
+        return { status: response.status, body: (await response.json()) as { state: string } };
+      }),
+    );
+
+    // Assess
+    expect(answers.map(({ status, body }) => [status, body.state])).toEqual([
+      [200, 'merged'],
+      [200, 'merged'],
+      [200, 'opened'],
+    ]);
+    expect(gitlab.mergeRequest(PATH, running.iid)).toMatchObject({
+      mergeWhenPipelineSucceeds: true,
+      autoMergeSha: running.sha,
+    });
+  });
+
+  it('runs a pipeline for each push to a branch of a project with CI', async () => {
+    // Prepare
+    const project = 'acme/with-ci';
+    await gitlab.createRepository(project, { 'a.txt': 'base\n' }, 'main', { ci: true });
+    const first = await gitlab.commitOnBranch(project, 'feature', { 'a.txt': 'one\n' });
+    const created = await api(`/projects/${encodeURIComponent(project)}/merge_requests`, {
+      method: 'POST',
+      body: JSON.stringify({ source_branch: 'feature', target_branch: 'main', title: 'Feature' }),
+    });
+    const { iid } = (await created.json()) as { iid: number };
+    const show = async () =>
+      (
+        (await (
+          await api(`/projects/${encodeURIComponent(project)}/merge_requests/${iid}`)
+        ).json()) as { head_pipeline: { id: number; sha: string; status: string } | null }
+      ).head_pipeline;
+
+    // Act
+    const before = await show();
+    const second = await gitlab.commitOnBranch(project, 'feature', { 'a.txt': 'two\n' });
+    const after = await show();
+
+    // Assess
+    expect(before).toMatchObject({ sha: first, status: 'running' });
+    expect(after).toMatchObject({ sha: second, status: 'running' });
+    expect(after?.id).not.toBe(before?.id);
+    expect(
+      gitlab.standIn.pipelineOf(project, (await gitlab.branchHead(project, 'main')) ?? ''),
+    ).toBe('none');
+  });
+
   it('cancels merge when pipeline succeeds when the head moves, and merges nothing on success', async () => {
     // Prepare
     const { iid, branch, sha } = await openMergeRequest();

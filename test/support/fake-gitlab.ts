@@ -109,7 +109,10 @@ export interface FakeGitLab {
   mergeRequests(projectPath: string): StandInMergeRequest[];
   mergeRequest(projectPath: string, iid: number): StandInMergeRequest | undefined;
   notes(projectPath: string, iid: number): StandInNote[];
-  /** Sets the pipeline of the merge request's head (`success` runs a pending auto-merge). */
+  /**
+   * Sets the pipeline of the merge request's head (`success` runs a pending auto-merge, `none`
+   * deletes it). A project created with `ci: true` gets a `running` one on each push.
+   */
   setPipeline(projectPath: string, iid: number, status: PipelineStatus): Promise<void>;
   /** A maintainer merges it (no pipeline asked); returns the merge commit. */
   mergeAsPerson(projectPath: string, iid: number): Promise<string>;

@@ -11,6 +11,7 @@ import type {
   RecordedRequest,
   StandInMergeRequest,
   StandInNote,
+  StandInPipeline,
   StandInProject,
   TokenAccess,
 } from './types.ts';
@@ -25,7 +26,12 @@ import {
  * side is a bare repository: projects by URL-encoded path (or id), merge requests (list, create,
  * show, update, merge, notes) in GitLab's response shapes, `PRIVATE-TOKEN` and `Authorization:
  * Bearer` tokens (read-only ones get 403 insufficient_scope on writes), injectable faults, and
- * pipelines set by tests that drive `detailed_merge_status` and "merge when pipeline succeeds".
+ * pipelines (set by tests, or `running` on each push in a project with `ci`) that drive
+ * `head_pipeline`, `detailed_merge_status` and "merge when pipeline succeeds" as on GitLab: the
+ * head pipeline is the source branch's latest pipeline, of whichever commit; without "Pipelines
+ * must succeed" a merge request is `mergeable` while its pipeline runs; "merge when pipeline
+ * succeeds" is only set while the head's pipeline is active, else a mergeable merge request
+ * merges at once; a push to the source branch aborts it.
  * Merges move the target branch of the bare repository (bare-merge.ts); merged and closed merge
  * requests are sent as Merge Request Hooks to the hooks registered.
  */
@@ -43,6 +49,14 @@ export interface GitLabStandInOptions {
 
 /** `detailed_merge_status` values the stand-in computes; tests may set any other GitLab value. */
 const WAITING = new Set(['checking', 'unchecked', 'preparing', 'approvals_syncing']);
+
+/** Pipeline statuses GitLab counts as active: "merge when pipeline succeeds" may be set on them. */
+const ACTIVE_PIPELINES = new Set<PipelineStatus>([
+  'waiting_for_resource',
+  'preparing',
+  'pending',
+  'running',
+]);
 
 const MERGE_REQUEST_ROUTES = [
   'GET /projects/:id',
@@ -135,13 +149,18 @@ export class GitLabStandIn {
   readonly #tokens = new Map<string, TokenAccess>();
   readonly #projects = new Map<string, StandInProject>();
   readonly #mergeRequests: StandInMergeRequest[] = [];
-  readonly #pipelines = new Map<string, PipelineStatus>();
+  /** By `project\0sha`. */
+  readonly #pipelines = new Map<string, StandInPipeline>();
+  /** The sha of each branch's latest pipeline, by `project\0branch`. */
+  readonly #branchPipelines = new Map<string, string>();
+  /** Commits the CI of a `ci` project has already seen, by `project\0sha`. */
+  readonly #ciSeen = new Set<string>();
   readonly #statusOverrides = new Map<string, { status: string; reads: number | undefined }>();
   readonly #faults = new FaultQueue();
   readonly #requests: RecordedRequest[] = [];
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #hooks = new MergeRequestHooks();
-  #ids = { project: 0, mergeRequest: 0, note: 0 };
+  #ids = { project: 0, mergeRequest: 0, note: 0, pipeline: 0 };
 
   constructor(options: GitLabStandInOptions) {
     this.#options = options;
@@ -159,6 +178,7 @@ export class GitLabStandIn {
       path,
       defaultBranch,
       pipelineMustSucceed: options.pipelineMustSucceed ?? false,
+      ci: options.ci ?? false,
       createdAt: now(),
     };
     this.#projects.set(path, project);
@@ -209,20 +229,28 @@ export class GitLabStandIn {
   }
 
   /**
-   * Sets the pipeline of the merge request's current head. A pipeline that turns `success` on
-   * a merge request set to merge when it succeeds, at the pinned head, merges it.
+   * Sets the pipeline of the merge request's current head (`none` deletes it: `head_pipeline`
+   * reads null again). A pipeline that turns `success` on a merge request set to merge when it
+   * succeeds, at the pinned head, merges it.
    */
   async setPipeline(project: string, iid: number, status: PipelineStatus): Promise<void> {
     await this.#exclusive(project, async () => {
       const mr = this.#mustMergeRequest(project, iid);
       const head = await this.#refreshHead(mr);
-      this.#pipelines.set(`${project}\0${head}`, status);
+      this.#ciSeen.add(`${project}\0${head}`);
+      if (status === 'none') {
+        this.#pipelines.delete(`${project}\0${head}`);
+        const branch = `${project}\0${mr.sourceBranch}`;
+        if (this.#branchPipelines.get(branch) === head) this.#branchPipelines.delete(branch);
+        return;
+      }
+      this.#recordPipeline(project, mr.sourceBranch, head, status);
       if (status === 'success') await this.#runAutoMerge(mr);
     });
   }
 
   pipelineOf(project: string, sha: string): PipelineStatus {
-    return this.#pipelines.get(`${project}\0${sha}`) ?? 'none';
+    return this.#pipelines.get(`${project}\0${sha}`)?.status ?? 'none';
   }
 
   /**
@@ -259,9 +287,13 @@ export class GitLabStandIn {
     });
   }
 
-  /** After a push: heads are read again; an auto-merge pinned to a head that moved is cancelled. */
+  /**
+   * After a push: a `ci` project's new branch heads get a `running` pipeline, heads are read
+   * again, and an auto-merge pinned to a head that moved is aborted.
+   */
   async branchesUpdated(project: string): Promise<void> {
     await this.#exclusive(project, async () => {
+      await this.#startPipelines(project);
       for (const mr of this.#mergeRequests) {
         if (mr.project !== project || mr.state !== 'opened') continue;
         const head = await this.#refreshHead(mr);
@@ -314,6 +346,8 @@ export class GitLabStandIn {
   reset(): void {
     this.#mergeRequests.length = 0;
     this.#pipelines.clear();
+    this.#branchPipelines.clear();
+    this.#ciSeen.clear();
     this.#statusOverrides.clear();
     this.#faults.clear();
     this.#requests.length = 0;
@@ -624,9 +658,9 @@ export class GitLabStandIn {
     const autoRequested = truthy(fields.merge_when_pipeline_succeeds) || truthy(fields.auto_merge);
     const status = await this.#detailedStatus(mr, true);
     const head = mr.sha;
-    const running = this.pipelineOf(mr.project, head) === 'running';
+    const active = ACTIVE_PIPELINES.has(this.pipelineOf(mr.project, head));
     const automatic =
-      autoRequested && running && (status === 'mergeable' || status === 'ci_still_running');
+      autoRequested && active && (status === 'mergeable' || status === 'ci_still_running');
     const immediately = status === 'mergeable' && !automatic;
     if (!automatic && !immediately) {
       return status === 'conflict'
@@ -710,6 +744,52 @@ export class GitLabStandIn {
     await this.#merge(mr, this.#username, false);
   }
 
+  /** Creates or updates the pipeline of `sha`, the latest of `branch`. */
+  #recordPipeline(
+    project: string,
+    branch: string,
+    sha: string,
+    status: Exclude<PipelineStatus, 'none'>,
+  ): void {
+    const key = `${project}\0${sha}`;
+    const existing = this.#pipelines.get(key);
+    if (existing === undefined) {
+      this.#ids.pipeline += 1;
+      const at = now();
+      this.#pipelines.set(key, {
+        id: 5000 + this.#ids.pipeline,
+        sha,
+        ref: branch,
+        status,
+        createdAt: at,
+        updatedAt: at,
+      });
+    } else {
+      existing.status = status;
+      existing.updatedAt = now();
+    }
+    this.#branchPipelines.set(`${project}\0${branch}`, sha);
+  }
+
+  /** A `ci` project's branch pipelines: each new head of a branch but the default one runs one. */
+  async #startPipelines(project: string): Promise<void> {
+    const settings = this.#projects.get(project);
+    if (settings?.ci !== true) return;
+    const refs = await mustGit(this.#options.repositoryPath(project), [
+      'for-each-ref',
+      '--format=%(objectname) %(refname:lstrip=2)',
+      'refs/heads',
+    ]);
+    for (const line of refs.split('\n')) {
+      const [sha, branch] = line.split(' ');
+      if (sha === undefined || branch === undefined || branch === settings.defaultBranch) continue;
+      const key = `${project}\0${sha}`;
+      if (this.#ciSeen.has(key)) continue;
+      this.#ciSeen.add(key);
+      this.#recordPipeline(project, branch, sha, 'running');
+    }
+  }
+
   #hook(action: MergeRequestHookAction, mr: StandInMergeRequest): void {
     const project = this.#projects.get(mr.project);
     if (project === undefined) return;
@@ -772,7 +852,7 @@ export class GitLabStandIn {
     const project = this.#projects.get(mr.project);
     const pipeline = this.pipelineOf(mr.project, head);
     if (project?.pipelineMustSucceed === true) {
-      if (pipeline === 'running') return 'ci_still_running';
+      if (ACTIVE_PIPELINES.has(pipeline) || pipeline === 'created') return 'ci_still_running';
       if (pipeline !== 'success') return 'ci_must_pass';
     }
     return 'mergeable';
@@ -855,7 +935,6 @@ export class GitLabStandIn {
     const detailed = await this.#detailedStatus(mr, true);
     const path = this.#options.repositoryPath(mr.project);
     const head = await this.#refreshHead(mr);
-    const pipelineStatus = this.pipelineOf(mr.project, head);
     const webUrl = `${this.#options.webUrl}/${mr.project}/-/merge_requests/${mr.iid}`;
     const legacyStatus =
       detailed === 'conflict'
@@ -867,18 +946,24 @@ export class GitLabStandIn {
           : 'can_be_merged';
     const user = (name: string | undefined) => (name === undefined ? null : this.#userJson(name));
     const state: MergeRequestState = mr.state;
+    // GitLab's head pipeline: the source branch's latest, which may be of an older commit.
+    const latest = this.#branchPipelines.get(`${mr.project}\0${mr.sourceBranch}`);
+    const headPipeline =
+      latest === undefined ? undefined : this.#pipelines.get(`${mr.project}\0${latest}`);
     const pipeline =
-      pipelineStatus === 'none'
+      headPipeline === undefined
         ? null
         : {
-            id: Number.parseInt(head.slice(0, 6), 16),
-            iid: 1,
+            id: headPipeline.id,
+            iid: headPipeline.id,
             project_id: projectId,
-            sha: head,
-            ref: mr.sourceBranch,
-            status: pipelineStatus,
+            sha: headPipeline.sha,
+            ref: headPipeline.ref,
+            status: headPipeline.status,
             source: 'push',
-            web_url: `${this.#options.webUrl}/${mr.project}/-/pipelines/${Number.parseInt(head.slice(0, 6), 16)}`,
+            created_at: headPipeline.createdAt,
+            updated_at: headPipeline.updatedAt,
+            web_url: `${this.#options.webUrl}/${mr.project}/-/pipelines/${headPipeline.id}`,
           };
     const base = {
       id: mr.id,

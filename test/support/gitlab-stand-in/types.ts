@@ -1,7 +1,33 @@
 /** The GitLab stand-in's model: projects, merge requests, pipelines, faults and recorded requests. */
 
-/** The pipeline of a commit as the stand-in's controls set it (`none`: no pipeline ran). */
-export type PipelineStatus = 'none' | 'running' | 'success' | 'failed';
+/**
+ * The pipeline of a commit as the stand-in's controls set it, in GitLab's statuses (`none`: no
+ * pipeline ran, or it was deleted).
+ */
+export type PipelineStatus =
+  | 'none'
+  | 'created'
+  | 'waiting_for_resource'
+  | 'preparing'
+  | 'pending'
+  | 'running'
+  | 'success'
+  | 'failed'
+  | 'canceled'
+  | 'skipped'
+  | 'manual'
+  | 'scheduled';
+
+/** A pipeline of one commit of a branch. */
+export interface StandInPipeline {
+  readonly id: number;
+  readonly sha: string;
+  /** The branch it ran for. */
+  readonly ref: string;
+  status: Exclude<PipelineStatus, 'none'>;
+  readonly createdAt: string;
+  updatedAt: string;
+}
 
 /** GitLab's merge request states (`locked` is the short state while a merge is in progress). */
 export type MergeRequestState = 'opened' | 'closed' | 'merged' | 'locked';
@@ -12,6 +38,12 @@ export type TokenAccess = 'write' | 'read';
 export interface ProjectOptions {
   /** GitLab's `only_allow_merge_if_pipeline_succeeds` (default false, as on GitLab). */
   readonly pipelineMustSucceed?: boolean;
+  /**
+   * The project has CI: each push gives the new head of every branch but the default one a
+   * `running` pipeline, as GitLab's branch pipelines (default false: no pipeline unless a test
+   * sets one with `setPipeline`, which also stands for a pipeline GitLab creates late).
+   */
+  readonly ci?: boolean;
 }
 
 export interface StandInProject {
@@ -20,6 +52,7 @@ export interface StandInProject {
   readonly path: string;
   readonly defaultBranch: string;
   readonly pipelineMustSucceed: boolean;
+  readonly ci: boolean;
   readonly createdAt: string;
 }
 
