@@ -11,6 +11,11 @@ import {
   PutRuleCommand,
   PutTargetsCommand,
 } from '@aws-sdk/client-eventbridge';
+import {
+  CreateScheduleGroupCommand,
+  GetScheduleCommand,
+  SchedulerClient,
+} from '@aws-sdk/client-scheduler';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
   CreateQueueCommand,
@@ -30,6 +35,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
 import { createDocumentClient } from '../../functions/adapters/dynamodb-table.ts';
+import { gateScheduleName } from '../../functions/adapters/scheduler-gate-timer.ts';
 import type { Pipeline } from '../../functions/core/pipeline.ts';
 import { parsePipelineManifests } from '../../functions/core/pipeline-manifest.ts';
 import { NOTICE_SOURCE } from '../../functions/core/promotion-notices.ts';
@@ -59,10 +65,15 @@ import {
  *   recorded by `POST /webhooks/gitlab` (the stand-in's Merge Request Hook, `X-Gitlab-Token`
  *   checked against `{prefix}gitlab-webhook`) and, where no hook is set up, by the reconcile
  *   handler reading it from the API.
+ * - A soak: the webhook handler puts the one-time EventBridge Scheduler schedule that wakes the
+ *   reconcile function when it ends (PROMOTER_GATE_SCHEDULE_*).
  * A loopback HTTP server stands in for API Gateway in front of the webhook handler, for the
  * stand-in's deliveries; the test calls the handlers directly otherwise.
  */
 const NOTIFIED = { namespace: 'flux-system', name: 'podinfo' } as const;
+const SOAKED = { namespace: 'flux-system', name: 'podinfo-soaked' } as const;
+const RECONCILE_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:reconcile';
+const GATE_ROLE_ARN = 'arn:aws:iam::123456789012:role/gate-schedules';
 const GITLAB = { namespace: 'flux-system', name: 'podinfo-gitlab' } as const;
 const STAGING_PROJECT = 'platform/gitops/fleet';
 const PROD_PROJECT = 'platform/gitops/fleet-prod';
@@ -112,6 +123,8 @@ const gitlabPipeline = (gitlab: FakeGitLab): Pipeline =>
   );
 
 let gitlab: FakeGitLab;
+let scheduler: SchedulerClient;
+let gateGroup: string;
 let sqs: SQSClient;
 let queueUrl: string;
 let busQueueUrl: string;
@@ -311,6 +324,19 @@ beforeAll(async () => {
   const pipelines = new DynamoDbPipelineStore(documents, tableName);
   await pipelines.put(notificationPipeline());
   await pipelines.put(gitlabPipeline(gitlab));
+  await pipelines.put(
+    parsedPipeline(
+      readFixture('pipelines/podinfo.yaml')
+        .replace('name: podinfo\n  namespace', `name: ${SOAKED.name}\n  namespace`)
+        .replace(
+          'metadata:\n',
+          'metadata:\n  annotations:\n    pipeline-promoter/soak.staging: 30m\n',
+        ),
+    ),
+  );
+  gateGroup = `gates-${randomUUID().slice(0, 8)}`;
+  scheduler = new SchedulerClient(aws);
+  await scheduler.send(new CreateScheduleGroupCommand({ Name: gateGroup }));
   state = new DynamoDbPromotionStateStore(documents, tableName);
 
   vi.stubEnv('AWS_REGION', aws.region);
@@ -321,6 +347,9 @@ beforeAll(async () => {
   vi.stubEnv('PROMOTER_TABLE_NAME', tableName);
   vi.stubEnv('PROMOTER_SECRET_PREFIX', prefix);
   vi.stubEnv('PROMOTER_EVENT_BUS_NAME', bus.bus);
+  vi.stubEnv('PROMOTER_GATE_SCHEDULE_GROUP', gateGroup);
+  vi.stubEnv('PROMOTER_GATE_SCHEDULE_TARGET_ARN', RECONCILE_ARN);
+  vi.stubEnv('PROMOTER_GATE_SCHEDULE_ROLE_ARN', GATE_ROLE_ARN);
   vi.stubEnv('PROMOTER_GIT_CACHE_DIR', await mkdtemp(join(tmpdir(), 'reach-git-')));
   // The fake GitLab is on loopback, which the worker refuses (git and API) unless it is listed.
   vi.stubEnv('PROMOTER_ALLOWED_GIT_HOSTS', '127.0.0.1');
@@ -678,5 +707,26 @@ describe('GitLab through the Lambda handlers: the worker opens merge requests, t
       'Promotion State Change:prod:merged',
       'Promotion State Change:prod:deployed',
     ]);
+  });
+});
+
+describe('a soak in AWS: the webhook handler wakes the reconcile function when it ends', () => {
+  it("dev's event → waiting for the soak → a one-time schedule of the reconcile function at its end", async () => {
+    // Act
+    const answer = await fluxEvent(SOAKED, 'dev', 'podinfo-dev');
+    const body = answer.answer as { waiting?: { soak?: { until: string } } };
+    const until = body.waiting?.soak?.until ?? 'no soak';
+    const schedule = await scheduler.send(
+      new GetScheduleCommand({ GroupName: gateGroup, Name: gateScheduleName(new Date(until)) }),
+    );
+
+    // Assess
+    expect(answer.status).toBe(202);
+    expect(Date.parse(until) - Date.now()).toBeGreaterThan(29 * 60_000);
+    expect(schedule).toMatchObject({
+      ScheduleExpression: `at(${new Date(Math.ceil(Date.parse(until) / 1000) * 1000).toISOString().slice(0, 19)})`,
+      ActionAfterCompletion: 'DELETE',
+      Target: { Arn: RECONCILE_ARN, RoleArn: GATE_ROLE_ARN },
+    });
   });
 });

@@ -627,6 +627,7 @@ describe('the reconcile sweep', () => {
       }),
     });
     never.resourceCountIs('AWS::Scheduler::Schedule', 0);
+    // No periodic schedule's role; the gate schedules' role stays (due gates still wake it).
     never.resourcePropertiesCountIs(
       'AWS::IAM::Role',
       {
@@ -634,8 +635,9 @@ describe('the reconcile sweep', () => {
           Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })],
         }),
       },
-      0,
+      1,
     );
+    never.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
     never.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile }),
