@@ -67,6 +67,14 @@ export const matchesWebhookToken = (token: string, secrets: readonly string[]): 
   return matched;
 };
 
+/**
+ * A delivery's id: Idempotency-Key (GitLab 17.4 and later) stays the same on GitLab's retries of
+ * a delivery; X-Gitlab-Event-UUID (14.8 and later) is the event's, for the versions before it.
+ */
+export const gitlabDeliveryId = (
+  headers: Readonly<Record<string, string | undefined>>,
+): string | undefined => headers['idempotency-key'] || headers['x-gitlab-event-uuid'];
+
 /** GitLab's documented "Merge Request Hook" body, the fields the lifecycle reads. */
 const mergeRequestEventSchema = z.object({
   object_kind: z.literal('merge_request', 'expected "merge_request"'),
@@ -114,9 +122,7 @@ const evaluate = async (
   if (event !== MERGE_REQUEST_HOOK) {
     return webhookAnswer(202, 'ignored', { ignored: `event ${event || '(none)'}` });
   }
-  // Idempotency-Key (GitLab 17.4 and later) stays the same on GitLab's retries of a delivery;
-  // X-Gitlab-Event-UUID (14.8 and later) is the event's, for the GitLab versions before it.
-  const delivery = request.headers['idempotency-key'] || request.headers['x-gitlab-event-uuid'];
+  const delivery = gitlabDeliveryId(request.headers);
   if (delivery === undefined || delivery === '') {
     return webhookAnswer(400, 'rejected-invalid', {
       error: 'missing Idempotency-Key and X-Gitlab-Event-UUID (GitLab 14.8 and later send them)',

@@ -7,6 +7,7 @@ import {
 import {
   GITLAB_WEBHOOK_PATH,
   type GitLabWebhookDependencies,
+  gitlabDeliveryId,
   handleGitLabWebhookRequest,
   MAX_GITLAB_BODY_BYTES,
 } from './gitlab-webhook.ts';
@@ -59,7 +60,7 @@ export const providerWebhookRoute = (
     return {
       provider: 'gitlab',
       maxBodyBytes: MAX_GITLAB_BODY_BYTES,
-      deliveryOf: (headers) => headers['idempotency-key'] || headers['x-gitlab-event-uuid'],
+      deliveryOf: gitlabDeliveryId,
       handle: (request) => handleGitLabWebhookRequest(request, gitlab),
     };
   }
