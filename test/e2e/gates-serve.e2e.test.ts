@@ -35,12 +35,12 @@ const WEBHOOK_SECRET = 'the-github-webhook-secret-of-the-gates';
 /** Who serve says froze or approved on its loopback routes (functions/serve/server.ts). */
 const LOCAL_CALLER = `${userInfo().username}@${hostname()} (promoter serve)`;
 const MERGE_ROUTE = '/repos/{owner}/{repo}/pulls/{pull_number}/merge';
-/** Commands under tsx on a busy machine take seconds to start. */
+/** Commands on a busy machine take seconds to start. */
 const COMMAND_TEST_MS = 90_000;
 
 let github: FakeGitHubEnterprise;
 /**
- * The sweep's serve starts with the first one, so that the two boots (seconds under tsx)
+ * The sweep's serve starts with the first one, so that the two boots (seconds on a busy machine)
  * overlap; its clock and sweep have nothing to do until its own tests.
  */
 let sweepServe: Promise<RunningServe>;

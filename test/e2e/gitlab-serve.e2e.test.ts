@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../functions/core/signature.ts';
 import { type FakeGitLab, startFakeGitLab } from '../support/fake-gitlab.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
+import { PROMOTER_BIN } from '../support/promoter-cli.ts';
 
 /**
  * `promoter serve` promoting a Flux Kustomization through a self-managed GitLab, end to end: the
@@ -154,9 +155,7 @@ beforeAll(async () => {
   serve = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'bin/promoter.ts',
+      PROMOTER_BIN,
       'serve',
       '--port',
       '0',

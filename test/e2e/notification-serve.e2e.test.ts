@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody, verifySignature } from '../../functions/core/signature.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import { PROMOTER_BIN } from '../support/promoter-cli.ts';
 
 /**
  * `promoter serve --notify-url` with Weave's notification strategy, end to end: no git server,
@@ -109,9 +110,7 @@ beforeAll(async () => {
   serve = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'bin/promoter.ts',
+      PROMOTER_BIN,
       'serve',
       '--port',
       '0',

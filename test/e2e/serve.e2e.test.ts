@@ -11,6 +11,7 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
+import { PROMOTER_BIN } from '../support/promoter-cli.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
 import {
   deployStagingFromBothTargets,
@@ -80,9 +81,7 @@ beforeAll(async () => {
   serve = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'bin/promoter.ts',
+      PROMOTER_BIN,
       'serve',
       '--port',
       '0',

@@ -7,9 +7,10 @@ import { fileURLToPath } from 'node:url';
 import type { PipelineStatus } from '../../functions/core/pipeline-status.ts';
 import { signBody } from '../../functions/core/signature.ts';
 import { FIXTURE_HMAC_KEY, readFixture } from './fixtures.ts';
+import { PROMOTER_BIN } from './promoter-cli.ts';
 
 /**
- * `promoter serve` as a user starts it (bin/promoter.ts under tsx, files on disk), for the
+ * `promoter serve` as a user starts it (the installed `promoter` bundle, files on disk), for the
  * end-to-end tests of the gates (DESIGN.md section 11): Pipelines with the gates' annotations,
  * Flux events from named targets (`metadata.cluster`, as the leaf Alert's `eventMetadata` adds
  * it) signed as Flux signs them, and bounded polling of what serve does by itself.
@@ -187,9 +188,7 @@ export const startPromoterServe = async (options: {
   const child: ChildProcessWithoutNullStreams = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'bin/promoter.ts',
+      PROMOTER_BIN,
       'serve',
       '--port',
       '0',

@@ -11,15 +11,21 @@ export interface PromoterRun {
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
- * `promoter ARGS` in a child process, as a user runs it (bin/promoter.ts under tsx), with only
- * the environment given (PATH always), and `stdin` written to it.
+ * The `promoter` command as npm installs it (package.json `bin`): the bundle the tests' global
+ * set-up builds from the sources (cli-build-global-setup.ts). Run it with `process.execPath`.
+ */
+export const PROMOTER_BIN = fileURLToPath(new URL('../../dist/promoter.mjs', import.meta.url));
+
+/**
+ * `promoter ARGS` in a child process, as a user runs it (the installed bundle), with only the
+ * environment given (PATH always), and `stdin` written to it.
  */
 export const runPromoter = (
   args: readonly string[],
   options: { readonly env?: Readonly<Record<string, string>>; readonly stdin?: string } = {},
 ): Promise<PromoterRun> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
+    const child = spawn(process.execPath, [PROMOTER_BIN, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

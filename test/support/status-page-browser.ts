@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { PROMOTER_BIN } from './promoter-cli.ts';
 import { STAND_IN_CREDENTIALS } from './signed-api-stand-in.ts';
 
 /**
  * What the status page's browser tests share: Debian's chromium driven headless by
  * playwright-core (no browser download: `.ci/run` installs the `chromium` package), a
- * `promoter` process started as a user starts it (the CLI under tsx), and reading the page's
+ * `promoter` process started as a user starts it (the installed `promoter` bundle), and reading the page's
  * tables by their header cells, as a screen reader does.
  */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -46,7 +47,7 @@ export const startPromoter = (
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
 ): PromoterProcess => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/promoter.ts', ...args], {
+  const child = spawn(process.execPath, [PROMOTER_BIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
