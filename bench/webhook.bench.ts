@@ -22,7 +22,7 @@ import { decodePipelineSecret } from '../functions/core/pipeline-secret.ts';
 import { signBody } from '../functions/core/signature.ts';
 import { handleWebhookRequest, type WebhookDependencies } from '../functions/core/webhook.ts';
 import { ESM_REQUIRE_BANNER } from '../lib/constructs/promoter-function.ts';
-import { FIXTURE_HMAC_KEY, FIXTURES, freshEvent, readFixture } from '../test/support/fixtures.ts';
+import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../test/support/fixtures.ts';
 import { type BenchRow, median, printTable } from './support/report.ts';
 
 /**
@@ -164,27 +164,34 @@ const startServer = (args: string[]): Promise<BenchServer> =>
     child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
   });
 
+/** Closed-loop clients of the serve load: each one posts to a pipeline of its own. */
+const CONNECTIONS = 32;
+/** Client `c`'s webhook path: `podinfo-{c}`, so that its events reach serve in its own order. */
+const pathOf = (connection: number): string => `/promotion/flux-system/podinfo-${connection}/dev`;
+
 /**
  * Closed-loop load: `connections` keep-alive clients, each sending the next event of `events`
  * as soon as it is answered, from `cursor.next` on (advanced: a later load on the same server
  * sends only events it has not seen; `wrap` starts over at the end of the pool, for the bare
- * server, which keeps nothing). Answers 202 and seconds taken.
+ * server, which keeps nothing). Each client posts to its own pipeline: one client's events
+ * arrive in the order they were sent, so none is a late event (an older one than its target
+ * reported), which promotes nothing (DESIGN.md 7.10). Answers 202 and seconds taken.
  */
 const load = async (
   url: string,
   seconds: number,
   cursor: { next: number },
   wrap: boolean,
-  connections = 32,
+  connections = CONNECTIONS,
 ): Promise<{ answered: number; seconds: number }> => {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const deadline = Date.now() + seconds * 1000;
   const started = performance.now();
   let answered = 0;
-  const send = (body: (typeof events)[0]) =>
+  const send = (body: (typeof events)[0], connection: number) =>
     new Promise<void>((resolve, reject) => {
       const outgoing = request(
-        `${url}${PATH}`,
+        `${url}${pathOf(connection)}`,
         {
           method: 'POST',
           agent,
@@ -206,12 +213,12 @@ const load = async (
       outgoing.end(body.bytes);
     });
   await Promise.all(
-    Array.from({ length: connections }, async () => {
+    Array.from({ length: connections }, async (_, connection) => {
       while (Date.now() < deadline) {
         if (wrap && cursor.next >= EVENTS) cursor.next = 0;
         const body = events[cursor.next++];
         if (body === undefined) throw new Error(`all ${EVENTS} pre-signed events were sent`);
-        await send(body);
+        await send(body, connection);
       }
     }),
   );
@@ -233,15 +240,19 @@ const serveThroughput = async (): Promise<BenchRow[]> => {
     }),
   );
   const dataDir = join(folder, 'data');
+  // The fixture pipeline once per client (podinfo-0 ... podinfo-31), the same app and keys.
+  const pipelines = join(folder, 'pipelines.yaml');
+  const fixture = readFixture('pipelines/podinfo.yaml');
+  writeFileSync(
+    pipelines,
+    Array.from({ length: CONNECTIONS }, (_, connection) =>
+      fixture.replace('name: podinfo\n  namespace', `name: podinfo-${connection}\n  namespace`),
+    ).join('\n---\n'),
+  );
   const servers = {
     bare: { server: await startServer(['bare']), cursor: { next: 0 }, wrap: true },
     ours: {
-      server: await startServer([
-        'serve',
-        join(FIXTURES, 'pipelines/podinfo.yaml'),
-        secrets,
-        dataDir,
-      ]),
+      server: await startServer(['serve', pipelines, secrets, dataDir]),
       cursor: { next: 0 },
       wrap: false,
     },

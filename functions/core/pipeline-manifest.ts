@@ -5,6 +5,7 @@ import { branchNameProblem, dns1123LabelProblem, dns1123SubdomainProblem } from 
 import {
   type Environment,
   type HostedRepository,
+  PIPELINE_API_VERSION,
   type Pipeline,
   PROVIDERS,
   type Promotion,
@@ -20,7 +21,7 @@ import { measureYamlDocument, splitYamlDocuments } from './yaml-documents.ts';
  * draft shape, normalised into the internal model (DESIGN.md section 3).
  */
 
-export const PIPELINE_API_VERSION = 'pipelines.weave.works/v1alpha1';
+export { PIPELINE_API_VERSION } from './pipeline.ts';
 
 const name = z
   .string({ error: 'expected a non-empty string' })

@@ -3,6 +3,9 @@
  * `Pipeline` shapes in pipeline-manifest.ts. Nothing here knows where a pipeline came from.
  */
 
+/** Weave's Pipeline API: what manifests declare, and what notices name their object with. */
+export const PIPELINE_API_VERSION = 'pipelines.weave.works/v1alpha1';
+
 export interface PipelineRef {
   readonly namespace: string;
   readonly name: string;

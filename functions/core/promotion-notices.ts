@@ -1,8 +1,13 @@
 import { errorMessage, isPromoterError } from './errors.ts';
 import type { LogPort } from './logger.ts';
 import { Metric } from './metric-names.ts';
-import { hmacSecretInto, type Pipeline, type PipelineRef, pipelineId } from './pipeline.ts';
-import { PIPELINE_API_VERSION } from './pipeline-manifest.ts';
+import {
+  hmacSecretInto,
+  PIPELINE_API_VERSION,
+  type Pipeline,
+  type PipelineRef,
+  pipelineId,
+} from './pipeline.ts';
 import type {
   MetricsSink,
   PromotionNotice,
