@@ -40,6 +40,10 @@ const upsert = (table: Table, guard: string): string =>
      SET event_time = excluded.event_time, record = excluded.record
      WHERE ${table}.event_time <= excluded.event_time${guard}`;
 
+/** Ordered by environment name, as DynamoDB's sort key orders them. */
+const listQuery = (table: Table): string =>
+  `SELECT record FROM ${table} WHERE pipeline = ? ORDER BY environment COLLATE BINARY`;
+
 const SETTLED = SETTLED_STATES.map((state) => `'${state}'`).join(', ');
 
 export class EmbeddedPromotionStateStore implements PromotionStateStore, DeliveryLog {
@@ -78,6 +82,11 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore, Deliver
         'INSERT OR REPLACE INTO freezes (scope, record) VALUES (?, ?)',
       ),
       removeFreeze: db.prepare<[string]>('DELETE FROM freezes WHERE scope = ?'),
+      // Prepared once: preparing is most of a small query's cost.
+      list: {
+        deployments: db.prepare<[string], { record: string }>(listQuery('deployments')),
+        promotions: db.prepare<[string], { record: string }>(listQuery('promotions')),
+      },
       listFreezes: db.prepare<[], { scope: string; record: string }>(
         'SELECT scope, record FROM freezes ORDER BY scope',
       ),
@@ -195,10 +204,6 @@ export class EmbeddedPromotionStateStore implements PromotionStateStore, Deliver
 
   /** Ordered by environment name, as DynamoDB's sort key orders them. */
   private list(table: Table, ref: PipelineRef): { record: string }[] {
-    return this.db
-      .prepare<[string], { record: string }>(
-        `SELECT record FROM ${table} WHERE pipeline = ? ORDER BY environment COLLATE BINARY`,
-      )
-      .all(pipelineId(ref));
+    return this.statements.list[table].all(pipelineId(ref));
   }
 }
