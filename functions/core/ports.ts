@@ -92,7 +92,7 @@ export interface DeploymentRecord {
  * `updated`, `notified` (the notification strategy handed it over), `up-to-date`, `superseded`
  * and `failed` are written when a job ends,
  * `dead-lettered` by the queue's shell when its receives are spent; `merged` and `closed` come
- * from GitHub (its webhook or the reconcile sweep), `deployed` from the target environment's
+ * from the git host (its webhook or the reconcile sweep), `deployed` from the target environment's
  * own deployment event. `waiting` and `awaiting-approval` hold a promotion at its gates
  * (core/promotion-gates.ts, DESIGN.md section 11), `queued` is written when the gates open and the
  * job is enqueued, `cancelled` when a failure of the source environment ends a soak.
@@ -245,7 +245,8 @@ export interface PromotionStateStore {
 }
 
 /**
- * Deliveries already handled, by id (GitHub's `X-GitHub-Delivery`), for `ttlSeconds` at least.
+ * Deliveries already handled, by id (GitHub's `X-GitHub-Delivery`, GitLab's `Idempotency-Key`),
+ * for `ttlSeconds` at least.
  */
 export interface DeliveryLog {
   /** True the first time `id` is seen; false for a repeated delivery. */

@@ -30,7 +30,7 @@ import { targetReadiness } from './targets.ts';
 
 /*
  * The promotion lifecycle after the pull request (DESIGN.md section 10): merged or closed (from
- * GitHub's webhook or the reconcile sweep), deployed (from the target environment's own Flux
+ * the git host's webhook or the reconcile sweep), deployed (from the target environment's own Flux
  * event), and the DORA figures of the Flux events every environment sends. Every transition
  * comes from one of those inputs and is a conditional write on the record it read
  * (`transitionPromotion`), so two inputs racing cannot move a promotion back.
@@ -56,7 +56,7 @@ const DEPLOYABLE: readonly PromotionState[] = [
   'up-to-date',
   'merged',
 ];
-/** States whose PR GitHub can report merged or closed. */
+/** States whose PR the git host can report merged or closed. */
 const PULL_REQUEST_OPEN: readonly PromotionState[] = ['pushing', 'opened', 'updated'];
 
 /** Flux reasons of a failed deployment (helm-controller, kustomize-controller). */
@@ -213,7 +213,7 @@ export type PullRequestOutcome =
   | { readonly status: 'ignored'; readonly reason: string };
 
 /**
- * GitHub says the promotion PR into `environment` was merged or closed unmerged (its webhook, or
+ * The git host says the promotion PR into `environment` was merged or closed unmerged (its webhook, or
  * the sweep's read). The record moves to `merged` (merge commit, `mergedAt`) or `closed` when it
  * is this PR at the revision its title names; a late report of an older revision's PR, or of a
  * PR the record does not know, changes nothing.
@@ -295,14 +295,14 @@ export interface ReconcileReport {
   readonly merged: number;
   readonly closed: number;
   readonly failed: number;
-  /** Of the merged, merged by the sweep itself (`auto-merge` without GitHub's). */
+  /** Of the merged, merged by the sweep itself (`auto-merge` without the host's own). */
   readonly autoMerged: number;
 }
 
 /**
- * The reconcile sweep: reads every open promotion PR from GitHub (conditionally: a 304 costs no
- * rate limit), so that a lost webhook delivery only delays the lifecycle. One PR that cannot be
- * read is logged and counted; the sweep goes on.
+ * The reconcile sweep: reads every open promotion PR from its host (GitHub conditionally: a 304
+ * costs no rate limit), so that a lost webhook delivery only delays the lifecycle. One PR that
+ * cannot be read is logged and counted; the sweep goes on.
  */
 export const reconcilePullRequests = async (
   deps: ReconcileDependencies,

@@ -62,7 +62,7 @@ export type PromotionOutcome =
       readonly changedFiles: readonly string[];
       /** The commit pushed as the PR's head. */
       readonly head: string;
-      /** `pipeline-promoter/auto-merge.{env}`: GitHub's auto-merge, or the sweep's merge. */
+      /** `pipeline-promoter/auto-merge.{env}`: the host's auto-merge, or the sweep's merge. */
       readonly autoMerge?: 'enabled' | 'by-sweep';
     }
   /** The notification strategy handed the promotion over (DESIGN.md section 13). */
@@ -540,9 +540,10 @@ const promoteByPullRequest = async (
 };
 
 /**
- * GitHub's own auto-merge where the repository allows it; else (or when turning it on fails) the
- * reconcile sweep merges once the PR is mergeable and its checks pass. The PR is open either
- * way, so a failure here never fails the promotion.
+ * The host's own auto-merge where it can be had (GitHub's, GitLab's merge when pipeline
+ * succeeds); else (or when turning it on fails) the reconcile sweep merges once the PR is
+ * mergeable and its checks pass. The PR is open either way, so a failure here never fails the
+ * promotion.
  */
 const enableAutoMerge = async (
   lookup: PullRequestLookup & { readonly expectedHead: string },
