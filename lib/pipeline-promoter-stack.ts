@@ -317,10 +317,8 @@ export class PipelinePromoterStack extends Stack {
       this.events.grantPutEvents(fn);
     }
     // The functions that hold promotions at time gates wake the reconcile function when due.
-    // (The reconcile function itself does not: its own ARN in its environment is a cycle; the
-    // periodic sweep it runs looks at what it holds.)
     this.gateSchedules = new GateSchedules(this, 'GateSchedules', { reconcile });
-    for (const fn of [webhook, pipelinesApi]) this.gateSchedules.allowScheduling(fn);
+    for (const fn of [webhook, pipelinesApi, reconcile]) this.gateSchedules.allowScheduling(fn);
 
     this.api = new PromoterApi(this, 'Api', {
       webhook: this.functions.webhook,

@@ -1,21 +1,38 @@
+import type { Context } from 'aws-lambda';
+import { readWorkerConfig } from '../config.ts';
 import { releaseDuePromotions } from '../core/promotion-gates.ts';
 import { reconcilePullRequests } from '../core/promotion-lifecycle.ts';
 import { logger } from '../observability.ts';
+import { gateScheduleTimer } from '../wiring/aws-stores.ts';
 import { createReconcileDependencies } from '../wiring/aws-worker.ts';
 
 /**
  * The reconcile sweep (DESIGN.md section 10), run by an EventBridge Scheduler schedule every
- * few minutes: reads the open promotion PRs from GitHub so that a lost webhook delivery only
- * delays the lifecycle, and enqueues the promotions whose soak, window or freeze ended (the
- * sweep's period bounds how late they go). Answers the sweep's counts (they are logged too).
+ * few minutes and by the one-time schedules of due gates: reads the open promotion PRs from
+ * their hosts so that a lost webhook delivery only delays the lifecycle, and enqueues the
+ * promotions whose soak, window or freeze ended. Answers the sweep's counts (logged too).
  */
-const deps = createReconcileDependencies();
+const config = readWorkerConfig();
+const base = createReconcileDependencies(config);
+let timed: typeof base | undefined;
 
-export const handler = async (): Promise<
+/** `arn:aws:lambda:{region}:{account}:function:{name}`, without a version or alias. */
+const unqualified = (arn: string): string => arn.split(':').slice(0, 7).join(':');
+
+export const handler = async (
+  _event?: unknown,
+  context?: Pick<Context, 'invokedFunctionArn'>,
+): Promise<
   Awaited<ReturnType<typeof reconcilePullRequests>> & {
     readonly gates: Awaited<ReturnType<typeof releaseDuePromotions>>;
   }
 > => {
+  // A soak this sweep starts (its targets reported) wakes this very function: its ARN comes
+  // with the invocation, since the stack cannot put it in its own environment.
+  if (context !== undefined && timed === undefined) {
+    timed = { ...base, ...gateScheduleTimer(config, unqualified(context.invokedFunctionArn)) };
+  }
+  const deps = timed ?? base;
   const gates = await releaseDuePromotions(deps);
   const report = { ...(await reconcilePullRequests(deps)), gates };
   if (report.failed > 0)

@@ -88,7 +88,8 @@ export const eventBusNotices = (
 
 /**
  * One-time schedules of the reconcile function for due gates (DESIGN.md section 11), as a
- * dependency to spread in: none where PROMOTER_GATE_SCHEDULE_GROUP is unset.
+ * dependency to spread in: none where PROMOTER_GATE_SCHEDULE_GROUP is unset. `ownArn`: the
+ * reconcile function's own ARN, which it cannot have in its environment (a cycle in the stack).
  */
 export const gateScheduleTimer = (
   config: Pick<
@@ -98,10 +99,11 @@ export const gateScheduleTimer = (
     | typeof ENV.gateScheduleRoleArn
     | typeof ENV.awsEndpoint
   >,
+  ownArn?: string,
 ): { timer?: GateTimer } => {
   const groupName = config[ENV.gateScheduleGroup];
   if (groupName === undefined) return {};
-  const targetArn = config[ENV.gateScheduleTargetArn];
+  const targetArn = config[ENV.gateScheduleTargetArn] ?? ownArn;
   const roleArn = config[ENV.gateScheduleRoleArn];
   if (targetArn === undefined || roleArn === undefined) {
     throw new PromoterError(

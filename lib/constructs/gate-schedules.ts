@@ -57,12 +57,18 @@ export class GateSchedules extends Construct {
     );
   }
 
-  /** Lets `fn` put one-time schedules in the group (and nothing else), and tells it where. */
+  /**
+   * Lets `fn` put one-time schedules in the group (and nothing else), and tells it where. The
+   * reconcile function is told no target: its own ARN in its environment would be a cycle, and
+   * it has it from each invocation.
+   */
   allowScheduling(fn: IFunction & { addEnvironment(key: string, value: string): unknown }): void {
     fn.addEnvironment(ENV.gateScheduleGroup, this.#groupName);
     // The name is known before the group exists: the function waits for it.
     fn.node.addDependency(this.group);
-    fn.addEnvironment(ENV.gateScheduleTargetArn, this.#reconcile.functionArn);
+    if (fn !== this.#reconcile) {
+      fn.addEnvironment(ENV.gateScheduleTargetArn, this.#reconcile.functionArn);
+    }
     fn.addEnvironment(ENV.gateScheduleRoleArn, this.role.roleArn);
     fn.addToRolePolicy(
       new iam.PolicyStatement({

@@ -72,6 +72,7 @@ import {
  */
 const NOTIFIED = { namespace: 'flux-system', name: 'podinfo' } as const;
 const SOAKED = { namespace: 'flux-system', name: 'podinfo-soaked' } as const;
+const SWEPT = { namespace: 'flux-system', name: 'podinfo-swept' } as const;
 const RECONCILE_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:reconcile';
 const GATE_ROLE_ARN = 'arn:aws:iam::123456789012:role/gate-schedules';
 const GITLAB = { namespace: 'flux-system', name: 'podinfo-gitlab' } as const;
@@ -112,6 +113,17 @@ const notificationPipeline = (): Pipeline =>
     ),
   );
 
+/** The fixture as `podinfo-swept`: a 30-minute soak into prod after staging's targets `gate`. */
+const sweptPipeline = (gate: 'all' | 'any'): Pipeline =>
+  parsedPipeline(
+    readFixture('pipelines/podinfo.yaml')
+      .replace('name: podinfo\n  namespace', `name: ${SWEPT.name}\n  namespace`)
+      .replace(
+        'metadata:\n',
+        `metadata:\n  annotations:\n    pipeline-promoter/gate: ${gate}\n    pipeline-promoter/soak.prod: 30m\n`,
+      ),
+  );
+
 /** The fixture podinfo pipeline as `podinfo-gitlab`, both its promotions on the fake GitLab. */
 const gitlabPipeline = (gitlab: FakeGitLab): Pipeline =>
   parsedPipeline(
@@ -123,6 +135,7 @@ const gitlabPipeline = (gitlab: FakeGitLab): Pipeline =>
   );
 
 let gitlab: FakeGitLab;
+let sweptStore: DynamoDbPipelineStore;
 let scheduler: SchedulerClient;
 let gateGroup: string;
 let sqs: SQSClient;
@@ -334,6 +347,8 @@ beforeAll(async () => {
         ),
     ),
   );
+  await pipelines.put(sweptPipeline('all'));
+  sweptStore = pipelines;
   gateGroup = `gates-${randomUUID().slice(0, 8)}`;
   scheduler = new SchedulerClient(aws);
   await scheduler.send(new CreateScheduleGroupCommand({ Name: gateGroup }));
@@ -728,5 +743,30 @@ describe('a soak in AWS: the webhook handler wakes the reconcile function when i
       ActionAfterCompletion: 'DELETE',
       Target: { Arn: RECONCILE_ARN, RoleArn: GATE_ROLE_ARN },
     });
+  });
+});
+
+describe('a soak the sweep starts: the reconcile function wakes itself, by the ARN it was invoked as', () => {
+  it("one of staging's two targets → waiting; the gate lowered to any → the sweep opens it, the soak's schedule invokes the unqualified reconcile ARN", async () => {
+    // Prepare
+    const first = await fluxEvent(SWEPT, 'staging', STAGING_TARGETS[0]);
+    await sweptStore.put(sweptPipeline('any'));
+
+    // Act
+    const report = await reconcile.handler({}, { invokedFunctionArn: `${RECONCILE_ARN}:live` });
+    const record = await state.getPromotion(SWEPT, 'prod');
+    const until =
+      record?.waitingFor !== undefined && 'soak' in record.waitingFor
+        ? record.waitingFor.soak.until
+        : 'no soak';
+    const schedule = await scheduler.send(
+      new GetScheduleCommand({ GroupName: gateGroup, Name: gateScheduleName(new Date(until)) }),
+    );
+
+    // Assess
+    expect(first.answer).toEqual(WAITING_FOR_THE_OTHER_STAGING_TARGET);
+    expect(report.gates).toMatchObject({ reviewed: 1, released: 0 });
+    expect(record?.state).toBe('waiting');
+    expect(schedule.Target).toMatchObject({ Arn: RECONCILE_ARN, RoleArn: GATE_ROLE_ARN });
   });
 });

@@ -259,7 +259,7 @@ describe('the functions read the bus name', () => {
 });
 
 describe('the one-time schedules of due gates', () => {
-  const SCHEDULING = [SERVICE_NAMES.webhook, SERVICE_NAMES.pipelinesApi];
+  const SCHEDULING = [SERVICE_NAMES.webhook, SERVICE_NAMES.pipelinesApi, SERVICE_NAMES.reconcile];
   const groupId = (): string => only(template.findResources('AWS::Scheduler::ScheduleGroup'))[0];
   const gateRole = (): [string, Resource] =>
     only(
@@ -269,6 +269,16 @@ describe('the one-time schedules of due gates', () => {
         ),
       ),
     );
+  const reconcileId = (): string =>
+    only(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: {
+          Environment: {
+            Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile }),
+          },
+        },
+      }),
+    )[0];
   const statementsOf = (service: string): Statement[] => {
     const role = roleOf(functionWithService(service));
     return Object.values(template.findResources('AWS::IAM::Policy') as Record<string, Resource>)
@@ -280,15 +290,7 @@ describe('the one-time schedules of due gates', () => {
 
   it('invoke the reconcile function as a role for this group only', () => {
     // Prepare
-    const reconcile = only(
-      template.findResources('AWS::Lambda::Function', {
-        Properties: {
-          Environment: {
-            Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: SERVICE_NAMES.reconcile }),
-          },
-        },
-      }),
-    )[0];
+    const reconcile = reconcileId();
 
     // Act
     const [roleId, role] = gateRole();
@@ -322,32 +324,33 @@ describe('the one-time schedules of due gates', () => {
     ]);
   });
 
-  it('are put by the webhook and the pipelines API only, in the group, passing that role', () => {
+  it('are put by the webhook, the pipelines API and the sweep only, in the group, passing that role', () => {
     // Prepare
     const [roleId] = gateRole();
 
     // Act
-    const scheduling = [...SCHEDULING, SERVICE_NAMES.worker, SERVICE_NAMES.reconcile].map(
-      (service) => {
-        const statements = statementsOf(service);
-        const variables = (
-          functionWithService(service).Properties.Environment as {
-            Variables: Record<string, unknown>;
-          }
-        ).Variables;
-        return {
-          create: statements.filter((statement) =>
-            actionsOf(statement).includes('scheduler:CreateSchedule'),
-          ),
-          pass: statements.filter((statement) => actionsOf(statement).includes('iam:PassRole')),
-          group: variables[ENV.gateScheduleGroup],
-          role: variables[ENV.gateScheduleRoleArn],
-        };
-      },
-    );
+    const scheduling = [...SCHEDULING, SERVICE_NAMES.worker].map((service) => {
+      const statements = statementsOf(service);
+      const variables = (
+        functionWithService(service).Properties.Environment as {
+          Variables: Record<string, unknown>;
+        }
+      ).Variables;
+      return {
+        create: statements.filter((statement) =>
+          actionsOf(statement).includes('scheduler:CreateSchedule'),
+        ),
+        pass: statements.filter((statement) => actionsOf(statement).includes('iam:PassRole')),
+        group: variables[ENV.gateScheduleGroup],
+        role: variables[ENV.gateScheduleRoleArn],
+        target: variables[ENV.gateScheduleTargetArn],
+      };
+    });
 
     // Assess
-    for (const granted of scheduling.slice(0, 2)) {
+    const [webhook, pipelinesApi, reconcile, worker] = scheduling;
+    for (const granted of [webhook, pipelinesApi, reconcile]) {
+      if (granted === undefined) throw new Error('a function is missing');
       expect(granted.create).toHaveLength(1);
       expect(JSON.stringify(granted.create[0]?.Resource)).toContain(':schedule/Events-gates/*');
       expect(granted.pass).toEqual([
@@ -362,8 +365,19 @@ describe('the one-time schedules of due gates', () => {
       );
       expect(granted.role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
     }
-    for (const other of scheduling.slice(2)) {
-      expect(other).toEqual({ create: [], pass: [], group: undefined, role: undefined });
-    }
+    // The reconcile function has its own ARN from each invocation (in its environment: a cycle).
+    const reconcileArn = { 'Fn::GetAtt': [reconcileId(), 'Arn'] };
+    expect([webhook?.target, pipelinesApi?.target, reconcile?.target]).toEqual([
+      reconcileArn,
+      reconcileArn,
+      undefined,
+    ]);
+    expect(worker).toEqual({
+      create: [],
+      pass: [],
+      group: undefined,
+      role: undefined,
+      target: undefined,
+    });
   });
 });
