@@ -5,6 +5,7 @@
  * `prepare`, so `npm ci` leaves a working `npx promoter`.
  */
 import { chmod } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build } from 'esbuild';
 import { ESM_REQUIRE_BANNER } from '../lib/constructs/promoter-function.ts';
@@ -28,17 +29,22 @@ const common: BuildOptions = {
   logLevel: 'warning',
 };
 
+// `--outdir DIR` (inside the repository, so that better-sqlite3 resolves from node_modules):
+// the tests build a copy of their own there; npm builds dist/.
+const outdirAt = process.argv.indexOf('--outdir');
+const outdir = outdirAt === -1 ? 'dist' : (process.argv[outdirAt + 1] ?? 'dist');
+
 await Promise.all([
   build({
     ...common,
     entryPoints: ['bin/promoter.ts'],
-    outfile: 'dist/promoter.mjs',
+    outfile: `${outdir}/promoter.mjs`,
     banner: { js: `#!/usr/bin/env node\n${ESM_REQUIRE_BANNER}` },
   }),
   build({
     ...common,
     entryPoints: ['functions/adapters/git/pack-worker.ts'],
-    outfile: 'dist/pack-worker.js',
+    outfile: `${outdir}/pack-worker.js`,
   }),
 ]);
-await chmod(`${ROOT}dist/promoter.mjs`, 0o755);
+await chmod(join(ROOT, outdir, 'promoter.mjs'), 0o755);

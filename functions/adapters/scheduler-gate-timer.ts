@@ -8,14 +8,18 @@ import { type Clock, systemClock } from '../core/ports.ts';
 import type { GateTimer } from '../core/promotion-gates.ts';
 
 /*
- * The gate timer in AWS: a one-time EventBridge Scheduler schedule per due second that invokes
+ * The gate timer in AWS: a one-time EventBridge Scheduler schedule per due minute that invokes
  * the reconcile function then (which releases every due promotion), and deletes itself after
  * it ran. The job queue is FIFO, which takes no per-message delay, so this is what makes a
- * soak, a window or a freeze's end go on time instead of at the next periodic sweep. One
- * schedule per second, named after it: promotions due together share it, and a second ask for
- * the same second (a repeated event, another function) is the service's ConflictException,
- * which means it is already set.
+ * soak, a window or a freeze's end go on time instead of at the next periodic sweep.
+ * Scheduler fires within the minute it is set for (60-second precision): set for the minute
+ * after the due time, a schedule never fires before it. One schedule per minute, named after
+ * it: promotions due together share it, and a second ask for the same minute (a repeated
+ * event, another function) is the service's ConflictException, which means it is already set.
  */
+
+/** What the schedule hands the reconcile function: this is a due gate, not the periodic sweep. */
+export const GATE_TIMER_SOURCE = 'gate-timer';
 
 export interface SchedulerGateTimerOptions {
   /** The schedule group the schedules go in (the stack's; the role may only be used for it). */
@@ -27,19 +31,18 @@ export interface SchedulerGateTimerOptions {
   readonly clock?: Clock;
 }
 
-/** `2026-12-01T10:30:00Z` (rounded up to the second) → `at(2026-12-01T10:30:00)`, in UTC. */
-const atSecond = (at: Date): Date => new Date(Math.ceil(at.getTime() / 1000) * 1000);
+const MINUTE_MS = 60_000;
 
-/** `gate-20261201T103000Z`: the schedule of one due second (names are 1-64 of [0-9A-Za-z-_.]). */
+/** The next whole minute at or after `at`: `10:30:00.250Z` → `10:31:00Z`, `10:31:00Z` stays. */
+const atMinute = (at: Date): Date => new Date(Math.ceil(at.getTime() / MINUTE_MS) * MINUTE_MS);
+
+/** `gate-20261201T1031Z`: the schedule of one due minute (names are 1-64 of [0-9A-Za-z-_.]). */
 export const gateScheduleName = (at: Date): string =>
-  `gate-${atSecond(at)
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '')}`;
+  `gate-${atMinute(at).toISOString().slice(0, 16).replace(/[-:]/g, '')}Z`;
 
 export class SchedulerGateTimer implements GateTimer {
   readonly #clock: Clock;
-  /** Seconds this process has scheduled already: a repeated ask costs no API call. */
+  /** Minutes this process has scheduled already: a repeated ask costs no API call. */
   readonly #scheduled = new Set<string>();
 
   constructor(
@@ -50,9 +53,9 @@ export class SchedulerGateTimer implements GateTimer {
   }
 
   async wakeAt(at: Date): Promise<void> {
-    const due = atSecond(at);
     // Due now or past: whoever asked is looking already, and the sweep looks again.
-    if (Number.isNaN(due.getTime()) || due.getTime() <= this.#clock.now().getTime()) return;
+    if (Number.isNaN(at.getTime()) || at.getTime() <= this.#clock.now().getTime()) return;
+    const due = atMinute(at);
     const name = gateScheduleName(due);
     if (this.#scheduled.has(name)) return;
     try {
@@ -68,7 +71,7 @@ export class SchedulerGateTimer implements GateTimer {
           Target: {
             Arn: this.options.targetArn,
             RoleArn: this.options.roleArn,
-            Input: JSON.stringify({ source: 'gate-timer', dueAt: due.toISOString() }),
+            Input: JSON.stringify({ source: GATE_TIMER_SOURCE, dueAt: due.toISOString() }),
             // A throttled sweep (reserved concurrency 1) is tried again; the periodic one backs it.
             RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 20 },
           },

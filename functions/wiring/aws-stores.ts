@@ -112,10 +112,18 @@ export const gateScheduleTimer = (
     );
   }
   return {
-    timer: new SchedulerGateTimer(new SchedulerClient(clientConfig(config)), {
-      groupName,
-      targetArn,
-      roleArn,
-    }),
+    // On the webhook's request path: a Scheduler that stalls costs seconds, not the Lambda's timeout.
+    timer: new SchedulerGateTimer(
+      new SchedulerClient({
+        ...clientConfig(config),
+        maxAttempts: 2,
+        requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000 },
+      }),
+      {
+        groupName,
+        targetArn,
+        roleArn,
+      },
+    ),
   };
 };

@@ -1,4 +1,4 @@
-import { Aws, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Names, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -34,7 +34,8 @@ export class GateSchedules extends Construct {
     super(scope, id);
     this.#reconcile = props.reconcile;
     // Named, so that the one wildcard (the schedules in it) has a name the acknowledgement says.
-    this.#groupName = `${Stack.of(this).stackName}-gates`.slice(0, 64);
+    // Unique to this stack and construct (a hash of its path): two stacks never share a group.
+    this.#groupName = Names.uniqueResourceName(this, { maxLength: 64, separator: '-' });
     this.group = new scheduler.ScheduleGroup(this, 'Group', { scheduleGroupName: this.#groupName });
     this.role = new iam.Role(this, 'Role', {
       // For this account's schedules of this group only (confused deputy).

@@ -93,4 +93,21 @@ describe('BackgroundNotices', () => {
     expect(receiver.got).toEqual(['waiting', 'opened']);
     expect(metrics.sum('NoticesFailed')).toBe(1);
   });
+
+  it('stops waiting for a hung receiver when serve stops, and counts what was not sent', async () => {
+    // Prepare: a receiver that never answers.
+    const receiver = heldReceiver();
+    const metrics = new MemoryMetricsSink();
+    const notices = new BackgroundNotices(receiver.inner, { logger: silentLogger, metrics });
+    for (const state of ['waiting', 'opened']) {
+      await notices.publish(notice('Promotion State Change', state));
+    }
+
+    // Act
+    await notices.drain(20);
+
+    // Assess
+    expect(receiver.got).toEqual([]);
+    expect(metrics.sum('NoticesFailed')).toBe(2);
+  });
 });

@@ -42,7 +42,7 @@ const timer = (groupName: string) =>
   });
 
 describe('SchedulerGateTimer (moto)', () => {
-  it('puts a one-time schedule of the reconcile function at the due second, deleted after', async () => {
+  it('puts a one-time schedule of the reconcile function at the minute after the due time, deleted after', async () => {
     // Prepare
     const groupName = await group();
     const due = new Date('2026-12-01T10:30:00.250Z');
@@ -54,9 +54,10 @@ describe('SchedulerGateTimer (moto)', () => {
     const schedule = await client.send(
       new GetScheduleCommand({ GroupName: groupName, Name: gateScheduleName(due) }),
     );
-    expect(gateScheduleName(due)).toBe('gate-20261201T103001Z');
+    // Scheduler fires within the minute it is set for: the next whole one is never early.
+    expect(gateScheduleName(due)).toBe('gate-20261201T1031Z');
     expect(schedule).toMatchObject({
-      ScheduleExpression: 'at(2026-12-01T10:30:01)',
+      ScheduleExpression: 'at(2026-12-01T10:31:00)',
       ScheduleExpressionTimezone: 'UTC',
       FlexibleTimeWindow: { Mode: 'OFF' },
       ActionAfterCompletion: 'DELETE',
@@ -64,11 +65,11 @@ describe('SchedulerGateTimer (moto)', () => {
     });
     expect(JSON.parse(schedule.Target?.Input ?? '{}')).toEqual({
       source: 'gate-timer',
-      dueAt: '2026-12-01T10:30:01.000Z',
+      dueAt: '2026-12-01T10:31:00.000Z',
     });
   });
 
-  it('shares one schedule among promotions due the same second, across functions', async () => {
+  it('shares one schedule among promotions due the same minute, across functions', async () => {
     // Prepare
     const groupName = await group();
     const due = new Date('2026-12-01T11:00:00Z');
@@ -76,8 +77,8 @@ describe('SchedulerGateTimer (moto)', () => {
     // Act: the same timer twice, then another function's timer (the service's conflict).
     const first = timer(groupName);
     await first.wakeAt(due);
-    await first.wakeAt(due);
-    await timer(groupName).wakeAt(due);
+    await first.wakeAt(new Date('2026-12-01T10:59:30Z'));
+    await timer(groupName).wakeAt(new Date('2026-12-01T10:59:59.900Z'));
 
     // Assess
     const listed = await client.send(new ListSchedulesCommand({ GroupName: groupName }));
@@ -103,6 +104,6 @@ describe('SchedulerGateTimer (moto)', () => {
 
     // Assess
     expect(error).toMatchObject({ code: 'GATE_TIMER_FAILED', retryable: true });
-    expect(String(error)).toMatch(/gate-20261201T120000Z in group no-such-group/);
+    expect(String(error)).toMatch(/gate-20261201T1200Z in group no-such-group/);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
+import { PROMOTER_BIN, type PromoterRun, runPromoter } from '../support/promoter-cli.ts';
 
 /**
  * `promoter` as a user types it (issue 13): `--help` after any command or subcommand,
@@ -124,11 +124,11 @@ describe('promoter serve mistakes', () => {
 });
 
 describe('the built promoter bin', () => {
-  // Built by the run's global set-up (cli-build-global-setup.ts), which every CLI test runs; not
-  // rebuilt here, under the other tests' running commands.
+  // Built for this run by the global set-up (cli-build-global-setup.ts), which fails the run on a
+  // build that fails or warns; npm builds the same into dist/ (`prepare`).
   it('is dist/promoter.mjs and runs on plain Node: version, usage, and a signature of the example event', async () => {
     // Prepare
-    const bin = join(ROOT, 'dist', 'promoter.mjs');
+    const bin = PROMOTER_BIN;
     const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
       bin: Record<string, string>;
     };

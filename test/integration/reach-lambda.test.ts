@@ -739,7 +739,7 @@ describe('a soak in AWS: the webhook handler wakes the reconcile function when i
     expect(answer.status).toBe(202);
     expect(Date.parse(until) - Date.now()).toBeGreaterThan(29 * 60_000);
     expect(schedule).toMatchObject({
-      ScheduleExpression: `at(${new Date(Math.ceil(Date.parse(until) / 1000) * 1000).toISOString().slice(0, 19)})`,
+      ScheduleExpression: `at(${new Date(Math.ceil(Date.parse(until) / 60_000) * 60_000).toISOString().slice(0, 19)})`,
       ActionAfterCompletion: 'DELETE',
       Target: { Arn: RECONCILE_ARN, RoleArn: GATE_ROLE_ARN },
     });
@@ -768,5 +768,16 @@ describe('a soak the sweep starts: the reconcile function wakes itself, by the A
     expect(report.gates).toMatchObject({ reviewed: 1, released: 0 });
     expect(record?.state).toBe('waiting');
     expect(schedule.Target).toMatchObject({ Arn: RECONCILE_ARN, RoleArn: GATE_ROLE_ARN });
+  });
+
+  it("the schedule's own invocation releases due gates only: no pull request is read", async () => {
+    // Act
+    const report = await reconcile.handler(
+      { source: 'gate-timer', dueAt: new Date().toISOString() },
+      { invokedFunctionArn: RECONCILE_ARN },
+    );
+
+    // Assess
+    expect(Object.keys(report)).toEqual(['gates']);
   });
 });

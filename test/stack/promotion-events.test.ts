@@ -325,8 +325,11 @@ describe('the one-time schedules of due gates', () => {
   });
 
   it('are put by the webhook, the pipelines API and the sweep only, in the group, passing that role', () => {
-    // Prepare
+    // Prepare: the group's name is the stack's and the construct's (a hash of its path).
     const [roleId] = gateRole();
+    const groupName = only(template.findResources('AWS::Scheduler::ScheduleGroup'))[1].Properties
+      .Name as string;
+    expect(groupName).toMatch(/^Events-GateSchedules-[0-9A-F]{8}$/);
 
     // Act
     const scheduling = [...SCHEDULING, SERVICE_NAMES.worker].map((service) => {
@@ -352,17 +355,14 @@ describe('the one-time schedules of due gates', () => {
     for (const granted of [webhook, pipelinesApi, reconcile]) {
       if (granted === undefined) throw new Error('a function is missing');
       expect(granted.create).toHaveLength(1);
-      expect(JSON.stringify(granted.create[0]?.Resource)).toContain(':schedule/Events-gates/*');
+      expect(JSON.stringify(granted.create[0]?.Resource)).toContain(`:schedule/${groupName}/*`);
       expect(granted.pass).toEqual([
         expect.objectContaining({
           Resource: { 'Fn::GetAtt': [roleId, 'Arn'] },
           Condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
         }),
       ]);
-      expect(granted.group).toBe('Events-gates');
-      expect(only(template.findResources('AWS::Scheduler::ScheduleGroup'))[1].Properties.Name).toBe(
-        'Events-gates',
-      );
+      expect(granted.group).toBe(groupName);
       expect(granted.role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
     }
     // The reconcile function has its own ARN from each invocation (in its environment: a cycle).

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 
 /** What a `promoter` command did: its exit status and everything it printed. */
 export interface PromoterRun {
@@ -12,9 +13,10 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
  * The `promoter` command as npm installs it (package.json `bin`): the bundle the tests' global
- * set-up builds from the sources (cli-build-global-setup.ts). Run it with `process.execPath`.
+ * set-up builds from the sources for this run (cli-build-global-setup.ts). Run it with
+ * `process.execPath`.
  */
-export const PROMOTER_BIN = fileURLToPath(new URL('../../dist/promoter.mjs', import.meta.url));
+export const PROMOTER_BIN = inject('promoterBin');
 
 /**
  * `promoter ARGS` in a child process, as a user runs it (the installed bundle), with only the
