@@ -24,6 +24,11 @@ import type {
   PullRequestView,
   SecretStore,
 } from './ports.ts';
+import {
+  type GateSweepDependencies,
+  type GateSweepReport,
+  releaseDuePromotions,
+} from './promotion-gates.ts';
 import { announce } from './promotion-notices.ts';
 import { repositoryCredentials } from './repository-credentials.ts';
 import { targetReadiness } from './targets.ts';
@@ -368,3 +373,37 @@ export const reconcilePullRequests = async (
   deps.logger.info('reconcile sweep finished', counts);
   return counts;
 };
+
+export interface ReconcileSweepReport {
+  readonly gates: GateSweepReport;
+  /** Absent for a sweep of the gates only. */
+  readonly pullRequests?: ReconcileReport;
+}
+
+/**
+ * One reconcile sweep (DESIGN.md section 10), as serve's timer and the reconcile function run it:
+ * the held promotions whose time came first, then the open promotion PRs (unless `gatesOnly`:
+ * a due gate's own wake-up, which need not spend the hosts' API calls again).
+ *
+ * @example
+ * const { gates, pullRequests } = await runReconcileSweep(deps);
+ */
+export function runReconcileSweep(
+  deps: ReconcileDependencies & GateSweepDependencies,
+): Promise<ReconcileSweepReport & { readonly pullRequests: ReconcileReport }>;
+export function runReconcileSweep(
+  deps: ReconcileDependencies & GateSweepDependencies,
+  options: { readonly gatesOnly: boolean },
+): Promise<ReconcileSweepReport>;
+export async function runReconcileSweep(
+  deps: ReconcileDependencies & GateSweepDependencies,
+  options: { readonly gatesOnly?: boolean } = {},
+): Promise<ReconcileSweepReport> {
+  const gates = await releaseDuePromotions(deps);
+  if (options.gatesOnly === true) return { gates };
+  const pullRequests = await reconcilePullRequests(deps);
+  if (pullRequests.failed > 0) {
+    deps.logger.warn('reconcile sweep: some pull requests were not read', { ...pullRequests });
+  }
+  return { gates, pullRequests };
+}

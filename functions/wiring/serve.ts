@@ -22,7 +22,7 @@ import type { PipelinesApiDependencies } from '../core/pipelines-api.ts';
 import { type Clock, type DeadLetters, systemClock } from '../core/ports.ts';
 import { type PromotionDependencies, recordDeadLetter, runPromotion } from '../core/promotion.ts';
 import { type GateSweepDependencies, releaseDuePromotions } from '../core/promotion-gates.ts';
-import { type ReconcileReport, reconcilePullRequests } from '../core/promotion-lifecycle.ts';
+import { type ReconcileReport, runReconcileSweep } from '../core/promotion-lifecycle.ts';
 import { sharedKeyWarnings } from '../core/shared-key-warnings.ts';
 import type { WebhookDependencies } from '../core/webhook.ts';
 
@@ -157,10 +157,7 @@ export const createServeApp = async (
       clock,
     ),
   };
-  const reconcile = async () => {
-    await releaseDuePromotions(gates);
-    return reconcilePullRequests({ ...promotion, pipelines: catalog });
-  };
+  const reconcile = async () => (await runReconcileSweep({ ...promotion, ...gates })).pullRequests;
   const interval = (settings.reconcileIntervalSeconds ?? DEFAULT_RECONCILE_INTERVAL_SECONDS) * 1000;
   const sweeps =
     interval > 0 && settings.runWorker !== false
