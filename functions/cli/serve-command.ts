@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROMOTING_REASONS, NEVER_PROMOTING_REASONS } from '../core/decision.ts';
-import { refuseInsecureUrl } from '../core/http.ts';
 import type { Clock } from '../core/ports.ts';
 import { logger } from '../observability.ts';
 import { createServeServer, listen } from '../serve/server.ts';
@@ -143,14 +142,8 @@ export const serveSettingsFrom = (
       : SECRETS_TEMPLATE_FILE);
   const port = portNumber(values.port);
   const clock = values['clock-start'] === undefined ? undefined : clockFrom(values['clock-start']);
+  // Checked where it is used (HttpNotices: INVALID_CONFIG naming it) before serve listens.
   const notifyUrl = values['notify-url'];
-  if (notifyUrl !== undefined) {
-    const url = URL.canParse(notifyUrl) ? new URL(notifyUrl) : undefined;
-    const refused = url === undefined ? 'expected a URL' : refuseInsecureUrl(url);
-    if (refused !== undefined) {
-      throw new UsageError(`--notify-url ${JSON.stringify(notifyUrl)}: ${refused}`);
-    }
-  }
   const settings: ServeSettings = {
     git,
     ...(notifyUrl === undefined ? {} : { notifyUrl }),
