@@ -12,14 +12,13 @@ import {
   gatedPipeline,
   NAMESPACE,
   promotionInto,
-  type RunningServe,
   releaseFile,
   releasePath,
-  startPromoterServe,
   upgradeFailed,
   upgradeSucceeded,
 } from '../support/gates-serve.ts';
 import { runPromoter } from '../support/promoter-cli.ts';
+import { type RunningServe, startPromoterServe } from '../support/promoter-serve.ts';
 
 /**
  * The gates of DESIGN.md section 11 end to end: `promoter serve` started as a user starts it

@@ -1,10 +1,4 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../functions/core/signature.ts';
 import {
@@ -12,7 +6,7 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
-import { PROMOTER_BIN } from '../support/promoter-cli.ts';
+import { type RunningServe, startPromoterServe } from '../support/promoter-serve.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
 
 /**
@@ -21,34 +15,18 @@ import { fleetTree } from '../support/promotion-harness.ts';
  * pull request (and the reconcile sweep's reads) can only have used the installation token the
  * App was issued.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const APP_ID = 424242;
 let server: FakeGitHubEnterprise;
-let serve: ChildProcessWithoutNullStreams;
+let serve: RunningServe;
 let url: string;
-const logs: Record<string, unknown>[] = [];
+let logs: readonly Record<string, unknown>[] = [];
 const keys = generateKeyPairSync('rsa', {
   modulusLength: 2048,
   publicKeyEncoding: { type: 'spki', format: 'pem' },
   privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
 });
 
-const waitFor = async <T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+const waitFor: RunningServe['waitFor'] = (what, probe, ms) => serve.waitFor(what, probe, ms);
 
 beforeAll(async () => {
   server = await startFakeGitHubEnterprise({ tokens: [] });
@@ -57,58 +35,23 @@ beforeAll(async () => {
   await server.createRepository('example-org', 'fleet-prod', before);
   server.standIn.apps.registerApp(APP_ID, keys.publicKey, 'fleet-promoter');
   server.standIn.apps.install(APP_ID, 'example-org', ['fleet', 'fleet-prod']);
-  const folder = await mkdtemp(join(tmpdir(), 'serve-app-e2e-'));
-  await writeFile(
-    join(folder, 'pipelines.yaml'),
-    readFixture('pipelines/podinfo.yaml').replaceAll('https://github.com/', `${server.url}/`),
+  const pipelines = readFixture('pipelines/podinfo.yaml').replaceAll(
+    'https://github.com/',
+    `${server.url}/`,
   );
   // As a Kubernetes secret holds them: strings, the key in PEM; no installation ID (looked up).
   const app = { githubAppID: String(APP_ID), githubAppPrivateKey: keys.privateKey };
-  await writeFile(
-    join(folder, 'secrets.json'),
-    JSON.stringify({
-      'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, ...app },
-      'flux-system/prod-promotion-credentials': app,
-    }),
-  );
-  serve = spawn(
-    process.execPath,
-    [
-      PROMOTER_BIN,
-      'serve',
-      '--port',
-      '0',
-      '--pipelines',
-      join(folder, 'pipelines.yaml'),
-      '--secrets',
-      join(folder, 'secrets.json'),
-      '--git-cache',
-      join(folder, 'git-cache'),
-      '--data',
-      join(folder, 'data'),
-      '--reconcile-interval',
-      '1',
-    ],
-    { cwd: ROOT },
-  );
-  for (const stream of [serve.stdout, serve.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ text: line });
-      }
-    });
-  }
-  url = await waitFor(
-    'serve to listen',
-    () =>
-      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
-  );
+  const secrets = {
+    'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, ...app },
+    'flux-system/prod-promotion-credentials': app,
+  };
+  serve = await startPromoterServe({ pipelines, secrets, args: ['--reconcile-interval', '1'] });
+  url = serve.url;
+  logs = serve.logs;
 });
 
 afterAll(async () => {
-  if (serve !== undefined && serve.exitCode === null) serve.kill('SIGKILL');
+  await serve?.stop();
   await server?.close();
 });
 

@@ -1,14 +1,8 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../functions/core/signature.ts';
 import { type FakeGitLab, startFakeGitLab } from '../support/fake-gitlab.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
-import { PROMOTER_BIN } from '../support/promoter-cli.ts';
+import { type RunningServe, startPromoterServe } from '../support/promoter-serve.ts';
 
 /**
  * `promoter serve` promoting a Flux Kustomization through a self-managed GitLab, end to end: the
@@ -18,33 +12,17 @@ import { PROMOTER_BIN } from '../support/promoter-cli.ts';
  * person merges the merge request, GitLab's Merge Request Hook (`X-Gitlab-Token`) records it,
  * and prod's own event completes the promotion.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROJECT = 'platform/gitops/fleet';
 const WEBHOOK_SECRET = 'gitlab-webhook-secret-of-the-e2e-test';
 const COMMIT = '6b3d5c0e9f2a4b1c8d7e6f5a4b3c2d1e0f9a8b7c';
 const BRANCH = 'promotion-flux-system-apps-prod';
 
 let gitlab: FakeGitLab;
-let serve: ChildProcessWithoutNullStreams;
+let serve: RunningServe;
 let url: string;
-const logs: Record<string, unknown>[] = [];
+let logs: readonly Record<string, unknown>[] = [];
 
-const waitFor = async <T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+const waitFor: RunningServe['waitFor'] = (what, probe, ms) => serve.waitFor(what, probe, ms);
 
 const marker = (suffix: string) =>
   `# {"$promotion": "flux-system:apps:prod${suffix === '' ? '' : `:${suffix}`}"}`;
@@ -124,7 +102,6 @@ beforeAll(async () => {
     'clusters/prod/apps/source.yaml': prodSource('release', '0000000'),
     'README.md': 'the fleet\n',
   });
-  const folder = await mkdtemp(join(tmpdir(), 'serve-gitlab-e2e-'));
   // web's project merges only after a pipeline succeeded; its prod promotions merge themselves.
   await gitlab.createRepository(
     AUTO_PROJECT,
@@ -137,61 +114,24 @@ beforeAll(async () => {
     'main',
     { pipelineMustSucceed: true },
   );
-  await writeFile(
-    join(folder, 'pipelines.yaml'),
-    `${manifest('apps', gitlab.cloneUrl(PROJECT))}---\n${manifest(
-      'web',
-      gitlab.cloneUrl(AUTO_PROJECT),
-      '\n  annotations:\n    pipeline-promoter/auto-merge.prod: "true"',
-    )}`,
-  );
-  await writeFile(
-    join(folder, 'secrets.json'),
-    JSON.stringify({
-      'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: gitlab.token },
-      'gitlab-webhook': { secret: WEBHOOK_SECRET },
-    }),
-  );
-  serve = spawn(
-    process.execPath,
-    [
-      PROMOTER_BIN,
-      'serve',
-      '--port',
-      '0',
-      '--pipelines',
-      join(folder, 'pipelines.yaml'),
-      '--secrets',
-      join(folder, 'secrets.json'),
-      '--git-cache',
-      join(folder, 'git-cache'),
-      '--data',
-      join(folder, 'data'),
-      '--reconcile-interval',
-      '1',
-    ],
-    { cwd: ROOT },
-  );
-  for (const stream of [serve.stdout, serve.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ text: line });
-      }
-    });
-  }
-  url = await waitFor(
-    'serve to listen',
-    () =>
-      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
-  );
+  const pipelines = `${manifest('apps', gitlab.cloneUrl(PROJECT))}---\n${manifest(
+    'web',
+    gitlab.cloneUrl(AUTO_PROJECT),
+    '\n  annotations:\n    pipeline-promoter/auto-merge.prod: "true"',
+  )}`;
+  const secrets = {
+    'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: gitlab.token },
+    'gitlab-webhook': { secret: WEBHOOK_SECRET },
+  };
+  serve = await startPromoterServe({ pipelines, secrets, args: ['--reconcile-interval', '1'] });
+  url = serve.url;
+  logs = serve.logs;
   gitlab.deliverWebhooksTo(`${url}/webhooks/gitlab`, WEBHOOK_SECRET, PROJECT);
   // web's project has no webhook: the reconcile sweep alone follows its merge request.
 });
 
 afterAll(async () => {
-  if (serve !== undefined && serve.exitCode === null) serve.kill('SIGKILL');
+  await serve?.stop();
   await gitlab?.close();
 });
 

@@ -1,15 +1,9 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody, verifySignature } from '../../functions/core/signature.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
-import { PROMOTER_BIN } from '../support/promoter-cli.ts';
+import { type RunningServe, startPromoterServe } from '../support/promoter-serve.ts';
 
 /**
  * `promoter serve --notify-url` with Weave's notification strategy, end to end: no git server,
@@ -17,7 +11,6 @@ import { PROMOTER_BIN } from '../support/promoter-cli.ts';
  * hand-off is answered 503, so the promotion goes through serve's retry schedule before the
  * receiver takes it; the target's own deployment event then completes it.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Received {
   readonly signed: boolean;
@@ -27,28 +20,13 @@ interface Received {
 
 let receiver: Server;
 let receiverUrl: string;
-let serve: ChildProcessWithoutNullStreams;
+let serve: RunningServe;
 let url: string;
 const received: Received[] = [];
 let refuseNextHandOver = true;
-const logs: Record<string, unknown>[] = [];
+let logs: readonly Record<string, unknown>[] = [];
 
-const waitFor = async <T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+const waitFor: RunningServe['waitFor'] = (what, probe, ms) => serve.waitFor(what, probe, ms);
 
 /** The podinfo fixture promoting every environment by notification. */
 const notificationManifest = (): string =>
@@ -101,51 +79,20 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/promotions`;
 
-  const folder = await mkdtemp(join(tmpdir(), 'serve-notify-e2e-'));
-  await writeFile(join(folder, 'pipelines.yaml'), notificationManifest());
-  await writeFile(
-    join(folder, 'secrets.json'),
-    JSON.stringify({ 'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY } }),
-  );
-  serve = spawn(
-    process.execPath,
-    [
-      PROMOTER_BIN,
-      'serve',
-      '--port',
-      '0',
-      '--pipelines',
-      join(folder, 'pipelines.yaml'),
-      '--secrets',
-      join(folder, 'secrets.json'),
-      '--data',
-      join(folder, 'data'),
-      '--notify-url',
-      receiverUrl,
-      // The retry after the receiver's 503 comes in milliseconds, not 30 s.
-      '--retry-unit-ms',
-      '2',
-    ],
-    { cwd: ROOT },
-  );
-  for (const stream of [serve.stdout, serve.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ text: line });
-      }
-    });
-  }
-  url = await waitFor(
-    'serve to listen',
-    () =>
-      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
-  );
+  const pipelines = notificationManifest();
+  const secrets = { 'flux-system/promotion-credentials': { 'hmac-key': FIXTURE_HMAC_KEY } };
+  // The retry after the receiver's 503 comes in milliseconds, not 30 s.
+  serve = await startPromoterServe({
+    pipelines,
+    secrets,
+    args: ['--notify-url', receiverUrl, '--retry-unit-ms', '2'],
+  });
+  url = serve.url;
+  logs = serve.logs;
 });
 
 afterAll(async () => {
-  if (serve !== undefined && serve.exitCode === null) serve.kill('SIGKILL');
+  await serve?.stop();
   await new Promise((resolve) => receiver?.close(resolve));
 });
 

@@ -1,9 +1,3 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../functions/core/signature.ts';
 import {
@@ -11,7 +5,7 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent, readFixture } from '../support/fixtures.ts';
-import { PROMOTER_BIN } from '../support/promoter-cli.ts';
+import { type RunningServe, startPromoterServe } from '../support/promoter-serve.ts';
 import { fleetTree } from '../support/promotion-harness.ts';
 import {
   deployStagingFromBothTargets,
@@ -23,29 +17,13 @@ import {
  * `promoter serve` started as a user would (the CLI, files on disk), sent the fixture events
  * signed like Flux, promoting into repositories on the fake GitHub Enterprise Server.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let server: FakeGitHubEnterprise;
-let serve: ChildProcessWithoutNullStreams;
+let serve: RunningServe;
 let url: string;
-const logs: Record<string, unknown>[] = [];
+let logs: readonly Record<string, unknown>[] = [];
 const REFUSED_TOKEN = 'ghp_refusedToken000000000000000000000000';
 
-const waitFor = async <T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; serve logged:\n${logs.map((line) => JSON.stringify(line)).join('\n')}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
+const waitFor: RunningServe['waitFor'] = (what, probe, ms) => serve.waitFor(what, probe, ms);
 
 const post = (path: string, body: string, signature = signBody(body, FIXTURE_HMAC_KEY)) =>
   fetch(`${url}${path}`, {
@@ -59,7 +37,6 @@ beforeAll(async () => {
   const before = await fleetTree('before');
   await server.createRepository('example-org', 'fleet', before);
   await server.createRepository('example-org', 'fleet-prod', before);
-  const folder = await mkdtemp(join(tmpdir(), 'serve-e2e-'));
   const podinfo = readFixture('pipelines/podinfo.yaml').replaceAll(
     'https://github.com/',
     `${server.url}/`,
@@ -68,53 +45,20 @@ beforeAll(async () => {
   const refused = podinfo
     .replace('name: podinfo\n  namespace', 'name: refused\n  namespace')
     .replaceAll(/name: (prod-)?promotion-credentials/g, 'name: refused-credentials');
-  await writeFile(join(folder, 'pipelines.yaml'), `${podinfo}\n---\n${refused}`);
+  const pipelines = `${podinfo}\n---\n${refused}`;
   const credentials = { 'hmac-key': FIXTURE_HMAC_KEY, token: server.token };
-  await writeFile(
-    join(folder, 'secrets.json'),
-    JSON.stringify({
-      'flux-system/promotion-credentials': credentials,
-      'flux-system/prod-promotion-credentials': { token: server.token },
-      'flux-system/refused-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: REFUSED_TOKEN },
-    }),
-  );
-  serve = spawn(
-    process.execPath,
-    [
-      PROMOTER_BIN,
-      'serve',
-      '--port',
-      '0',
-      '--pipelines',
-      join(folder, 'pipelines.yaml'),
-      '--secrets',
-      join(folder, 'secrets.json'),
-      '--git-cache',
-      join(folder, 'git-cache'),
-      '--data',
-      join(folder, 'data'),
-    ],
-    { cwd: ROOT },
-  );
-  // Powertools writes warnings and errors to stderr, the rest to stdout: read both.
-  for (const stream of [serve.stdout, serve.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ text: line });
-      }
-    });
-  }
-  url = await waitFor(
-    'serve to listen',
-    () =>
-      logs.find((line) => line.message === 'promoter serve listening')?.url as string | undefined,
-  );
+  const secrets = {
+    'flux-system/promotion-credentials': credentials,
+    'flux-system/prod-promotion-credentials': { token: server.token },
+    'flux-system/refused-credentials': { 'hmac-key': FIXTURE_HMAC_KEY, token: REFUSED_TOKEN },
+  };
+  serve = await startPromoterServe({ pipelines, secrets });
+  url = serve.url;
+  logs = serve.logs;
 });
 
 afterAll(async () => {
-  if (serve.exitCode === null) serve.kill('SIGKILL');
+  await serve?.stop();
   await server?.close();
 });
 
@@ -219,9 +163,9 @@ describe('promoter serve, end to end', () => {
   });
 
   it('stops cleanly on one Ctrl-C, even when a wrapper delivers it twice at once', async () => {
-    const exited = new Promise<number | null>((resolve) => serve.once('exit', resolve));
-    serve.kill('SIGINT');
-    serve.kill('SIGINT');
+    const exited = new Promise<number | null>((resolve) => serve.child.once('exit', resolve));
+    serve.child.kill('SIGINT');
+    serve.child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(logs.some((line) => line.message === 'stopped')).toBe(true);
   });
