@@ -4,13 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import {
-  DeleteMessageCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
+import { DeleteMessageCommand, type Message, SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
@@ -29,6 +24,7 @@ import {
   startFakeGitHubEnterprise,
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
+import { LAMBDA_CONTEXT, receiveMessages, sqsEventOf } from '../support/lambda-events.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 import { fleetTree, podinfoPipeline } from '../support/promotion-harness.ts';
 import {
@@ -47,7 +43,6 @@ let queueUrl: string;
 let state: DynamoDbPromotionStateStore;
 let webhook: typeof import('../../functions/handlers/webhook-lambda.ts');
 let worker: typeof import('../../functions/handlers/worker-lambda.ts');
-const context = { functionName: 'test', awsRequestId: 'req' } as Context;
 
 beforeAll(async () => {
   const endpoint = inject('motoEndpoint');
@@ -170,40 +165,6 @@ const apiEvent = (
   isBase64Encoded: true,
 });
 
-const receive = async (): Promise<Message[]> =>
-  (
-    await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        MessageSystemAttributeNames: ['All'],
-        WaitTimeSeconds: 0,
-      }),
-    )
-  ).Messages ?? [];
-
-const sqsEvent = (messages: Message[]): SQSEvent => ({
-  Records: messages.map((message) => ({
-    messageId: message.MessageId as string,
-    receiptHandle: message.ReceiptHandle as string,
-    body: message.Body as string,
-    attributes: {
-      ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1',
-      SentTimestamp: message.Attributes?.SentTimestamp ?? '0',
-      SenderId: 'sender',
-      ApproximateFirstReceiveTimestamp: '0',
-      MessageGroupId: message.Attributes?.MessageGroupId as string,
-      MessageDeduplicationId: message.Attributes?.MessageDeduplicationId as string,
-      SequenceNumber: message.Attributes?.SequenceNumber as string,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody as string,
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:jobs.fifo',
-    awsRegion: 'us-east-1',
-  })),
-});
-
 interface EmfDocument {
   readonly _aws: {
     readonly CloudWatchMetrics: {
@@ -228,7 +189,7 @@ const metricAndDimensions = (document: EmfDocument) => {
 
 /** What the SQS event source mapping does: call the handler, delete what did not fail. */
 const runWorker = async (messages: Message[]) => {
-  const result = await worker.handler(sqsEvent(messages), context);
+  const result = await worker.handler(sqsEventOf(messages), LAMBDA_CONTEXT);
   const failed = new Set(result.batchItemFailures.map((failure) => failure.itemIdentifier));
   for (const message of messages.filter(
     (candidate) => !failed.has(candidate.MessageId as string),
@@ -249,7 +210,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
         'X-Signature': signBody(body, FIXTURE_HMAC_KEY),
       });
     const waiting = await webhook.handler(signed(upgradeSucceededFrom(firstTarget)));
-    const queuedWhileWaiting = await receive();
+    const queuedWhileWaiting = await receiveMessages(sqs, queueUrl);
     const body = upgradeSucceededFrom(lastTarget);
     const stdout = vi.spyOn(process.stdout, 'write');
 
@@ -291,7 +252,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
       { metric: 'WebhookRequests', dimensions: ['Outcome'], values: { Outcome: 'accepted' } },
     ]);
     expect(emf[0]).toMatchObject({ ...facts, revision: '6.5.0' });
-    const messages = await receive();
+    const messages = await receiveMessages(sqs, queueUrl);
     expect(messages).toHaveLength(1);
     expect(messages[0]?.Attributes?.MessageGroupId).toBe('flux-system/podinfo/prod');
 
@@ -321,7 +282,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
       }),
     );
     expect(accepted.statusCode).toBe(202);
-    const [message] = await receive();
+    const [message] = await receiveMessages(sqs, queueUrl);
     if (message === undefined) throw new Error('no message');
     const bad = { ...message, MessageId: 'bad', Body: '{"version":2}' };
 
@@ -334,7 +295,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
       { itemIdentifier: 'bad' },
     ]);
     // The queue's own visibility timeout is 0 here: only the 30 s deferral keeps it hidden.
-    expect(await receive()).toEqual([]);
+    expect(await receiveMessages(sqs, queueUrl)).toEqual([]);
   });
 
   it('on the last receive, a transient failure is recorded as dead-lettered, counted and logged with its reason', async () => {
@@ -345,7 +306,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
         'x-signature': signBody(body, FIXTURE_HMAC_KEY),
       }),
     );
-    const [message] = await receive();
+    const [message] = await receiveMessages(sqs, queueUrl);
     if (message === undefined) throw new Error('no message');
     const fifth = {
       ...message,
@@ -386,7 +347,7 @@ describe('webhook and worker Lambda handlers on moto', () => {
         'x-signature': signBody(body, FIXTURE_HMAC_KEY),
       }),
     );
-    const messages = await receive();
+    const messages = await receiveMessages(sqs, queueUrl);
     const output = captureOutput();
 
     // Act

@@ -1,18 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import {
-  DeleteMessageCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
@@ -29,6 +22,12 @@ import {
 } from '../support/fake-github-enterprise.ts';
 import { FIXTURE_HMAC_KEY, freshEvent } from '../support/fixtures.ts';
 import { signatureOf } from '../support/github-stand-in.ts';
+import {
+  apiGatewayEvent,
+  receiveMessages,
+  runQueuedJobs,
+  startApiGatewayStandIn,
+} from '../support/lambda-events.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 import { podinfoPipeline } from '../support/promotion-harness.ts';
 import {
@@ -50,7 +49,6 @@ const WEBHOOK_SECRET = 'the-github-webhook-secret-of-the-stack';
 const PULL = '/repos/{owner}/{repo}/pulls/{pull_number}';
 const STAGING_FILE = 'clusters/staging/podinfo/release.yaml';
 const PROD_FILE = 'clusters/prod/podinfo/release.yaml';
-const context = { functionName: 'test', awsRequestId: 'req' } as Context;
 
 const release = (namespace: string, environment: string, version: string): string =>
   [
@@ -75,78 +73,6 @@ let apiGateway: Server;
 let webhook: typeof import('../../functions/handlers/webhook-lambda.ts');
 let worker: typeof import('../../functions/handlers/worker-lambda.ts');
 let reconcile: typeof import('../../functions/handlers/reconcile-lambda.ts');
-
-/** An API Gateway HTTP API (payload 2.0) event, as the stack's routes hand it to the handler. */
-const apiEvent = (
-  path: string,
-  body: string,
-  headers: Record<string, string>,
-  options: { readonly base64?: boolean; readonly userAgent?: string } = {},
-): APIGatewayProxyEventV2 => ({
-  version: '2.0',
-  routeKey: `POST ${path.startsWith('/webhooks/') ? path : '/promotion/{ns}/{name}/{env}'}`,
-  rawPath: path,
-  rawQueryString: '',
-  // API Gateway hands header names on in lower case.
-  headers: Object.fromEntries(
-    Object.entries({ 'content-type': 'application/json', ...headers }).map(([name, value]) => [
-      name.toLowerCase(),
-      value,
-    ]),
-  ),
-  requestContext: {
-    accountId: '123456789012',
-    apiId: 'api',
-    domainName: 'api.example.com',
-    domainPrefix: 'api',
-    http: {
-      method: 'POST',
-      path,
-      protocol: 'HTTP/1.1',
-      sourceIp: '10.0.0.1',
-      userAgent: options.userAgent ?? 'Go-http-client/1.1',
-    },
-    requestId: randomUUID(),
-    routeKey: `POST ${path}`,
-    stage: '$default',
-    time: '01/Dec/2026:07:00:00 +0000',
-    timeEpoch: Date.now(),
-  },
-  // A JSON body arrives as text; anything else base64-encoded.
-  body: options.base64 === true ? Buffer.from(body).toString('base64') : body,
-  isBase64Encoded: options.base64 === true,
-});
-
-/** The loopback stand-in of API Gateway: each POST becomes one call of the webhook handler. */
-const startApiGateway = async (): Promise<{ server: Server; url: string }> => {
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(request.headers)) {
-        if (typeof value === 'string') headers[name] = value;
-      }
-      const path = new URL(request.url ?? '/', 'http://api.example.com').pathname;
-      const body = Buffer.concat(chunks).toString('utf8');
-      webhook
-        .handler(apiEvent(path, body, headers, { userAgent: headers['user-agent'] ?? '' }))
-        .then((result) => {
-          response.writeHead(result.statusCode ?? 200, {
-            ...(result.headers as Record<string, string>),
-          });
-          response.end(result.body);
-        })
-        .catch((error: unknown) => {
-          response.writeHead(500, { 'content-type': 'text/plain' });
-          response.end(String(error));
-        });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}` };
-};
 
 beforeAll(async () => {
   const endpoint = inject('motoEndpoint');
@@ -190,7 +116,7 @@ beforeAll(async () => {
   worker = await import('../../functions/handlers/worker-lambda.ts');
   reconcile = await import('../../functions/handlers/reconcile-lambda.ts');
 
-  const gateway = await startApiGateway();
+  const gateway = await startApiGatewayStandIn((event) => webhook.handler(event));
   apiGateway = gateway.server;
   await github.standIn.deliverWebhooksTo(`${gateway.url}/webhooks/github`, WEBHOOK_SECRET);
 });
@@ -217,7 +143,7 @@ const fluxEvent = async (environment: string, namespace: string, revision: strin
     .replace('"namespace":"podinfo-dev"', `"namespace":"${namespace}"`)
     .replaceAll('6.5.0', revision);
   const result = await webhook.handler(
-    apiEvent(
+    apiGatewayEvent(
       `/promotion/${REF.namespace}/${REF.name}/${environment}`,
       body,
       { 'X-Signature': signBody(body, FIXTURE_HMAC_KEY) },
@@ -225,53 +151,6 @@ const fluxEvent = async (environment: string, namespace: string, revision: strin
     ),
   );
   return { status: result.statusCode, answer: JSON.parse(result.body ?? '{}') as unknown };
-};
-
-const receive = async (): Promise<Message[]> =>
-  (
-    await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        MessageSystemAttributeNames: ['All'],
-        WaitTimeSeconds: 0,
-      }),
-    )
-  ).Messages ?? [];
-
-const sqsEvent = (messages: Message[]): SQSEvent => ({
-  Records: messages.map((message) => ({
-    messageId: message.MessageId as string,
-    receiptHandle: message.ReceiptHandle as string,
-    body: message.Body as string,
-    attributes: {
-      ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1',
-      SentTimestamp: message.Attributes?.SentTimestamp ?? '0',
-      SenderId: 'sender',
-      ApproximateFirstReceiveTimestamp: '0',
-      MessageGroupId: message.Attributes?.MessageGroupId as string,
-      MessageDeduplicationId: message.Attributes?.MessageDeduplicationId as string,
-      SequenceNumber: message.Attributes?.SequenceNumber as string,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody as string,
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:lifecycle.fifo',
-    awsRegion: 'us-east-1',
-  })),
-});
-
-/** What the SQS event source mapping does: receive, call the worker, delete what succeeded. */
-const runQueuedJobs = async () => {
-  const messages = await receive();
-  const result = await worker.handler(sqsEvent(messages), context);
-  const failed = new Set(result.batchItemFailures.map((failure) => failure.itemIdentifier));
-  for (const message of messages.filter((one) => !failed.has(one.MessageId as string))) {
-    await sqs.send(
-      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
-    );
-  }
-  return { messages, failures: result.batchItemFailures };
 };
 
 interface EmfLine {
@@ -323,7 +202,7 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
     // Prepare
     devAt = eventTime(5 * 60_000);
     const promoted = await fluxEvent('dev', 'podinfo-dev', '6.5.0', devAt);
-    const toStaging = await runQueuedJobs();
+    const toStaging = await runQueuedJobs(sqs, queueUrl, worker.handler);
     const [pull] = openPulls('fleet');
     if (pull === undefined) throw new Error('no staging pull request');
     const opened = await state.getPromotion(REF, 'staging');
@@ -338,12 +217,12 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
     const firstTargetEvent = await fluxEvent('staging', firstTarget, '6.5.0', eventTime());
     const halfDeployed = await state.getPromotion(REF, 'staging');
     const prodWhileWaiting = await state.getPromotion(REF, 'prod');
-    const queuedWhileWaiting = await receive();
+    const queuedWhileWaiting = await receiveMessages(sqs, queueUrl);
     stagingAt = eventTime();
     const deployedEvent = await fluxEvent('staging', lastTarget, '6.5.0', stagingAt);
     const lines = emf.stop();
     const staging = await state.getPromotion(REF, 'staging');
-    const toProd = await runQueuedJobs();
+    const toProd = await runQueuedJobs(sqs, queueUrl, worker.handler);
     const prod = await state.getPromotion(REF, 'prod');
 
     // Assess
@@ -495,9 +374,11 @@ describe('the promotion lifecycle through the Lambda handlers on moto', () => {
 
     // Act
     const replayed = await webhook.handler(
-      apiEvent('/webhooks/github', merged.body, merged.headers),
+      apiGatewayEvent('/webhooks/github', merged.body, merged.headers),
     );
-    const forged = await webhook.handler(apiEvent('/webhooks/github', merged.body, forgedHeaders));
+    const forged = await webhook.handler(
+      apiGatewayEvent('/webhooks/github', merged.body, forgedHeaders),
+    );
     const after = await state.getPromotion(REF, 'staging');
 
     // Assess

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -21,16 +20,9 @@ import {
   CreateQueueCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
-  type Message,
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import type {
-  APIGatewayProxyEventV2,
-  APIGatewayProxyEventV2WithIAMAuthorizer,
-  Context,
-  SQSEvent,
-} from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DynamoDbPipelineStore } from '../../functions/adapters/dynamodb-pipeline-store.ts';
 import { DynamoDbPromotionStateStore } from '../../functions/adapters/dynamodb-promotion-state-store.ts';
@@ -47,6 +39,12 @@ import {
 } from '../support/aws-test-resources.ts';
 import { type FakeGitLab, startFakeGitLab } from '../support/fake-gitlab.ts';
 import { FIXTURE_HMAC_KEY, readFixture } from '../support/fixtures.ts';
+import {
+  apiGatewayEvent,
+  iamStatusEvent,
+  runQueuedJobs,
+  startApiGatewayStandIn,
+} from '../support/lambda-events.ts';
 import { awsClientConfig } from '../support/moto-server.ts';
 import {
   STAGING_TARGETS,
@@ -81,7 +79,6 @@ const PROD_PROJECT = 'platform/gitops/fleet-prod';
 const STAGING_FILE = 'clusters/staging/podinfo/release.yaml';
 const PROD_FILE = 'clusters/prod/podinfo/release.yaml';
 const GITLAB_WEBHOOK_TOKEN = 'the-gitlab-webhook-token-of-the-stack';
-const context = { functionName: 'test', awsRequestId: 'req' } as Context;
 
 const release = (namespace: string, environment: string, version: string): string =>
   [
@@ -148,87 +145,6 @@ let worker: typeof import('../../functions/handlers/worker-lambda.ts');
 let reconcile: typeof import('../../functions/handlers/reconcile-lambda.ts');
 let pipelinesApi: typeof import('../../functions/handlers/pipelines-api-lambda.ts');
 
-/** An API Gateway HTTP API (payload 2.0) event, as the stack's routes hand it to the handler. */
-const apiEvent = (
-  path: string,
-  body: string,
-  headers: Record<string, string>,
-  options: { readonly base64?: boolean; readonly userAgent?: string } = {},
-): APIGatewayProxyEventV2 => ({
-  version: '2.0',
-  routeKey: `POST ${path.startsWith('/webhooks/') ? path : '/promotion/{ns}/{name}/{env}'}`,
-  rawPath: path,
-  rawQueryString: '',
-  // API Gateway hands header names on in lower case.
-  headers: Object.fromEntries(
-    Object.entries({ 'content-type': 'application/json', ...headers }).map(([name, value]) => [
-      name.toLowerCase(),
-      value,
-    ]),
-  ),
-  requestContext: {
-    accountId: '123456789012',
-    apiId: 'api',
-    domainName: 'api.example.com',
-    domainPrefix: 'api',
-    http: {
-      method: 'POST',
-      path,
-      protocol: 'HTTP/1.1',
-      sourceIp: '10.0.0.1',
-      userAgent: options.userAgent ?? 'Go-http-client/1.1',
-    },
-    requestId: randomUUID(),
-    routeKey: `POST ${path}`,
-    stage: '$default',
-    time: '01/Dec/2026:07:00:00 +0000',
-    timeEpoch: Date.now(),
-  },
-  // A JSON body arrives as text; anything else base64-encoded.
-  body: options.base64 === true ? Buffer.from(body).toString('base64') : body,
-  isBase64Encoded: options.base64 === true,
-});
-
-/** `GET /pipelines/{ns}/{name}` as API Gateway hands it on after the IAM authoriser. */
-const statusEvent = (ns: string, name: string): APIGatewayProxyEventV2WithIAMAuthorizer => ({
-  version: '2.0',
-  routeKey: 'GET /pipelines/{ns}/{name}',
-  rawPath: `/pipelines/${ns}/${name}`,
-  rawQueryString: '',
-  headers: { accept: '*/*', 'user-agent': 'pipeline-promoter-cli' },
-  pathParameters: { ns, name },
-  requestContext: {
-    accountId: '123456789012',
-    apiId: 'api',
-    authorizer: {
-      iam: {
-        accessKey: 'ASIAEXAMPLEKEY000000',
-        accountId: '123456789012',
-        callerId: 'AROAEXAMPLEROLE00000:promoter-status',
-        cognitoIdentity: null,
-        principalOrgId: 'o-example0000',
-        userArn: 'arn:aws:sts::123456789012:assumed-role/pipeline-promoter/promoter-status',
-        userId: 'AROAEXAMPLEROLE00000:promoter-status',
-      },
-    },
-    domainName: 'api.example.com',
-    domainPrefix: 'api',
-    http: {
-      method: 'GET',
-      path: `/pipelines/${ns}/${name}`,
-      protocol: 'HTTP/1.1',
-      sourceIp: '203.0.113.10',
-      userAgent: 'pipeline-promoter-cli',
-    },
-    requestId: randomUUID(),
-    routeKey: 'GET /pipelines/{ns}/{name}',
-    stage: '$default',
-    time: '01/Dec/2026:07:00:00 +0000',
-    timeEpoch: Date.now(),
-  },
-  isBase64Encoded: false,
-});
-
 interface EnvironmentStatus {
   readonly name: string;
   readonly promotion: { readonly state: string; readonly [key: string]: unknown } | null;
@@ -239,41 +155,10 @@ const environmentStatus = async (
   ref: { readonly namespace: string; readonly name: string },
   environment: string,
 ): Promise<EnvironmentStatus | undefined> => {
-  const result = await pipelinesApi.handler(statusEvent(ref.namespace, ref.name));
+  const result = await pipelinesApi.handler(iamStatusEvent(ref.namespace, ref.name));
   expect(result.statusCode).toBe(200);
   const status = JSON.parse(result.body ?? '{}') as { environments: EnvironmentStatus[] };
   return status.environments.find((entry) => entry.name === environment);
-};
-
-/** The loopback stand-in of API Gateway: each POST becomes one call of the webhook handler. */
-const startApiGateway = async (): Promise<{ server: Server; url: string }> => {
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(request.headers)) {
-        if (typeof value === 'string') headers[name] = value;
-      }
-      const path = new URL(request.url ?? '/', 'http://api.example.com').pathname;
-      const body = Buffer.concat(chunks).toString('utf8');
-      webhook
-        .handler(apiEvent(path, body, headers, { userAgent: headers['user-agent'] ?? '' }))
-        .then((result) => {
-          response.writeHead(result.statusCode ?? 200, {
-            ...(result.headers as Record<string, string>),
-          });
-          response.end(result.body);
-        })
-        .catch((error: unknown) => {
-          response.writeHead(500, { 'content-type': 'text/plain' });
-          response.end(String(error));
-        });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}` };
 };
 
 /** The stack's bus, and a rule on it sending every notice to a fresh queue (a user's rule). */
@@ -373,7 +258,7 @@ beforeAll(async () => {
   reconcile = await import('../../functions/handlers/reconcile-lambda.ts');
   pipelinesApi = await import('../../functions/handlers/pipelines-api-lambda.ts');
 
-  const gateway = await startApiGateway();
+  const gateway = await startApiGatewayStandIn((event) => webhook.handler(event));
   apiGateway = gateway.server;
   // Staging's project only: prod's merge has no hook, the reconcile sweep finds it.
   gitlab.deliverWebhooksTo(`${gateway.url}/webhooks/gitlab`, GITLAB_WEBHOOK_TOKEN, STAGING_PROJECT);
@@ -403,7 +288,7 @@ const fluxEvent = async (
 ) => {
   const body = upgradeSucceededFrom(namespace, { at: eventTime() });
   const result = await webhook.handler(
-    apiEvent(
+    apiGatewayEvent(
       `/promotion/${ref.namespace}/${ref.name}/${environment}`,
       body,
       { 'X-Signature': signBody(body, FIXTURE_HMAC_KEY) },
@@ -411,53 +296,6 @@ const fluxEvent = async (
     ),
   );
   return { status: result.statusCode, answer: JSON.parse(result.body ?? '{}') as unknown };
-};
-
-const receive = async (): Promise<Message[]> =>
-  (
-    await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        MessageSystemAttributeNames: ['All'],
-        WaitTimeSeconds: 0,
-      }),
-    )
-  ).Messages ?? [];
-
-const sqsEvent = (messages: Message[]): SQSEvent => ({
-  Records: messages.map((message) => ({
-    messageId: message.MessageId as string,
-    receiptHandle: message.ReceiptHandle as string,
-    body: message.Body as string,
-    attributes: {
-      ApproximateReceiveCount: message.Attributes?.ApproximateReceiveCount ?? '1',
-      SentTimestamp: message.Attributes?.SentTimestamp ?? '0',
-      SenderId: 'sender',
-      ApproximateFirstReceiveTimestamp: '0',
-      MessageGroupId: message.Attributes?.MessageGroupId as string,
-      MessageDeduplicationId: message.Attributes?.MessageDeduplicationId as string,
-      SequenceNumber: message.Attributes?.SequenceNumber as string,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody as string,
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:reach.fifo',
-    awsRegion: 'us-east-1',
-  })),
-});
-
-/** What the SQS event source mapping does: receive, call the worker, delete what succeeded. */
-const runQueuedJobs = async () => {
-  const messages = await receive();
-  const result = await worker.handler(sqsEvent(messages), context);
-  const failed = new Set(result.batchItemFailures.map((failure) => failure.itemIdentifier));
-  for (const message of messages.filter((one) => !failed.has(one.MessageId as string))) {
-    await sqs.send(
-      new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }),
-    );
-  }
-  return { messages, failures: result.batchItemFailures };
 };
 
 interface BusEvent {
@@ -535,7 +373,7 @@ describe('the notification strategy through the Lambda handlers: notices on the 
 
     // Act
     const second = await fluxEvent(NOTIFIED, 'staging', lastTarget);
-    const jobs = await runQueuedJobs();
+    const jobs = await runQueuedJobs(sqs, queueUrl, worker.handler);
     const handOver = await eventOnBus(
       'the hand-off',
       (event) =>
@@ -614,7 +452,7 @@ describe('GitLab through the Lambda handlers: the worker opens merge requests, t
   it("dev's event → the worker's merge request on GitLab; merged → Merge Request Hook → POST /webhooks/gitlab → merged", async () => {
     // Prepare
     const promoted = await fluxEvent(GITLAB, 'dev', 'podinfo-dev');
-    const jobs = await runQueuedJobs();
+    const jobs = await runQueuedJobs(sqs, queueUrl, worker.handler);
     const [mergeRequest] = gitlab.mergeRequests(STAGING_PROJECT);
     if (mergeRequest === undefined) throw new Error('no staging merge request');
     const files = await gitlab.readFiles(STAGING_PROJECT, mergeRequest.sourceBranch);
@@ -670,7 +508,7 @@ describe('GitLab through the Lambda handlers: the worker opens merge requests, t
     const [firstTarget, lastTarget] = STAGING_TARGETS;
     await fluxEvent(GITLAB, 'staging', firstTarget);
     const toProd = await fluxEvent(GITLAB, 'staging', lastTarget);
-    const jobs = await runQueuedJobs();
+    const jobs = await runQueuedJobs(sqs, queueUrl, worker.handler);
     const [mergeRequest] = gitlab.mergeRequests(PROD_PROJECT);
     if (mergeRequest === undefined) throw new Error('no prod merge request');
     const files = await gitlab.readFiles(PROD_PROJECT, mergeRequest.sourceBranch);
